@@ -1,0 +1,402 @@
+"""The Book Library API: application factory, configuration, error handlers and routes."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+
+from dotenv import load_dotenv
+from flask import Blueprint, Flask, current_app, jsonify, request, send_from_directory, url_for
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    NotFound,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.security import generate_password_hash
+
+import models
+import save_image
+import validate
+from auth_middleware import create_token, token_required
+from models import Books, User
+
+log = logging.getLogger(__name__)
+
+TUTORIAL_SECRET = "this is a secret"
+MIN_SECRET_BYTES = 32
+
+DEFAULTS = {
+    "APP_ENV": "development",
+    "DATABASE_URL": "mongodb://127.0.0.1:27017/book_library",
+    "DATABASE_TIMEOUT_MS": 2000,
+    "DATABASE_SOCKET_TIMEOUT_MS": 10000,
+    "DATABASE_POOL_SIZE": 20,
+    "ACCESS_TOKEN_EXPIRES_SECONDS": 24 * 3600,
+    "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
+    "MAX_IMAGE_PIXELS": 50_000_000,
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "UPLOAD_FOLDER": None,  # defaults to static/images/books beside this file
+    "TRUSTED_PROXIES": 0,
+}
+
+
+def load_config(app: Flask, overrides: dict | None) -> None:
+    """Defaults, then environment (and .env), then the dict passed to create_app."""
+    load_dotenv(os.path.join(app.root_path, ".env"))
+    app.config.update(DEFAULTS)
+    for key in list(DEFAULTS) + ["SECRET_KEY"]:
+        if key in os.environ:
+            app.config[key] = os.environ[key]
+    app.config.update(overrides or {})
+    for key in (
+        "DATABASE_TIMEOUT_MS",
+        "DATABASE_SOCKET_TIMEOUT_MS",
+        "DATABASE_POOL_SIZE",
+        "ACCESS_TOKEN_EXPIRES_SECONDS",
+        "MAX_UPLOAD_BYTES",
+        "MAX_IMAGE_PIXELS",
+        "TRUSTED_PROXIES",
+    ):
+        app.config[key] = int(app.config[key])
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
+    app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or os.path.join(
+        app.root_path, "static", "images", "books"
+    )
+    app.config["SECRET_KEY"] = _secret_key(app)
+
+
+def _secret_key(app: Flask) -> str:
+    key = app.config.get("SECRET_KEY") or ""
+    production = app.config["APP_ENV"] == "production"
+    if not key:
+        if production:
+            raise RuntimeError("SECRET_KEY must be set in production.")
+        key = _instance_secret(app)
+    if key == TUTORIAL_SECRET:
+        raise RuntimeError("SECRET_KEY is the tutorial's published default; set a random one.")
+    if len(key.encode()) < MIN_SECRET_BYTES:
+        raise RuntimeError(f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes.")
+    return key
+
+
+def _instance_secret(app: Flask) -> str:
+    """A development key generated once and kept, so tokens survive restarts."""
+    path = os.path.join(app.instance_path, "secret_key")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            key = handle.read().strip()
+        if key:
+            return key
+    except FileNotFoundError:
+        pass
+    os.makedirs(app.instance_path, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    return key
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep the envelope's order: message, data, error
+    load_config(app, config)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    app.url_map.converters["objectid"] = models.ObjectIdConverter
+    app.url_map.strict_slashes = False
+
+    models.init_app(app)
+    models.try_ensure_indexes(app)
+    # Unknown emails are checked against this, so they cost as much as known ones.
+    app.extensions["dummy_password_hash"] = generate_password_hash(
+        secrets.token_urlsafe(16), method=app.config["PASSWORD_HASH_METHOD"]
+    )
+
+    app.register_blueprint(meta)
+    app.register_blueprint(users, url_prefix="/users")
+    app.register_blueprint(books, url_prefix="/books")
+    register_error_handlers(app)
+
+    @app.before_request
+    def _indexes():
+        models.ensure_indexes_once()
+
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the database indexes."""
+        models.ensure_indexes(models.get_db())
+        print("Indexes created.")
+
+    return app
+
+
+# --- responses and errors -------------------------------------------------
+
+
+def envelope(message: str, data=None, status: int = 200, error=None, **extra):
+    body = {"message": message, "data": data, "error": error, **extra}
+    return jsonify(body), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        # Start from the exception's own response so WWW-Authenticate, Allow and
+        # Retry-After headers survive.
+        response = exc.get_response()
+        response.data = app.json.dumps(
+            {"message": exc.description, "data": None, "error": exc.name}
+        )
+        response.content_type = "application/json"
+        return response
+
+    @app.errorhandler(validate.InvalidInput)
+    def invalid_input(exc: validate.InvalidInput):
+        return envelope("The request has invalid fields.", status=400, error=exc.errors)
+
+    @app.errorhandler(save_image.ImageRejected)
+    def image_rejected(exc: save_image.ImageRejected):
+        return envelope(str(exc), status=400, error={"cover_image": str(exc)})
+
+    @app.errorhandler(ConnectionFailure)
+    @app.errorhandler(ExecutionTimeout)
+    def database_down(exc):
+        log.error("database unavailable: %s %s: %s", request.method, request.path, type(exc).__name__)
+        unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
+        unavailable.retry_after = 5
+        return http_error(unavailable)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error: %s %s", request.method, request.path)
+        return http_error(InternalServerError("An unexpected error occurred."))
+
+
+def json_body() -> dict:
+    """The request's JSON object; 415 for another content type, 400 when unparsable."""
+    if not request.is_json:
+        raise UnsupportedMediaType("Content-Type must be application/json.")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise validate.InvalidInput({"body": "Request body is not valid JSON."})
+    return data
+
+
+# --- root and health --------------------------------------------------------
+
+meta = Blueprint("meta", __name__)
+
+
+@meta.get("/")
+def index():
+    """A short banner."""
+    return envelope("Book Library API", {"name": "book-library", "docs": "See README.md"})
+
+
+@meta.get("/healthz")
+def healthz():
+    """200 when the database answers a ping, 503 when it does not."""
+    if models.ping():
+        return envelope("ok", {"database": "up"})
+    return envelope("The database is unavailable.", {"database": "down"}, 503, "Service Unavailable")
+
+
+@meta.get("/static/images/books/<name>")
+def cover(name: str):
+    """Serve a stored thumbnail."""
+    return send_from_directory(current_app.config["UPLOAD_FOLDER"], name)
+
+
+# --- users -----------------------------------------------------------------
+
+users = Blueprint("users", __name__)
+
+
+@users.post("/")
+def sign_up():
+    """Create an account."""
+    fields = validate.load(validate.SignUp, json_body())
+    try:
+        user = User.create(fields.name, fields.email, fields.password)
+    except DuplicateKeyError:
+        return envelope("An account with this email already exists.", status=409, error="Conflict")
+    return envelope("Account created.", User.to_json(user), 201)
+
+
+@users.post("/login")
+def login():
+    """Exchange email and password for an access token."""
+    fields = validate.load(validate.Login, json_body())
+    user = User.authenticate(fields.email, fields.password)
+    if user is None:
+        return envelope("Invalid email or password.", status=401, error="Unauthorized")
+    data = User.to_json(user)
+    data["token"] = create_token(user["_id"])
+    return envelope("Logged in.", data)
+
+
+@users.get("/")
+@token_required
+def get_current_user(current_user):
+    """The caller's account."""
+    return envelope("Current user.", User.to_json(current_user))
+
+
+@users.put("/")
+@token_required
+def update_user(current_user):
+    """Change the caller's name."""
+    fields = validate.load(validate.UserUpdate, json_body())
+    user = User.update_name(current_user["_id"], fields.name)
+    return envelope("Account updated.", User.to_json(user or current_user))
+
+
+@users.delete("/")
+@token_required
+def disable_user(current_user):
+    """Disable the caller's account; its tokens stop working."""
+    User.disable(current_user["_id"])
+    return "", 204
+
+
+# --- books -----------------------------------------------------------------
+
+books = Blueprint("books", __name__)
+
+
+def _book_json(book: dict) -> dict:
+    url = url_for("meta.cover", name=book["image"], _external=True)
+    return Books.to_json(book, url)
+
+
+def _form_or_json() -> dict:
+    if request.is_json:
+        return json_body()
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return request.form.to_dict()
+    raise UnsupportedMediaType(
+        "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."
+    )
+
+
+def _thumbnail_from_request(required: bool):
+    """(bytes, extension) of the uploaded cover, or None when absent and optional."""
+    upload = request.files.get("cover_image")
+    # Postman sends an empty part when the file field is left blank: treat it as absent.
+    if upload is None or upload.stream.read(1) == b"":
+        if required:
+            raise validate.InvalidInput({"cover_image": "A cover image file is required."})
+        return None
+    upload.stream.seek(0)
+    return save_image.make_thumbnail(upload.stream, current_app.config["MAX_IMAGE_PIXELS"])
+
+
+def _store_thumbnail(thumb) -> str:
+    return save_image.store(thumb[0], thumb[1], current_app.config["UPLOAD_FOLDER"])
+
+
+@books.post("/")
+@token_required
+def create_book(current_user):
+    """Add a book with its cover to the caller's library."""
+    if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise UnsupportedMediaType("Content-Type must be multipart/form-data with a cover_image file.")
+    errors = {}
+    try:
+        fields = validate.load(validate.BookCreate, request.form.to_dict()).model_dump()
+    except validate.InvalidInput as exc:
+        errors.update(exc.errors)
+    try:
+        thumb = _thumbnail_from_request(required=True)
+    except (validate.InvalidInput, save_image.ImageRejected) as exc:
+        errors.update(getattr(exc, "errors", None) or {"cover_image": str(exc)})
+    if errors:
+        raise validate.InvalidInput(errors)
+
+    image = _store_thumbnail(thumb)
+    try:
+        book = Books.create(current_user["_id"], fields, image)
+    except DuplicateKeyError:
+        save_image.remove(image, current_app.config["UPLOAD_FOLDER"])
+        return envelope("You already have a book with this title.", status=409, error="Conflict")
+    except BaseException:
+        save_image.remove(image, current_app.config["UPLOAD_FOLDER"])
+        raise
+    return envelope("Book created.", _book_json(book), 201)
+
+
+@books.get("/")
+@token_required
+def list_books(current_user):
+    """The caller's books, newest first, a page at a time."""
+    query = validate.load(validate.BookQuery, request.args.to_dict())
+    items, total = Books.list(current_user["_id"], query.page, query.per_page, query.category)
+    meta_info = {
+        "page": query.page,
+        "per_page": query.per_page,
+        "total": total,
+        "pages": (total + query.per_page - 1) // query.per_page,
+    }
+    return envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
+
+
+def _own_book(book_id, user_id) -> dict:
+    """The caller's book or 404: another user's book looks exactly like a missing one."""
+    book = Books.get(book_id, user_id)
+    if book is None:
+        raise NotFound("Book not found.")
+    return book
+
+
+@books.get("/<objectid:book_id>")
+@token_required
+def get_book(current_user, book_id):
+    """One of the caller's books."""
+    return envelope("Book.", _book_json(_own_book(book_id, current_user["_id"])))
+
+
+@books.put("/<objectid:book_id>")
+@token_required
+def update_book(current_user, book_id):
+    """Change a book's fields and, with multipart, its cover."""
+    fields = validate.load_book_update(_form_or_json())
+    thumb = _thumbnail_from_request(required=False) if request.files else None
+    if not fields and thumb is None:
+        raise validate.InvalidInput(
+            {"body": "Send at least one of title, description, category or cover_image."}
+        )
+    old = _own_book(book_id, current_user["_id"])
+    folder = current_app.config["UPLOAD_FOLDER"]
+    if thumb is not None:
+        fields["image"] = _store_thumbnail(thumb)
+    try:
+        book = Books.update(book_id, current_user["_id"], fields)
+    except DuplicateKeyError:
+        save_image.remove(fields.get("image"), folder)
+        return envelope("You already have a book with this title.", status=409, error="Conflict")
+    except BaseException:
+        save_image.remove(fields.get("image"), folder)
+        raise
+    if book is None:  # deleted between the read and the write
+        save_image.remove(fields.get("image"), folder)
+        raise NotFound("Book not found.")
+    if "image" in fields:
+        save_image.remove(old["image"], folder)
+    return envelope("Book updated.", _book_json(book))
+
+
+@books.delete("/<objectid:book_id>")
+@token_required
+def delete_book(current_user, book_id):
+    """Delete a book and its cover."""
+    book = Books.delete(book_id, current_user["_id"])
+    if book is None:
+        raise NotFound("Book not found.")
+    save_image.remove(book["image"], current_app.config["UPLOAD_FOLDER"])
+    return "", 204

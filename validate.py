@@ -1,0 +1,180 @@
+"""All input validation: request schemas and the mapping of their errors to field messages."""
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import ValidationError as PydanticValidationError
+
+CATEGORIES = (
+    "romance",
+    "poetry",
+    "politics",
+    "picture book",
+    "science",
+    "fantasy",
+    "horror",
+    "thriller",
+)
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
+TITLE_MAX, DESCRIPTION_MAX = 200, 2000
+PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
+
+
+class InvalidInput(Exception):
+    """Raised with a mapping of field name to message; the app answers 400."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("invalid input")
+        self.errors = errors
+
+
+def _name(value: str) -> str:
+    words = value.split()
+    if not NAME_MIN_WORDS <= len(words) <= NAME_MAX_WORDS or len(value) > NAME_MAX_CHARS:
+        raise ValueError(
+            f"Name must be {NAME_MIN_WORDS} to {NAME_MAX_WORDS} words "
+            f"and at most {NAME_MAX_CHARS} characters."
+        )
+    return " ".join(words)
+
+
+def _email(value: str) -> str:
+    try:
+        checked = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise ValueError("Email address is not valid.") from None
+    # Stored and compared in one case-folded form, so the unique index sees duplicates.
+    return checked.normalized.lower()
+
+
+def _password(value: str) -> str:
+    problems = []
+    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
+        problems.append(f"{PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if not any(c.isupper() for c in value):
+        problems.append("an upper-case letter")
+    if not any(c.islower() for c in value):
+        problems.append("a lower-case letter")
+    if not any(c.isdigit() for c in value):
+        problems.append("a digit")
+    if all(c.isalnum() for c in value):
+        problems.append("a special character")
+    if problems:
+        raise ValueError("Password must have " + ", ".join(problems) + ".")
+    return value
+
+
+def _title(value: str) -> str:
+    value = value.strip()
+    if not 1 <= len(value) <= TITLE_MAX:
+        raise ValueError(f"Title must be 1 to {TITLE_MAX} characters.")
+    return value
+
+
+def _description(value: str) -> str:
+    value = value.strip()
+    if len(value) > DESCRIPTION_MAX:
+        raise ValueError(f"Description must be at most {DESCRIPTION_MAX} characters.")
+    return value
+
+
+def _category(value: str) -> str:
+    value = " ".join(value.split()).lower()
+    if value not in CATEGORIES:
+        raise ValueError("Category must be one of: " + ", ".join(CATEGORIES) + ".")
+    return value
+
+
+Name = Annotated[StrictStr, AfterValidator(_name)]
+Email = Annotated[StrictStr, AfterValidator(_email)]
+Password = Annotated[StrictStr, AfterValidator(_password)]
+Title = Annotated[StrictStr, AfterValidator(_title)]
+Description = Annotated[StrictStr, AfterValidator(_description)]
+Category = Annotated[StrictStr, AfterValidator(_category)]
+
+
+class _Schema(BaseModel):
+    # Unknown fields (a client-sent user_id, say) are dropped, never stored.
+    model_config = ConfigDict(extra="ignore")
+
+
+class SignUp(_Schema):
+    name: Name
+    email: Email
+    password: Password
+
+
+def _login_email(value: str) -> str:
+    # Never fails: any bad email/password pair gets the same 401, not a field error.
+    try:
+        return _email(value)
+    except ValueError:
+        return value.strip().lower()
+
+
+class Login(_Schema):
+    email: Annotated[StrictStr, Field(max_length=320), AfterValidator(_login_email)]
+    password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
+
+
+class UserUpdate(_Schema):
+    name: Name
+
+
+class BookCreate(_Schema):
+    title: Title
+    description: Description = ""
+    category: Category
+
+
+class BookUpdate(_Schema):
+    title: Optional[Title] = None
+    description: Optional[Description] = None
+    category: Optional[Category] = None
+
+
+class BookQuery(_Schema):
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX)
+    category: Optional[Category] = None
+
+
+_MESSAGES = {
+    "missing": "This field is required.",
+    "string_type": "Must be a string.",
+    "int_parsing": "Must be a whole number.",
+    "int_type": "Must be a whole number.",
+    "greater_than_equal": "Must be at least {ge}.",
+    "less_than_equal": "Must be at most {le}.",
+    "string_too_long": "Must be at most {max_length} characters.",
+}
+
+
+def _message(error: dict) -> str:
+    ctx = error.get("ctx") or {}
+    if error["type"] == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    template = _MESSAGES.get(error["type"])
+    return template.format(**ctx) if template else error["msg"]
+
+
+def load(schema: type[_Schema], data) -> _Schema:
+    """Validate a mapping against a schema, or raise InvalidInput with one message per field."""
+    if not isinstance(data, dict):
+        raise InvalidInput({"body": "Request body must be a JSON object."})
+    try:
+        return schema.model_validate(data)
+    except PydanticValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "body"
+            errors.setdefault(field, _message(error))
+        raise InvalidInput(errors) from None
+
+
+def load_book_update(data) -> dict:
+    """Only the fields the client sent."""
+    return load(BookUpdate, data).model_dump(exclude_none=True)
