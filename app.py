@@ -102,7 +102,10 @@ def _instance_secret(app: Flask) -> str:
 
 
 def create_app(config: dict | None = None) -> Flask:
-    app = Flask(__name__)
+    config = config or {}
+    # The instance folder holds the generated development key and the embedded database's files.
+    instance_path = config.get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH")
+    app = Flask(__name__, instance_path=os.path.abspath(instance_path) if instance_path else None)
     app.json.sort_keys = False  # keep the envelope's order: message, data, error
     load_config(app, config)
     if app.config["TRUSTED_PROXIES"]:
