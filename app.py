@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 
 from dotenv import load_dotenv
 from flask import Blueprint, Flask, current_app, jsonify, request, send_from_directory, url_for
@@ -49,7 +50,7 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     load_dotenv(os.path.join(app.root_path, ".env"))
     app.config.update(DEFAULTS)
     for key in list(DEFAULTS) + ["SECRET_KEY"]:
-        if key in os.environ:
+        if os.environ.get(key):  # an empty line in .env means "use the default"
             app.config[key] = os.environ[key]
     app.config.update(overrides or {})
     for key in (
@@ -63,8 +64,9 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     ):
         app.config[key] = int(app.config[key])
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
-    app.config["UPLOAD_FOLDER"] = app.config["UPLOAD_FOLDER"] or os.path.join(
-        app.root_path, "static", "images", "books"
+    # Relative to the project folder, whatever the working directory.
+    app.config["UPLOAD_FOLDER"] = os.path.join(
+        app.root_path, app.config["UPLOAD_FOLDER"] or os.path.join("static", "images", "books")
     )
     app.config["SECRET_KEY"] = _secret_key(app)
 
@@ -86,19 +88,21 @@ def _secret_key(app: Flask) -> str:
 def _instance_secret(app: Flask) -> str:
     """A development key generated once and kept, so tokens survive restarts."""
     path = os.path.join(app.instance_path, "secret_key")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            key = handle.read().strip()
-        if key:
-            return key
-    except FileNotFoundError:
-        pass
-    os.makedirs(app.instance_path, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key)
-    return key
+    if not os.path.exists(path):
+        os.makedirs(app.instance_path, exist_ok=True)
+        # Written aside, then linked into place: of several workers starting at once,
+        # exactly one key wins and nobody reads a half-written file.
+        fd, tmp = tempfile.mkstemp(dir=app.instance_path)  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
 
 
 def create_app(config: dict | None = None) -> Flask:
