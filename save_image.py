@@ -24,11 +24,15 @@ def make_thumbnail(stream, max_pixels: int) -> tuple[bytes, str]:
     Only the header is read before the pixel count is checked, so a
     decompression bomb is refused without being decoded.
     """
+    too_large = f"Cover image has too many pixels (at most {max_pixels:,})."
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limit below decides; Pillow's warning threshold is not ours.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream, formats=list(FORMATS))
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise ImageRejected(too_large) from None
+    except UnidentifiedImageError:
         raise ImageRejected("Cover image must be a JPEG, PNG, GIF or WebP image.") from None
     except OSError:
         raise ImageRejected("Cover image could not be read.") from None
@@ -37,9 +41,7 @@ def make_thumbnail(stream, max_pixels: int) -> tuple[bytes, str]:
         fmt = image.format
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageRejected(
-                f"Cover image is too large: {width}x{height} pixels (at most {max_pixels:,} pixels)."
-            )
+            raise ImageRejected(too_large)
         try:
             if fmt == "JPEG":
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a fraction of the memory and time.
