@@ -73,8 +73,8 @@ def stop(process: subprocess.Popen | None, timeout: float = 15) -> None:
 
 def main() -> int:
     load_dotenv(os.path.join(ROOT, ".env"))
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = os.environ.get("PORT", "5000")
+    host = os.environ.get("HOST") or "127.0.0.1"
+    port = os.environ.get("PORT") or "5000"
     instance_path = os.path.abspath(os.environ.get("INSTANCE_PATH") or os.path.join(ROOT, "instance"))
     env = dict(os.environ, INSTANCE_PATH=instance_path)
 

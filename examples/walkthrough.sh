@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# A walk through every endpoint of the Book Library API with curl (and jq).
+# Run it against a running server:   bash examples/walkthrough.sh
+# Point it elsewhere with BASE_URL:  BASE_URL=http://127.0.0.1:8000 bash examples/walkthrough.sh
+set -euo pipefail
+
+BASE_URL="${BASE_URL:-http://127.0.0.1:5000}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+body="$work/body"
+
+# call EXPECTED_STATUS "what this step does" CURL_ARGS...
+# Runs curl, prints the status and the response (a token shows as "<token>"),
+# and stops the script when the status is not the expected one.
+call() {
+  local expected="$1" step="$2" result status type
+  shift 2
+  result="$(curl -sS -o "$body" -w '%{http_code} %{content_type}' "$@")" ||
+    { echo "FAILED: $step: could not reach $BASE_URL" >&2; exit 1; }
+  status="${result%% *}" type="${result#* }"
+  echo "== $step: HTTP $status"
+  if [[ "$type" == application/json* ]]; then
+    jq '(.data | objects | select(has("token")) | .token) |= "<token>"' "$body"
+  elif [ -s "$body" ]; then
+    echo "($(wc -c <"$body") bytes of $type)"
+  fi
+  if [ "$status" != "$expected" ]; then
+    echo "FAILED: $step: expected HTTP $expected, got $status" >&2
+    exit 1
+  fi
+}
+
+# The banner and the health check need no token.
+call 200 "GET /" "$BASE_URL/"
+call 200 "GET /healthz" "$BASE_URL/healthz"
+
+# Sign up, with a new email on every run.
+EMAIL="reader-$(date +%s)-$RANDOM@example.com"
+PASSWORD='Corr3ct horse battery staple!'
+call 201 "Sign up" -X POST "$BASE_URL/users/" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" \
+        '{name: "Ada Lovelace", email: $email, password: $password}')"
+
+# Log in and keep the token.
+call 200 "Log in" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"
+TOKEN="$(jq -r .data.token "$body")"
+
+# Who am I? Every request below sends the token.
+call 200 "GET /users/" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
+
+# Change the name (the only field a user may change).
+call 200 "PUT /users/" -X PUT "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d '{"name": "Augusta Ada King"}'
+
+# Two tiny covers, a 1x1 PNG and a 1x1 GIF (any JPEG, PNG, GIF or WebP will do).
+echo 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==' |
+  base64 -d >"$work/cover.png"
+echo 'R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7' | base64 -d >"$work/cover.gif"
+
+# Add a book: a multipart form with the cover file, as Postman's form-data sends it.
+call 201 "POST /books/" -X POST "$BASE_URL/books/" -H "Authorization: Bearer $TOKEN" \
+  -F 'title=Dune' -F 'category=science' -F 'description=Spice and sand.' \
+  -F "cover_image=@$work/cover.png"
+BOOK_ID="$(jq -r .data.id "$body")"
+IMAGE_URL="$(jq -r .data.image_url "$body")"
+
+# image_url serves the 150x150 thumbnail.
+call 200 "GET the cover" "$IMAGE_URL"
+
+# List the books a page at a time, then only one category.
+call 200 "GET /books/ (page 1)" "$BASE_URL/books/?page=1&per_page=20" -H "Authorization: Bearer $TOKEN"
+call 200 "GET /books/ (science)" -G "$BASE_URL/books/" --data-urlencode 'category=science' \
+  -H "Authorization: Bearer $TOKEN"
+
+# One book.
+call 200 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
+
+# Update fields with JSON...
+call 200 "PUT /books/$BOOK_ID (JSON)" -X PUT "$BASE_URL/books/$BOOK_ID" \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"title": "Dune Messiah", "category": "Fantasy"}'
+
+# ...or with a multipart form, which can also replace the cover.
+call 200 "PUT /books/$BOOK_ID (multipart)" -X PUT "$BASE_URL/books/$BOOK_ID" \
+  -H "Authorization: Bearer $TOKEN" -F 'description=The sequel.' -F "cover_image=@$work/cover.gif"
+
+# The old cover file is gone.
+call 404 "GET the old cover" "$IMAGE_URL"
+
+# Delete the book; it is then not found.
+call 204 "DELETE /books/$BOOK_ID" -X DELETE "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
+call 404 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
+
+# Disable the account: its token stops working and it can no longer log in.
+call 204 "DELETE /users/" -X DELETE "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
+call 401 "GET /users/ with the old token" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
+call 401 "Log in again" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"
+
+echo "Walk-through complete."
