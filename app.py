@@ -10,6 +10,7 @@ from dotenv import load_dotenv
 from flask import Blueprint, Flask, current_app, jsonify, request, send_from_directory, url_for
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 from werkzeug.exceptions import (
+    BadRequest,
     HTTPException,
     InternalServerError,
     NotFound,
@@ -132,7 +133,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.before_request
     def _indexes():
-        models.ensure_indexes_once()
+        # Only routes that use the database wait for it; / and /healthz answer regardless.
+        if request.blueprint in ("users", "books"):
+            models.ensure_indexes_once()
 
     @app.cli.command("init-db")
     def init_db():
@@ -190,12 +193,9 @@ def json_body() -> dict:
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json.")
     try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        data = None
-    if data is None:
-        raise validate.InvalidInput({"body": "Request body is not valid JSON."})
-    return data
+        return request.get_json()
+    except (BadRequest, RecursionError):  # RecursionError: absurdly deep nesting
+        raise validate.InvalidInput({"body": "Request body is not valid JSON."}) from None
 
 
 # --- root and health --------------------------------------------------------

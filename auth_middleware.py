@@ -6,7 +6,6 @@ from functools import wraps
 
 import jwt
 from flask import current_app, g, request
-from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from models import User, parse_object_id
@@ -15,7 +14,6 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "sub"]
 REALM = "book-library"
 
-
 def create_token(user_id) -> str:
     """Sign an access token for a user id."""
     now = datetime.now(timezone.utc)
@@ -23,25 +21,29 @@ def create_token(user_id) -> str:
     claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime}
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
 
+class BearerChallenge(Unauthorized):
+    """401 with an RFC 6750 challenge; the JSON error handler keeps its headers."""
 
-def _reject(message: str, error: str | None = "invalid_token") -> Unauthorized:
-    """401 with an RFC 6750 challenge; the JSON error handler keeps the header."""
-    params = {"realm": REALM}
-    if error:
-        params.update(error=error, error_description=message)
-    return Unauthorized(message, www_authenticate=WWWAuthenticate("Bearer", params))
+    def __init__(self, message: str, error: str | None = "invalid_token"):
+        super().__init__(message)
+        # Built by hand: RFC 9110 wants realm as a quoted string, always.
+        params = [f'realm="{REALM}"']
+        if error:
+            params += [f'error="{error}"', f'error_description="{message}"']
+        self.challenge = "Bearer " + ", ".join(params)
 
+    def get_headers(self, environ=None, scope=None):
+        return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge)]
 
 def _bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     if not header:
-        raise _reject("Authentication token is missing.", error=None)
+        raise BearerChallenge("Authentication token is missing.", error=None)
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
-        raise _reject("Authorization header must be 'Bearer <token>'.", error="invalid_request")
+        raise BearerChallenge("Authorization header must be 'Bearer <token>'.", error="invalid_request")
     return token
-
 
 def _decode(token: str) -> dict:
     try:
@@ -52,18 +54,17 @@ def _decode(token: str) -> dict:
             options={"require": REQUIRED_CLAIMS},
         )
     except jwt.ExpiredSignatureError:
-        raise _reject("Token has expired.") from None
+        raise BearerChallenge("Token has expired.") from None
     except jwt.InvalidSignatureError:
-        raise _reject("Token signature is invalid.") from None
+        raise BearerChallenge("Token signature is invalid.") from None
     except jwt.InvalidAlgorithmError:
-        raise _reject("Token algorithm is not allowed.") from None
+        raise BearerChallenge("Token algorithm is not allowed.") from None
     except jwt.MissingRequiredClaimError as exc:
-        raise _reject(f"Token is missing the '{exc.claim}' claim.") from None
+        raise BearerChallenge(f"Token is missing the '{exc.claim}' claim.") from None
     except jwt.ImmatureSignatureError:
-        raise _reject("Token is not valid yet.") from None
+        raise BearerChallenge("Token is not valid yet.") from None
     except jwt.InvalidTokenError:
-        raise _reject("Token is malformed.") from None
-
+        raise BearerChallenge("Token is malformed.") from None
 
 def token_required(view):
     """Run the view as view(current_user, ...) for a valid token of an active user."""
@@ -73,10 +74,10 @@ def token_required(view):
         claims = _decode(_bearer_token())
         user_id = parse_object_id(claims["sub"]) if isinstance(claims["sub"], str) else None
         if user_id is None:
-            raise _reject("Token subject is invalid.")
+            raise BearerChallenge("Token subject is invalid.")
         user = User.get_active(user_id)
         if user is None:
-            raise _reject("Account is disabled or no longer exists.")
+            raise BearerChallenge("Account is disabled or no longer exists.")
         g.user_id = user_id
         return view(user, *args, **kwargs)
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from bson import ObjectId
 from bson.errors import InvalidId
 from flask import current_app
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, uri_parser
 from pymongo.errors import ConnectionFailure
 from werkzeug.routing import BaseConverter, ValidationError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -41,7 +41,9 @@ def init_app(app) -> None:
             appname="book-library",
             connect=False,  # no I/O until the first query, so forking servers stay safe
         )
-    db = client.get_default_database(default=DEFAULT_DATABASE)
+    # The URL's path names the database, also when a client is handed in (tests).
+    name = uri_parser.parse_uri(app.config["DATABASE_URL"])["database"] or DEFAULT_DATABASE
+    db = client[name]
     app.extensions["mongo"] = {"client": client, "db": db, "indexes_ready": False}
 
 

@@ -11,6 +11,9 @@ import pytest
 from PIL import Image
 from pymongo import MongoClient
 
+# A developer's .env must not leak into the tests' configuration.
+os.environ["PYTHON_DOTENV_DISABLED"] = "1"
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 

@@ -1,0 +1,523 @@
+"""Accounts over HTTP: sign-up, the current user, renaming, disabling, and the routing envelope."""
+from __future__ import annotations
+
+import json
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+from bson import ObjectId
+from werkzeug.security import check_password_hash
+
+from conftest import PASSWORD
+
+NAME = "Ada Lovelace"
+ENVELOPE_KEYS = {"message", "data", "error"}
+
+
+@pytest.fixture
+def email():
+    """A fresh lowercase address, so no test depends on what another test left behind."""
+    return f"ada-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def signup_body(email, /, **overrides):
+    """A valid sign-up body; a value of ... removes that field."""
+    body = {"name": NAME, "email": email, "password": PASSWORD, **overrides}
+    return {key: value for key, value in body.items() if value is not ...}
+
+
+def assert_error(response, status, error, message=None):
+    """A failure in the JSON envelope: status, `error` name, no data, and the message when given."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == ENVELOPE_KEYS
+    assert body["data"] is None
+    assert body["error"] == error
+    assert isinstance(body["message"], str) and body["message"]
+    if message is not None:
+        assert message in body["message"]
+    return body
+
+
+def assert_field_errors(response, expected: dict[str, str]):
+    """400 whose `error` maps exactly the expected fields, each message containing its fragment."""
+    assert response.status_code == 400, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == ENVELOPE_KEYS
+    assert body["data"] is None
+    assert body["message"] == "The request has invalid fields."
+    assert isinstance(body["error"], dict)
+    assert set(body["error"]) == set(expected), body["error"]
+    for field, fragment in expected.items():
+        assert fragment in body["error"][field], (field, body["error"][field])
+
+
+def keys_anywhere(value) -> set[str]:
+    """Every dict key at any depth of a JSON value."""
+    if isinstance(value, dict):
+        return set(value).union(*(keys_anywhere(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(keys_anywhere(v) for v in value))
+    return set()
+
+
+# --- sign-up ------------------------------------------------------------------
+
+
+def test_sign_up_is_201_with_the_user_and_no_password_anywhere(client, db, email):
+    response = client.post("/users/", json=signup_body(email))
+
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["message"] == "Account created."
+    assert body["error"] is None
+    user = body["data"]
+    assert user["name"] == NAME
+    assert user["email"] == email
+    assert ObjectId.is_valid(user["id"])
+    assert user["created_at"].endswith("Z") and user["updated_at"].endswith("Z")
+    assert not {key for key in keys_anywhere(body) if "password" in key.lower()}
+    stored_hash = db.users.find_one({"email": email})["password"]
+    raw = response.get_data(as_text=True)
+    assert stored_hash not in raw
+    assert PASSWORD not in raw
+
+
+def test_sign_up_stores_email_trimmed_and_lowercase(client, auth, email):
+    shouted = "  " + email.replace("ada-", "Ada.Lovelace-").upper() + " "
+
+    response = client.post("/users/", json=signup_body(shouted))
+
+    expected = email.replace("ada-", "ada.lovelace-")
+    assert response.status_code == 201
+    assert response.get_json()["data"]["email"] == expected
+    assert auth.login(expected).status_code == 200
+
+
+def test_sign_up_collapses_spaces_in_the_name(client, email):
+    response = client.post("/users/", json=signup_body(email, name="  Ada   Lovelace "))
+
+    assert response.status_code == 201
+    assert response.get_json()["data"]["name"] == "Ada Lovelace"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("Ada Lovelace", id="2-words"),
+        pytest.param(" ".join(["word"] * 30), id="30-words"),
+        pytest.param("Ünïcödé Ñame", id="unicode"),
+    ],
+)
+def test_sign_up_accepts_a_name_of_2_to_30_words(client, email, name):
+    response = client.post("/users/", json=signup_body(email, name=name))
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["data"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        pytest.param("Ünïcode pass 1!", id="unicode-and-spaces"),
+        pytest.param("Abcdef1!", id="exactly-8"),
+        pytest.param("Aa1!" + "x" * 124, id="exactly-128"),
+        pytest.param("Пароль Ок 9", id="cyrillic-space-as-special"),
+        pytest.param("Aa1!" + "é" * 124, id="128-non-ascii"),
+    ],
+)
+def test_sign_up_accepts_password_and_login_with_it_works(client, auth, email, password):
+    response = client.post("/users/", json=signup_body(email, password=password))
+
+    assert response.status_code == 201, response.get_json()
+    assert auth.login(email, password).status_code == 200
+
+
+SIGN_UP_INVALID = [
+    # name
+    pytest.param({"name": "Ada"}, {"name": "2 to 30 words"}, id="name-1-word"),
+    pytest.param({"name": " ".join(["word"] * 31)}, {"name": "2 to 30 words"}, id="name-31-words"),
+    pytest.param({"name": ""}, {"name": "2 to 30 words"}, id="name-empty"),
+    pytest.param({"name": "   "}, {"name": "2 to 30 words"}, id="name-blank"),
+    pytest.param({"name": 42}, {"name": "string"}, id="name-number"),
+    pytest.param({"name": ["Ada", "Lovelace"]}, {"name": "string"}, id="name-list"),
+    pytest.param({"name": None}, {"name": "string"}, id="name-null"),
+    pytest.param({"name": ...}, {"name": "required"}, id="name-missing"),
+    # email
+    pytest.param({"email": "not-an-email"}, {"email": "not valid"}, id="email-no-at"),
+    pytest.param({"email": "ada@"}, {"email": "not valid"}, id="email-no-domain"),
+    pytest.param({"email": "@example.com"}, {"email": "not valid"}, id="email-no-local-part"),
+    pytest.param({"email": "ada@@example.com"}, {"email": "not valid"}, id="email-two-ats"),
+    pytest.param({"email": "ada@example"}, {"email": "not valid"}, id="email-no-dot-in-domain"),
+    pytest.param({"email": "ada lovelace@example.com"}, {"email": "not valid"}, id="email-space"),
+    pytest.param({"email": "Ada <ada@example.com>"}, {"email": "not valid"}, id="email-with-display-name"),
+    pytest.param({"email": "ada@example.com."}, {"email": "not valid"}, id="email-trailing-dot"),
+    pytest.param({"email": ""}, {"email": "not valid"}, id="email-empty"),
+    pytest.param({"email": 42}, {"email": "string"}, id="email-number"),
+    pytest.param({"email": ...}, {"email": "required"}, id="email-missing"),
+    # password
+    pytest.param({"password": "Abcde1!"}, {"password": "8 to 128 characters"}, id="password-7-chars"),
+    pytest.param({"password": "Aa1!" + "x" * 125}, {"password": "8 to 128 characters"}, id="password-129-chars"),
+    pytest.param({"password": "str0ng!pass"}, {"password": "upper-case"}, id="password-no-upper"),
+    pytest.param({"password": "STR0NG!PASS"}, {"password": "lower-case"}, id="password-no-lower"),
+    pytest.param({"password": "Strong!pass"}, {"password": "digit"}, id="password-no-digit"),
+    pytest.param({"password": "Str0ngpass1"}, {"password": "special"}, id="password-no-special"),
+    pytest.param({"password": ""}, {"password": "8 to 128 characters"}, id="password-empty"),
+    pytest.param({"password": 12345678}, {"password": "string"}, id="password-number"),
+    pytest.param({"password": ...}, {"password": "required"}, id="password-missing"),
+    # several at once: every bad field is reported, not just the first
+    pytest.param(
+        {"name": "Ada", "email": "nope", "password": "short"},
+        {"name": "2 to 30 words", "email": "not valid", "password": "8 to 128 characters"},
+        id="all-three-bad",
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides, expected", SIGN_UP_INVALID)
+def test_sign_up_with_invalid_field_is_400_naming_the_field(client, db, email, overrides, expected):
+    users_before = db.users.count_documents({})
+
+    response = client.post("/users/", json=signup_body(email, **overrides))
+
+    assert_field_errors(response, expected)
+    assert db.users.count_documents({}) == users_before
+
+
+def test_sign_up_with_empty_object_is_400_listing_every_required_field(client):
+    response = client.post("/users/", json={})
+
+    assert_field_errors(response, {"name": "required", "email": "required", "password": "required"})
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda e: e, id="same-case"),
+        pytest.param(lambda e: e.upper(), id="upper-case"),
+        pytest.param(lambda e: e.capitalize().replace("@example.com", "@Example.COM"), id="mixed-case"),
+        pytest.param(lambda e: f"  {e} ", id="surrounding-spaces"),
+    ],
+)
+def test_sign_up_with_an_email_already_taken_is_409(client, db, email, variant):
+    assert client.post("/users/", json=signup_body(email)).status_code == 201
+
+    response = client.post("/users/", json=signup_body(variant(email), name="Other Person"))
+
+    assert_error(response, 409, "Conflict", "already exists")
+    assert db.users.count_documents({"email": email}) == 1
+    assert db.users.find_one({"email": email})["name"] == NAME
+
+
+@pytest.mark.parametrize("kind", ["urlencoded-form", "multipart", "json-text-as-text-plain", "no-body"])
+def test_sign_up_with_a_non_json_content_type_is_415(client, db, email, kind):
+    fields = {"name": NAME, "email": email, "password": PASSWORD}
+    kwargs = {
+        "urlencoded-form": {"data": fields, "content_type": "application/x-www-form-urlencoded"},
+        "multipart": {"data": fields, "content_type": "multipart/form-data"},
+        "json-text-as-text-plain": {"data": json.dumps(fields), "content_type": "text/plain"},
+        "no-body": {},
+    }[kind]
+
+    response = client.post("/users/", **kwargs)
+
+    assert_error(response, 415, "Unsupported Media Type", "application/json")
+    assert db.users.count_documents({"email": email}) == 0
+
+
+def test_sign_up_accepts_json_content_type_with_charset(client, email):
+    response = client.post(
+        "/users/",
+        data=json.dumps(signup_body(email)),
+        content_type="application/json; charset=utf-8",
+    )
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param('{"name": "Ada Lovelace", ', id="truncated"),
+        pytest.param("{'name': 'single quotes'}", id="single-quotes"),
+        pytest.param("", id="empty-body"),
+        pytest.param(b"\xff\xfe\x00not utf-8", id="not-utf8"),
+    ],
+)
+def test_sign_up_with_invalid_json_is_400(client, raw):
+    response = client.post("/users/", data=raw, content_type="application/json")
+
+    assert_field_errors(response, {"body": "not valid JSON"})
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        pytest.param(lambda body: [body], id="array"),
+        pytest.param(lambda body: body["email"], id="string"),
+        pytest.param(lambda body: 42, id="number"),
+        pytest.param(lambda body: None, id="null"),
+    ],
+)
+def test_sign_up_with_json_that_is_not_an_object_is_400(client, db, email, wrap):
+    response = client.post("/users/", data=json.dumps(wrap(signup_body(email))), content_type="application/json")
+
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["data"] is None
+    assert set(body["error"]) == {"body"}
+    assert db.users.count_documents({"email": email}) == 0
+
+
+def test_sign_up_ignores_client_sent_id_disabled_and_unknown_fields(client, auth, db, email):
+    chosen_id = str(ObjectId())
+    response = client.post(
+        "/users/",
+        json=signup_body(
+            email,
+            _id=chosen_id,
+            id=chosen_id,
+            disabled=True,
+            is_admin=True,
+            created_at="1999-01-01T00:00:00Z",
+            password_hash="not-a-hash",
+        ),
+    )
+
+    assert response.status_code == 201
+    user = response.get_json()["data"]
+    assert user["id"] != chosen_id
+    assert not user["created_at"].startswith("1999")
+    assert {"is_admin", "disabled", "password_hash", "_id"}.isdisjoint(user)
+    stored = db.users.find_one({"email": email})
+    assert str(stored["_id"]) == user["id"]
+    assert stored["disabled"] is False
+    assert "is_admin" not in stored and "password_hash" not in stored
+    # Not disabled after all: the account works.
+    assert auth.login(email).status_code == 200
+
+
+def test_password_is_stored_as_a_werkzeug_hash_not_plaintext(client, db, email):
+    assert client.post("/users/", json=signup_body(email)).status_code == 201
+
+    stored = db.users.find_one({"email": email})["password"]
+
+    assert stored != PASSWORD
+    assert PASSWORD not in stored
+    assert check_password_hash(stored, PASSWORD)
+    assert not check_password_hash(stored, PASSWORD + "x")
+
+
+def test_each_test_runs_on_its_own_database_named_in_database_url(app, db):
+    """The app fixture names a fresh database per test in DATABASE_URL and drops it afterwards.
+
+    If the app ignores that name when handed MONGO_CLIENT, every SecantusDB-backed test
+    shares one database and the teardown drops a database nobody used.
+    """
+    assert db.name == urlparse(app.config["DATABASE_URL"]).path.lstrip("/")
+
+
+# --- the current user ---------------------------------------------------------
+
+
+def test_get_current_user_returns_the_token_owner(client, auth):
+    ada = auth.headers(auth.signup(name="Ada Lovelace"))
+    grace_email = auth.signup(name="Grace Hopper")
+    grace = auth.headers(grace_email)
+
+    ada_body = client.get("/users/", headers=ada).get_json()
+    response = client.get("/users/", headers=grace)
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["error"] is None
+    assert body["data"]["name"] == "Grace Hopper"
+    assert body["data"]["email"] == grace_email
+    assert body["data"]["id"] != ada_body["data"]["id"]
+    assert ada_body["data"]["name"] == "Ada Lovelace"
+    assert not {key for key in keys_anywhere(body) if "password" in key.lower()}
+    assert "token" not in body["data"]
+
+
+def test_get_current_user_matches_the_login_response(client, auth):
+    email = auth.signup()
+    login = auth.login(email).get_json()["data"]
+    token = login.pop("token")
+
+    response = client.get("/users/", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.get_json()["data"] == login
+
+
+def test_get_current_user_without_trailing_slash_works_too(client, auth):
+    response = client.get("/users", headers=auth.headers())
+
+    assert response.status_code == 200
+    assert response.get_json()["data"]["name"] == NAME
+
+
+# --- renaming -----------------------------------------------------------------
+
+
+def test_update_user_changes_the_name_only_ignoring_email_password_and_disabled(client, auth):
+    email = auth.signup()
+    headers = auth.headers(email)
+    before = client.get("/users/", headers=headers).get_json()["data"]
+
+    response = client.put(
+        "/users/",
+        json={
+            "name": "Augusta Ada King",
+            "email": "someone-else@example.com",
+            "password": "N3w!password",
+            "disabled": True,
+            "id": str(ObjectId()),
+        },
+        headers=headers,
+    )
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["error"] is None
+    user = body["data"]
+    assert user["name"] == "Augusta Ada King"
+    assert user["email"] == email
+    assert user["id"] == before["id"]
+    assert user["created_at"] == before["created_at"]
+    assert user["updated_at"] >= before["updated_at"]
+    assert "password" not in user
+    # The change is persisted, the old password still works, the new one does not,
+    # the account is not disabled and the email was not taken over.
+    assert client.get("/users/", headers=headers).get_json()["data"]["name"] == "Augusta Ada King"
+    assert auth.login(email).status_code == 200
+    assert auth.login(email, "N3w!password").status_code == 401
+    assert auth.login("someone-else@example.com", "N3w!password").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        pytest.param({"name": "Ada"}, {"name": "2 to 30 words"}, id="1-word"),
+        pytest.param({"name": " ".join(["word"] * 31)}, {"name": "2 to 30 words"}, id="31-words"),
+        pytest.param({"name": ""}, {"name": "2 to 30 words"}, id="empty"),
+        pytest.param({"name": 7}, {"name": "string"}, id="number"),
+        pytest.param({"name": None}, {"name": "string"}, id="null"),
+        pytest.param({}, {"name": "required"}, id="missing"),
+        pytest.param({"email": "new@example.com"}, {"name": "required"}, id="only-email"),
+    ],
+)
+def test_update_user_with_invalid_name_is_400_and_changes_nothing(client, auth, body, expected):
+    headers = auth.headers()
+
+    response = client.put("/users/", json=body, headers=headers)
+
+    assert_field_errors(response, expected)
+    assert client.get("/users/", headers=headers).get_json()["data"]["name"] == NAME
+
+
+def test_update_user_with_non_json_body_is_415(client, auth):
+    response = client.put("/users/", data={"name": "New Name"}, headers=auth.headers())
+
+    assert_error(response, 415, "Unsupported Media Type", "application/json")
+
+
+@pytest.mark.parametrize("raw", ["[1, 2]", "{not json"])
+def test_update_user_with_bad_json_is_400(client, auth, raw):
+    response = client.put("/users/", data=raw, content_type="application/json", headers=auth.headers())
+
+    assert response.status_code == 400
+    assert set(response.get_json()["error"]) == {"body"}
+
+
+# --- disabling ------------------------------------------------------------------
+
+
+def test_delete_user_is_204_then_its_token_and_its_login_are_401(client, auth, db):
+    email = auth.signup()
+    headers = auth.headers(email)
+
+    response = client.delete("/users/", headers=headers)
+
+    assert response.status_code == 204
+    assert response.get_data() == b""
+
+    again = client.get("/users/", headers=headers)
+    assert_error(again, 401, "Unauthorized", "disabled")
+    assert again.headers["WWW-Authenticate"].startswith("Bearer")
+    assert again.www_authenticate.parameters["error"] == "invalid_token"
+    assert_error(client.put("/users/", json={"name": "Back Again"}, headers=headers), 401, "Unauthorized")
+    assert_error(client.delete("/users/", headers=headers), 401, "Unauthorized")
+    assert_error(auth.login(email), 401, "Unauthorized", "Invalid email or password")
+    # The account is disabled, not erased: the document stays, flagged.
+    assert db.users.find_one({"email": email})["disabled"] is True
+
+
+def test_delete_user_leaves_other_users_working(client, auth):
+    leaving = auth.headers()
+    staying_email = auth.signup(name="Grace Hopper")
+    staying = auth.headers(staying_email)
+
+    assert client.delete("/users/", headers=leaving).status_code == 204
+
+    assert client.get("/users/", headers=staying).status_code == 200
+    assert auth.login(staying_email).status_code == 200
+
+
+# --- routing and the banner -----------------------------------------------------
+
+
+def test_banner_is_200_json(client):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == ENVELOPE_KEYS
+    assert body["error"] is None
+    assert isinstance(body["message"], str) and body["message"]
+
+
+def test_healthz_is_200_when_the_database_answers(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.get_json()["error"] is None
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/nope"),
+        ("GET", "/users/nope"),
+        ("POST", "/users/login/extra"),
+        ("GET", "/books/not-an-id/extra"),
+    ],
+)
+def test_unknown_route_is_404_in_the_envelope(client, method, path):
+    response = client.open(path, method=method)
+
+    assert_error(response, 404, "Not Found")
+
+
+@pytest.mark.parametrize(
+    "method, path, allowed",
+    [
+        ("POST", "/", {"GET"}),
+        ("DELETE", "/", {"GET"}),
+        ("PATCH", "/users/", {"GET", "POST", "PUT", "DELETE"}),
+        ("GET", "/users/login", {"POST"}),
+        ("PUT", "/users/login", {"POST"}),
+        ("PATCH", "/books/", {"GET", "POST"}),
+        ("POST", "/books/" + "a" * 24, {"GET", "PUT", "DELETE"}),
+        ("POST", "/healthz", {"GET"}),
+    ],
+)
+def test_wrong_method_is_405_in_the_envelope_with_an_allow_header(client, method, path, allowed):
+    response = client.open(path, method=method)
+
+    assert_error(response, 405, "Method Not Allowed")
+    allow = {item.strip() for item in response.headers["Allow"].split(",")}
+    assert allowed <= allow
+    assert method not in allow
