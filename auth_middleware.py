@@ -14,12 +14,14 @@ ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "sub"]
 REALM = "book-library"
 
+
 def create_token(user_id) -> str:
     """Sign an access token for a user id."""
     now = datetime.now(timezone.utc)
     lifetime = timedelta(seconds=int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"]))
     claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime}
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
+
 
 class BearerChallenge(Unauthorized):
     """401 with an RFC 6750 challenge; the JSON error handler keeps its headers."""
@@ -35,6 +37,7 @@ class BearerChallenge(Unauthorized):
     def get_headers(self, environ=None, scope=None):
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge)]
 
+
 def _bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     if not header:
@@ -44,6 +47,7 @@ def _bearer_token() -> str:
     if scheme.lower() != "bearer" or not token or " " in token:
         raise BearerChallenge("Authorization header must be 'Bearer <token>'.", error="invalid_request")
     return token
+
 
 def _decode(token: str) -> dict:
     try:
@@ -65,6 +69,7 @@ def _decode(token: str) -> dict:
         raise BearerChallenge("Token is not valid yet.") from None
     except jwt.InvalidTokenError:
         raise BearerChallenge("Token is malformed.") from None
+
 
 def token_required(view):
     """Run the view as view(current_user, ...) for a valid token of an active user."""
