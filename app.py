@@ -285,58 +285,63 @@ def _book_json(book: dict) -> dict:
     return Books.to_json(book, url)
 
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 def _form_or_json() -> dict:
     if request.is_json:
         return json_body()
-    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if request.mimetype in FORM_TYPES:
         return request.form.to_dict()
     raise UnsupportedMediaType(
         "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."
     )
 
 
-def _thumbnail_from_request(required: bool):
-    """(bytes, extension) of the uploaded cover, or None when absent and optional."""
+def _thumbnail_from_request():
+    """(bytes, extension) of the uploaded cover, or None when none was sent."""
     upload = request.files.get("cover_image")
     # Postman sends an empty part when the file field is left blank: treat it as absent.
     if upload is None or upload.stream.read(1) == b"":
-        if required:
-            raise validate.InvalidInput({"cover_image": "A cover image file is required."})
         return None
     upload.stream.seek(0)
     return save_image.make_thumbnail(upload.stream, current_app.config["MAX_IMAGE_PIXELS"])
 
 
-def _store_thumbnail(thumb) -> str:
-    return save_image.store(thumb[0], thumb[1], current_app.config["UPLOAD_FOLDER"])
+def _book_input(load_fields, data, cover_required: bool):
+    """Validate the fields and the cover together, so every bad field is reported at once."""
+    errors, fields, thumb = {}, {}, None
+    try:
+        fields = load_fields(data)
+    except validate.InvalidInput as exc:
+        errors.update(exc.errors)
+    try:
+        thumb = _thumbnail_from_request()
+    except save_image.ImageRejected as exc:
+        errors["cover_image"] = str(exc)
+    else:
+        if thumb is None and cover_required:
+            errors["cover_image"] = "A cover image file is required."
+    if errors:
+        raise validate.InvalidInput(errors)
+    return fields, thumb
 
 
 @books.post("/")
 @token_required
 def create_book(current_user):
     """Add a book with its cover to the caller's library."""
-    if request.mimetype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType("Content-Type must be multipart/form-data with a cover_image file.")
-    errors = {}
-    try:
-        fields = validate.load(validate.BookCreate, request.form.to_dict()).model_dump()
-    except validate.InvalidInput as exc:
-        errors.update(exc.errors)
-    try:
-        thumb = _thumbnail_from_request(required=True)
-    except (validate.InvalidInput, save_image.ImageRejected) as exc:
-        errors.update(getattr(exc, "errors", None) or {"cover_image": str(exc)})
-    if errors:
-        raise validate.InvalidInput(errors)
-
-    image = _store_thumbnail(thumb)
+    fields, thumb = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
+    folder = current_app.config["UPLOAD_FOLDER"]
+    image = save_image.store(*thumb, folder)
     try:
         book = Books.create(current_user["_id"], fields, image)
-    except DuplicateKeyError:
-        save_image.remove(image, current_app.config["UPLOAD_FOLDER"])
-        return envelope("You already have a book with this title.", status=409, error="Conflict")
-    except BaseException:
-        save_image.remove(image, current_app.config["UPLOAD_FOLDER"])
+    except BaseException as exc:
+        save_image.remove(image, folder)  # a failed request leaves no orphan file
+        if isinstance(exc, DuplicateKeyError):
+            return envelope("You already have a book with this title.", status=409, error="Conflict")
         raise
     return envelope("Book created.", _book_json(book), 201)
 
@@ -375,8 +380,7 @@ def get_book(current_user, book_id):
 @token_required
 def update_book(current_user, book_id):
     """Change a book's fields and, with multipart, its cover."""
-    fields = validate.load_book_update(_form_or_json())
-    thumb = _thumbnail_from_request(required=False) if request.files else None
+    fields, thumb = _book_input(validate.load_book_update, _form_or_json(), cover_required=False)
     if not fields and thumb is None:
         raise validate.InvalidInput(
             {"body": "Send at least one of title, description, category or cover_image."}
@@ -384,18 +388,16 @@ def update_book(current_user, book_id):
     old = _own_book(book_id, current_user["_id"])
     folder = current_app.config["UPLOAD_FOLDER"]
     if thumb is not None:
-        fields["image"] = _store_thumbnail(thumb)
+        fields["image"] = save_image.store(*thumb, folder)
     try:
         book = Books.update(book_id, current_user["_id"], fields)
-    except DuplicateKeyError:
+        if book is None:  # deleted between the read and the write
+            raise NotFound("Book not found.")
+    except BaseException as exc:
         save_image.remove(fields.get("image"), folder)
-        return envelope("You already have a book with this title.", status=409, error="Conflict")
-    except BaseException:
-        save_image.remove(fields.get("image"), folder)
+        if isinstance(exc, DuplicateKeyError):
+            return envelope("You already have a book with this title.", status=409, error="Conflict")
         raise
-    if book is None:  # deleted between the read and the write
-        save_image.remove(fields.get("image"), folder)
-        raise NotFound("Book not found.")
     if "image" in fields:
         save_image.remove(old["image"], folder)
     return envelope("Book updated.", _book_json(book))

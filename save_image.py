@@ -29,7 +29,7 @@ def make_thumbnail(stream, max_pixels: int) -> tuple[bytes, str]:
         with warnings.catch_warnings():
             # Our own limit below decides; Pillow's warning threshold is not ours.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream, formats=list(FORMATS))
+            image = Image.open(stream, formats=list(FORMATS))  # an MPO opens as JPEG
     except Image.DecompressionBombError:
         raise ImageRejected(too_large) from None
     except UnidentifiedImageError:
@@ -38,7 +38,8 @@ def make_thumbnail(stream, max_pixels: int) -> tuple[bytes, str]:
         raise ImageRejected("Cover image could not be read.") from None
 
     with image:
-        fmt = image.format
+        # A multi-picture JPEG (phone HDR shots) is a JPEG whose first picture is the photo.
+        fmt = "JPEG" if image.format == "MPO" else image.format
         width, height = image.size
         if width * height > max_pixels:
             raise ImageRejected(too_large)
@@ -47,7 +48,12 @@ def make_thumbnail(stream, max_pixels: int) -> tuple[bytes, str]:
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a fraction of the memory and time.
                 image.draft("RGB", (THUMBNAIL_SIZE[0] * 2, THUMBNAIL_SIZE[1] * 2))
             image.seek(0)  # first frame of an animation
-            thumb = ImageOps.exif_transpose(image)
+            with warnings.catch_warnings():
+                # Pillow warns about corrupt EXIF; the metadata is dropped anyway.
+                warnings.simplefilter("ignore")
+                thumb = ImageOps.exif_transpose(image)
+            if thumb.mode.startswith("I"):  # 16-bit greyscale PNG: scale, don't clip, to 8 bits
+                thumb = thumb.convert("I").point(lambda value: value / 256).convert("L")
             thumb.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
             data = _encode(thumb, fmt)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):

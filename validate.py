@@ -175,6 +175,10 @@ def load(schema: type[_Schema], data) -> _Schema:
         raise InvalidInput(errors) from None
 
 
+def load_book_create(data) -> dict:
+    return load(BookCreate, data).model_dump()
+
+
 def load_book_update(data) -> dict:
     """Only the fields the client sent."""
     return load(BookUpdate, data).model_dump(exclude_none=True)

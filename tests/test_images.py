@@ -1,0 +1,612 @@
+"""Cover images over HTTP: real formats, thumbnails, metadata, limits, bombs and the files on disk."""
+from __future__ import annotations
+
+import functools
+import io
+import os
+import random
+import re
+import resource
+import struct
+import time
+import zlib
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from conftest import book_form, image_bytes
+
+# Pillow format -> (extension of the stored file, Content-Type it is served with)
+FORMATS = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "GIF": ("gif", "image/gif"),
+    "WEBP": ("webp", "image/webp"),
+}
+NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|gif|webp)$")
+MARKER = "Marker-7f3a9c"  # planted in metadata; must not survive into a thumbnail
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def envelope(response, status):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert list(body)[:3] == ["message", "data", "error"]
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+def ok(response, status=200):
+    body = envelope(response, status)
+    assert body["error"] is None
+    return body["data"]
+
+
+def failure(response, status, name):
+    body = envelope(response, status)
+    assert body["data"] is None
+    assert body["error"] == name
+    return body
+
+
+def cover_rejected(response):
+    """400 naming cover_image (and only it); returns its message."""
+    body = envelope(response, 400)
+    assert body["data"] is None
+    assert set(body["error"]) == {"cover_image"}
+    return body["error"]["cover_image"]
+
+
+def encode(image, fmt, **options):
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def gradient(size=(600, 300)):
+    """An RGB picture with detail, so that encoders produce realistic, non-trivial files."""
+    return Image.merge(
+        "RGB",
+        [
+            Image.linear_gradient("L").resize(size),
+            Image.radial_gradient("L").resize(size),
+            Image.linear_gradient("L").rotate(90).resize(size),
+        ],
+    )
+
+
+def noise_png(size=(200, 200), seed=0):
+    """A PNG of random pixels: it does not compress, so its file size is about 3 bytes per pixel."""
+    pixels = random.Random(seed).randbytes(size[0] * size[1] * 3)
+    return encode(Image.frombytes("RGB", size, pixels), "PNG")
+
+
+def post_cover(client, headers, cover, filename="cover.png", content_type=None, **fields):
+    form = book_form(cover=False, **fields)
+    form["cover_image"] = (io.BytesIO(cover), filename) if content_type is None else (
+        io.BytesIO(cover), filename, content_type
+    )
+    return client.post("/books/", data=form, headers=headers)
+
+
+def put_cover(client, headers, book, cover, filename="new.png", **fields):
+    form = {"cover_image": (io.BytesIO(cover), filename), **fields}
+    return client.put(f"/books/{book['id']}", data=form, headers=headers)
+
+
+def fetch(client, url):
+    """(status, mimetype, bytes) of a GET, with the streamed response closed."""
+    with client.get(url) as response:
+        return response.status_code, response.mimetype, response.get_data()
+
+
+def thumbnail_of(client, book):
+    """The served thumbnail of a book, opened with Pillow and fully loaded."""
+    status, mimetype, data = fetch(client, book["image_url"])
+    assert status == 200
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image, mimetype, data
+
+
+def file_name(book):
+    return urlsplit(book["image_url"]).path.rsplit("/", 1)[-1]
+
+
+def stored(app):
+    """Every file in the upload folder, hidden temporaries included."""
+    folder = app.config["UPLOAD_FOLDER"]
+    return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+
+
+def total_books(client, headers):
+    response = client.get("/books/", headers=headers)
+    return envelope(response, 200)["meta"]["total"]
+
+
+# --- formats ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_cover_in_each_allowed_format_is_stored_in_that_format(client, auth, app, fmt):
+    extension, mimetype = FORMATS[fmt]
+    book = ok(post_cover(client, auth.headers(), encode(gradient(), fmt), f"cover.{extension}"), 201)
+    assert file_name(book).endswith(f".{extension}")
+    image, served_type, _ = thumbnail_of(client, book)
+    assert image.format == fmt
+    assert served_type == mimetype
+    assert stored(app) == {file_name(book)}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "filename", "content_type"),
+    [
+        ("PNG", "cover.jpg", None),
+        ("PNG", "cover.jpg", "image/jpeg"),
+        ("JPEG", "cover.jpg", "text/plain"),
+        ("JPEG", "cover.png", "image/png"),
+        ("GIF", "cover.webp", "image/webp"),
+        ("WEBP", "cover", "application/octet-stream"),
+        ("WEBP", "cover.gif.exe", None),
+    ],
+)
+def test_cover_format_comes_from_the_bytes_not_the_name_or_content_type(client, auth, fmt, filename,
+                                                                       content_type):
+    extension, mimetype = FORMATS[fmt]
+    cover = encode(gradient(), fmt)
+    book = ok(post_cover(client, auth.headers(), cover, filename, content_type), 201)
+    assert NAME.match(file_name(book))
+    assert file_name(book).endswith(f".{extension}")
+    image, served_type, _ = thumbnail_of(client, book)
+    assert image.format == fmt
+    assert served_type == mimetype
+
+
+def test_multi_picture_jpeg_is_accepted_as_a_jpeg(client, auth):
+    """An MPO file (phones' and 3-D cameras' .jpg, HDR gain maps) is a JPEG to every viewer."""
+    second = Image.new("RGB", (600, 300), "navy")
+    cover = encode(gradient(), "MPO", save_all=True, append_images=[second])
+    assert cover[:3] == b"\xff\xd8\xff"  # a JPEG stream, as far as the first picture goes
+    book = ok(post_cover(client, auth.headers(), cover, "IMG_0001.jpg", "image/jpeg"), 201)
+    image, served_type, _ = thumbnail_of(client, book)
+    assert image.format == "JPEG"
+    assert file_name(book).endswith(".jpg")
+    assert served_type == "image/jpeg"
+
+
+@pytest.mark.parametrize(
+    ("cover", "filename"),
+    [
+        (b"This is not an image, just text.\n" * 20, "cover.png"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "cover.svg"),
+        (b"<html><script>alert(document.cookie)</script></html>", "cover.gif"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n", "cover.jpg"),
+        (b"\x89PNG\r\n\x1a\n", "cover.png"),  # a PNG signature and nothing else
+        (encode(gradient((200, 150)), "BMP"), "cover.bmp"),
+        (encode(gradient((200, 150)), "BMP"), "cover.png"),
+        (encode(gradient((200, 150)), "TIFF"), "cover.tiff"),
+        (encode(gradient((200, 150)), "TIFF"), "cover.jpg"),
+        (encode(gradient((64, 64)), "ICO"), "cover.ico"),
+        (encode(gradient((200, 150)), "PPM"), "cover.png"),
+    ],
+    ids=["text", "svg", "html", "pdf", "png-signature-only", "bmp", "bmp-named-png", "tiff",
+         "tiff-named-jpg", "ico", "ppm"],
+)
+def test_cover_that_is_not_an_allowed_image_is_400(client, auth, app, cover, filename):
+    headers = auth.headers()
+    message = cover_rejected(post_cover(client, headers, cover, filename))
+    assert "JPEG, PNG, GIF or WebP" in message or "could not be read" in message
+    assert stored(app) == set()
+    assert total_books(client, headers) == 0
+
+
+def test_empty_cover_file_is_400(client, auth, app):
+    headers = auth.headers()
+    message = cover_rejected(post_cover(client, headers, b"", "cover.png", "image/png"))
+    assert "required" in message
+    assert stored(app) == set()
+    assert total_books(client, headers) == 0
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_truncated_cover_is_400(client, auth, app, fmt):
+    headers = auth.headers()
+    whole = encode(gradient(), fmt)
+    cover_rejected(post_cover(client, headers, whole[: len(whole) // 2], "cover.img"))
+    assert stored(app) == set()
+    assert total_books(client, headers) == 0
+
+
+# --- thumbnails --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((600, 300), (150, 75)),
+        ((300, 600), (75, 150)),
+        ((1000, 1000), (150, 150)),
+        ((1200, 40), (150, 5)),
+        ((150, 150), (150, 150)),
+        ((151, 100), (150, 99)),
+        ((100, 50), (100, 50)),  # smaller than the box: not enlarged
+        ((1, 1), (1, 1)),
+    ],
+)
+def test_thumbnail_fits_150x150_keeping_the_aspect_ratio(client, auth, fmt, size, expected):
+    book = ok(post_cover(client, auth.headers(), encode(gradient(size), fmt)), 201)
+    image, _, _ = thumbnail_of(client, book)
+    assert image.size == expected
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_animated_cover_becomes_a_thumbnail_of_its_first_frame(client, auth, fmt):
+    frames = [Image.new("RGB", (600, 300), colour) for colour in ("red", "blue", "green")]
+    cover = encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    book = ok(post_cover(client, auth.headers(), cover), 201)
+    image, _, _ = thumbnail_of(client, book)
+    assert image.format == fmt
+    assert image.size == (150, 75)
+    red, green, blue = image.convert("RGB").getpixel((75, 37))
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_exif_orientation_is_applied_then_dropped(client, auth):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    cover = encode(gradient((600, 300)), "JPEG", exif=exif.tobytes())
+    book = ok(post_cover(client, auth.headers(), cover, "photo.jpg"), 201)
+    image, _, _ = thumbnail_of(client, book)
+    assert image.size == (75, 150)
+    assert 0x0112 not in image.getexif()
+
+
+def _exif():
+    exif = Image.Exif()
+    exif[0x010F] = MARKER  # Make
+    exif[0x0110] = "Model " + MARKER
+    exif[0x0131] = "Software " + MARKER
+    return exif
+
+
+def _png_text():
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", MARKER)
+    info.add_text("Comment", MARKER, zip=True)
+    info.add_itxt("Description", MARKER, lang="en", tkey="Description")
+    return info
+
+
+def _icc():
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "planted"),
+    [
+        ("JPEG", lambda: {"exif": _exif().tobytes()}, {"exif"}),
+        ("JPEG", lambda: {"comment": MARKER.encode()}, {"comment"}),
+        ("JPEG", lambda: {"icc_profile": _icc()}, {"icc_profile"}),
+        ("PNG", lambda: {"pnginfo": _png_text()}, {"Author", "Comment", "Description"}),
+        ("PNG", lambda: {"exif": _exif()}, {"exif"}),
+        ("WEBP", lambda: {"exif": _exif().tobytes(), "xmp": f"<x:xmpmeta>{MARKER}</x:xmpmeta>".encode()},
+         {"exif", "xmp"}),
+        ("GIF", lambda: {"comment": MARKER.encode()}, {"comment"}),
+    ],
+    ids=["jpeg-exif", "jpeg-comment", "jpeg-icc", "png-text", "png-exif", "webp-exif-xmp", "gif-comment"],
+)
+def test_thumbnail_metadata_is_stripped(client, auth, fmt, options, planted):
+    cover = encode(gradient(), fmt, **options())
+    with Image.open(io.BytesIO(cover)) as original:  # the planted metadata is really in the upload
+        assert planted <= set(original.info)
+    book = ok(post_cover(client, auth.headers(), cover), 201)
+    image, _, data = thumbnail_of(client, book)
+    assert image.format == fmt
+    assert not planted & set(image.info)
+    assert dict(image.getexif()) == {}
+    assert getattr(image, "text", {}) == {}
+    assert MARKER.encode() not in data
+
+
+def _palette_image():
+    """Every pixel is palette entry 1 (red), the entry that the file marks transparent."""
+    image = Image.new("P", (300, 200), 1)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0, 0, 0] * 254)
+    return image
+
+
+@pytest.mark.parametrize(
+    ("fmt", "make"),
+    [
+        ("PNG", lambda: encode(Image.new("RGBA", (300, 200), (255, 0, 0, 0)), "PNG")),
+        ("WEBP", lambda: encode(Image.new("RGBA", (300, 200), (255, 0, 0, 0)), "WEBP")),
+        ("GIF", lambda: encode(_palette_image(), "GIF", transparency=1)),
+        ("PNG", lambda: encode(_palette_image(), "PNG", transparency=1)),
+    ],
+    ids=["png-rgba", "webp-rgba", "gif-palette", "png-palette"],
+)
+def test_thumbnail_keeps_transparency(client, auth, fmt, make):
+    cover = make()
+    with Image.open(io.BytesIO(cover)) as original:
+        assert original.convert("RGBA").getpixel((10, 10))[3] == 0
+    book = ok(post_cover(client, auth.headers(), cover), 201)
+    image, _, _ = thumbnail_of(client, book)
+    assert image.format == fmt
+    assert image.convert("RGBA").getpixel((10, 10))[3] == 0
+
+
+def test_16_bit_grayscale_png_keeps_its_tones(client, auth):
+    """A mid-grey 16-bit PNG must not come out white (values clipped instead of scaled to 8 bits)."""
+    cover = encode(Image.new("I;16", (300, 200), 32768), "PNG")
+    book = ok(post_cover(client, auth.headers(), cover), 201)
+    image, _, _ = thumbnail_of(client, book)
+    assert image.format == "PNG"
+    assert 100 <= image.convert("L").getpixel((75, 50)) <= 156
+
+
+def test_cover_file_names_are_random_hex_with_the_real_extension(client, auth, app):
+    headers = auth.headers()
+    cover = image_bytes("PNG")
+    first = ok(post_cover(client, headers, cover, "cover.png", title="First"), 201)
+    second = ok(post_cover(client, headers, cover, "cover.png", title="Second"), 201)
+    assert NAME.match(file_name(first)) and NAME.match(file_name(second))
+    assert file_name(first) != file_name(second)
+    assert "cover" not in file_name(first)
+    assert stored(app) == {file_name(first), file_name(second)}  # and no temporary left behind
+    assert fetch(client, first["image_url"])[2] == fetch(client, second["image_url"])[2]
+
+
+# --- upload and pixel limits ------------------------------------------------------
+
+
+class TestUploadLimit:
+    @pytest.fixture
+    def app_config(self):
+        return {"MAX_UPLOAD_BYTES": 50_000}
+
+    def test_create_with_cover_over_the_limit_is_413(self, client, auth, app):
+        headers = auth.headers()
+        cover = noise_png()
+        assert len(cover) > 100_000
+        body = failure(post_cover(client, headers, cover), 413, "Request Entity Too Large")
+        assert "Traceback" not in body["message"]
+        assert stored(app) == set()
+        assert total_books(client, headers) == 0
+
+    def test_update_with_cover_over_the_limit_is_413_and_book_unchanged(self, client, auth, app):
+        headers = auth.headers()
+        book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+        failure(put_cover(client, headers, book, noise_png(), title="New"), 413, "Request Entity Too Large")
+        assert ok(client.get(f"/books/{book['id']}", headers=headers)) == book
+        assert stored(app) == {file_name(book)}
+        assert fetch(client, book["image_url"])[0] == 200
+
+    def test_update_with_json_body_over_the_limit_is_413_and_book_unchanged(self, client, auth):
+        headers = auth.headers()
+        book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+        response = client.put(f"/books/{book['id']}", json={"description": "d" * 60_000}, headers=headers)
+        failure(response, 413, "Request Entity Too Large")
+        assert ok(client.get(f"/books/{book['id']}", headers=headers)) == book
+
+    def test_cover_under_the_limit_is_accepted(self, client, auth):
+        cover = noise_png((100, 100))
+        assert 30_000 < len(cover) < 40_000
+        ok(post_cover(client, auth.headers(), cover), 201)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+@functools.lru_cache(maxsize=None)
+def png_bomb(width: int, height: int) -> bytes:
+    """A complete, valid 1-bit PNG of all-black pixels: a huge image in a small file."""
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed pixels
+    compressor = zlib.compressobj(9)
+    block = row * 1000
+    parts = [compressor.compress(block) for _ in range(height // 1000)]
+    parts += [compressor.compress(row * (height % 1000)), compressor.flush()]
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # depth 1, greyscale
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts))
+            + _chunk(b"IEND", b""))
+
+
+def gif_bomb() -> bytes:
+    """A 1x1 GIF whose logical screen claims 65535x65535 pixels."""
+    data = bytearray(encode(Image.new("P", (1, 1)), "GIF"))
+    data[6:10] = struct.pack("<HH", 65535, 65535)
+    return bytes(data)
+
+
+def jpeg_bomb() -> bytes:
+    """A small JPEG whose frame header claims 65000x65000 pixels."""
+    data = bytearray(encode(Image.new("RGB", (16, 16)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 65000, 65000)
+    return bytes(data)
+
+
+def _peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: png_bomb(30000, 30000), lambda: png_bomb(8000, 8000), gif_bomb, jpeg_bomb],
+    ids=["png-900-megapixels", "png-64-megapixels", "gif-header-4-gigapixels", "jpeg-header-4-gigapixels"],
+)
+def test_decompression_bomb_is_rejected_quickly_without_decoding(client, auth, app, make):
+    headers = auth.headers()
+    cover = make()
+    assert len(cover) < 200_000
+    rss_before, started = _peak_rss_mb(), time.perf_counter()
+    message = cover_rejected(post_cover(client, headers, cover))
+    elapsed = time.perf_counter() - started
+    assert "pixels" in message
+    # Decoding 900 megapixels would take seconds and hundreds of MB; reading a header takes neither.
+    assert elapsed < 2.0
+    assert _peak_rss_mb() - rss_before < 200
+    assert stored(app) == set()
+    assert total_books(client, headers) == 0
+
+
+def test_decompression_bomb_as_a_new_cover_is_400_and_book_unchanged(client, auth, app):
+    headers = auth.headers()
+    book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+    assert "pixels" in cover_rejected(put_cover(client, headers, book, png_bomb(30000, 30000)))
+    assert ok(client.get(f"/books/{book['id']}", headers=headers)) == book
+    assert stored(app) == {file_name(book)}
+
+
+class TestPixelLimit:
+    @pytest.fixture
+    def app_config(self):
+        return {"MAX_IMAGE_PIXELS": 1_000_000}
+
+    @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+    def test_cover_over_the_pixel_limit_is_400(self, client, auth, app, fmt):
+        headers = auth.headers()
+        cover = image_bytes(fmt, size=(2000, 2000))
+        message = cover_rejected(post_cover(client, headers, cover))
+        assert "1,000,000" in message
+        assert stored(app) == set()
+        assert total_books(client, headers) == 0
+
+    def test_cover_at_the_pixel_limit_is_accepted(self, client, auth):
+        book = ok(post_cover(client, auth.headers(), image_bytes("PNG", size=(1000, 1000))), 201)
+        image, _, _ = thumbnail_of(client, book)
+        assert image.size == (150, 150)
+
+
+# --- files on disk ----------------------------------------------------------------
+
+
+def test_replacing_the_cover_removes_the_old_file_and_serves_the_new(client, auth, app):
+    headers = auth.headers()
+    book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+    updated = ok(put_cover(client, headers, book, encode(gradient(), "WEBP"), "new.webp"))
+    assert stored(app) == {file_name(updated)}
+    assert fetch(client, book["image_url"])[0] == 404
+    image, served_type, _ = thumbnail_of(client, updated)
+    assert (image.format, served_type) == ("WEBP", "image/webp")
+
+
+def test_updating_fields_only_keeps_the_cover_file(client, auth, app):
+    headers = auth.headers()
+    book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+    ok(client.put(f"/books/{book['id']}", json={"title": "Renamed"}, headers=headers))
+    assert stored(app) == {file_name(book)}
+    assert fetch(client, book["image_url"])[0] == 200
+
+
+def test_deleting_a_book_removes_its_cover_file(client, auth, app):
+    headers = auth.headers()
+    keep = ok(post_cover(client, headers, image_bytes("PNG"), title="Keep"), 201)
+    book = ok(post_cover(client, headers, image_bytes("PNG"), title="Delete"), 201)
+    assert client.delete(f"/books/{book['id']}", headers=headers).status_code == 204
+    assert stored(app) == {file_name(keep)}
+    assert fetch(client, book["image_url"])[0] == 404
+    assert fetch(client, keep["image_url"])[0] == 200
+
+
+def test_create_with_duplicate_title_leaves_no_file_or_document(client, auth, app):
+    headers = auth.headers()
+    book = ok(post_cover(client, headers, image_bytes("PNG"), title="Dune"), 201)
+    failure(post_cover(client, headers, image_bytes("JPEG"), title="DUNE"), 409, "Conflict")
+    assert stored(app) == {file_name(book)}
+    assert total_books(client, headers) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [({"category": "cooking"}, "category"), ({"title": ""}, "title"), ({"description": "d" * 2001}, "description")],
+)
+def test_create_with_invalid_field_and_valid_cover_leaves_no_file_or_document(client, auth, app, fields, field):
+    headers = auth.headers()
+    response = post_cover(client, headers, image_bytes("PNG"), **fields)
+    body = envelope(response, 400)
+    assert set(body["error"]) == {field}
+    assert stored(app) == set()
+    assert total_books(client, headers) == 0
+
+
+def test_update_with_duplicate_title_and_new_cover_keeps_the_old_file_and_adds_none(client, auth, app):
+    headers = auth.headers()
+    book = ok(post_cover(client, headers, image_bytes("PNG"), title="Dune"), 201)
+    other = ok(post_cover(client, headers, image_bytes("PNG"), title="Emma"), 201)
+    response = put_cover(client, headers, book, image_bytes("JPEG"), "new.jpg", title="emma")
+    failure(response, 409, "Conflict")
+    assert stored(app) == {file_name(book), file_name(other)}
+    assert ok(client.get(f"/books/{book['id']}", headers=headers)) == book
+    assert fetch(client, book["image_url"])[0] == 200
+
+
+def test_update_with_invalid_field_and_new_cover_keeps_the_old_file_and_adds_none(client, auth, app):
+    headers = auth.headers()
+    book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+    response = put_cover(client, headers, book, image_bytes("JPEG"), "new.jpg", category="cooking")
+    assert set(envelope(response, 400)["error"]) == {"category"}
+    assert stored(app) == {file_name(book)}
+    assert ok(client.get(f"/books/{book['id']}", headers=headers)) == book
+
+
+def test_update_with_invalid_cover_is_400_and_keeps_the_old_cover(client, auth, app):
+    headers = auth.headers()
+    book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+    cover_rejected(put_cover(client, headers, book, encode(gradient((200, 150)), "BMP"), "new.png", title="New"))
+    assert stored(app) == {file_name(book)}
+    assert ok(client.get(f"/books/{book['id']}", headers=headers)) == book
+
+
+def test_update_of_another_users_book_with_a_cover_is_404_and_adds_no_file(client, auth, app):
+    owner, stranger = auth.headers(), auth.headers()
+    book = ok(post_cover(client, owner, image_bytes("PNG")), 201)
+    failure(put_cover(client, stranger, book, image_bytes("JPEG"), "new.jpg"), 404, "Not Found")
+    assert stored(app) == {file_name(book)}
+    assert ok(client.get(f"/books/{book['id']}", headers=owner)) == book
+
+
+def test_update_of_a_missing_book_with_a_cover_is_404_and_adds_no_file(client, auth, app):
+    headers = auth.headers()
+    missing = {"id": "5f0c9a1b2c3d4e5f6a7b8c9d"}
+    failure(put_cover(client, headers, missing, image_bytes("JPEG"), "new.jpg"), 404, "Not Found")
+    assert stored(app) == set()
+
+
+# --- serving ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["0123456789abcdef0123456789abcdef.png", "missing.jpg", ".upload-abc"])
+def test_missing_cover_is_404_envelope(client, name):
+    with client.get(f"/static/images/books/{name}") as response:
+        failure(response, 404, "Not Found")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/images/books/..%2f..%2fapp.py",
+        "/static/images/books/..%2f..%2f..%2fapp.py",
+        "/static/images/books/%2e%2e%2f%2e%2e%2f%2e%2e%2fapp.py",
+        "/static/images/books/..%5c..%5c..%5capp.py",
+        "/static/images/books/../../../app.py",
+        "/static/..%2fapp.py",
+        "/static/images/books/..%2finstance%2fsecret_key",
+        "/static/images/books/..%2f..%2f..%2finstance%2fsecret_key",
+        "/static/images/books/%2fetc%2fpasswd",
+    ],
+)
+def test_path_traversal_outside_the_covers_is_not_served(client, app, path):
+    with client.get(path) as response:
+        assert response.status_code == 404
+        body = response.get_data()
+    assert b"create_app" not in body
+    assert b"root:" not in body
+    assert app.config["SECRET_KEY"].encode() not in body
