@@ -170,10 +170,6 @@ def register_error_handlers(app: Flask) -> None:
     def invalid_input(exc: validate.InvalidInput):
         return envelope("The request has invalid fields.", status=400, error=exc.errors)
 
-    @app.errorhandler(save_image.ImageRejected)
-    def image_rejected(exc: save_image.ImageRejected):
-        return envelope(str(exc), status=400, error={"cover_image": str(exc)})
-
     @app.errorhandler(ConnectionFailure)
     @app.errorhandler(ExecutionTimeout)
     def database_down(exc):
