@@ -7,24 +7,32 @@ import secrets
 import tempfile
 
 from dotenv import load_dotenv
-from flask import Blueprint, Flask, current_app, jsonify, request, send_from_directory, url_for
+from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory, url_for
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
     InternalServerError,
+    Forbidden,
     NotFound,
     ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.security import generate_password_hash
 
 import models
 import save_image
 import validate
-from auth_middleware import create_token, token_required
-from models import Books, User
+from auth_middleware import (
+    client_info,
+    rate_limit,
+    start_session,
+    token_required,
+    token_response,
+)
+from models import Books, Events, LoginThrottle, Sessions, User
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +45,43 @@ DEFAULTS = {
     "DATABASE_TIMEOUT_MS": 2000,
     "DATABASE_SOCKET_TIMEOUT_MS": 10000,
     "DATABASE_POOL_SIZE": 20,
-    "ACCESS_TOKEN_EXPIRES_SECONDS": 24 * 3600,
+    "ACCESS_TOKEN_EXPIRES_SECONDS": 15 * 60,
+    "REFRESH_TOKEN_EXPIRES_SECONDS": 30 * 86400,
+    "REFRESH_TOKEN_COOKIE": False,
+    "JWT_ISSUER": "book-library",
+    "JWT_AUDIENCE": "book-library-api",
+    # OWASP Password Storage Cheat Sheet: Argon2id, m=19 MiB, t=2, p=1.
+    "PASSWORD_HASH_TIME_COST": 2,
+    "PASSWORD_HASH_MEMORY_KIB": 19 * 1024,
+    "PASSWORD_HASH_PARALLELISM": 1,
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "",  # empty: the app's own MongoDB
+    "LOGIN_RATE_LIMIT": "20 per minute",
+    "LOGIN_ACCOUNT_RATE_LIMIT": "10 per minute",
+    "SIGNUP_RATE_LIMIT": "10 per hour",
+    "REFRESH_RATE_LIMIT": "60 per minute",
+    "REFRESH_ACCOUNT_RATE_LIMIT": "30 per minute",
+    "PASSWORD_RATE_LIMIT": "10 per hour",
+    "PASSWORD_ACCOUNT_RATE_LIMIT": "5 per 15 minutes",
+    "LOGIN_LOCKOUT_THRESHOLD": 5,
+    "LOGIN_LOCKOUT_SECONDS": 60,
+    "LOGIN_LOCKOUT_MAX_SECONDS": 15 * 60,
+    "AUDIT_RETENTION_DAYS": 90,
     "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 50_000_000,
-    "PASSWORD_HASH_METHOD": "scrypt",
-    "UPLOAD_FOLDER": None,  # defaults to static/images/books beside this file
+    "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
     "TRUSTED_PROXIES": 0,
 }
+
+
+def _typed(key: str, value):
+    """Environment strings become the type of the key's default."""
+    default = DEFAULTS.get(key)
+    if isinstance(default, bool) and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int) and not isinstance(default, bool):
+        return int(value)
+    return value
 
 
 def load_config(app: Flask, overrides: dict | None) -> None:
@@ -54,16 +92,8 @@ def load_config(app: Flask, overrides: dict | None) -> None:
         if os.environ.get(key):  # an empty line in .env means "use the default"
             app.config[key] = os.environ[key]
     app.config.update(overrides or {})
-    for key in (
-        "DATABASE_TIMEOUT_MS",
-        "DATABASE_SOCKET_TIMEOUT_MS",
-        "DATABASE_POOL_SIZE",
-        "ACCESS_TOKEN_EXPIRES_SECONDS",
-        "MAX_UPLOAD_BYTES",
-        "MAX_IMAGE_PIXELS",
-        "TRUSTED_PROXIES",
-    ):
-        app.config[key] = int(app.config[key])
+    for key in DEFAULTS:
+        app.config[key] = _typed(key, app.config[key])
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
     # Relative to the project folder, whatever the working directory.
     app.config["UPLOAD_FOLDER"] = os.path.join(
@@ -121,10 +151,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     models.init_app(app)
     models.try_ensure_indexes(app)
-    # Unknown emails are checked against this, so they cost as much as known ones.
-    app.extensions["dummy_password_hash"] = generate_password_hash(
-        secrets.token_urlsafe(16), method=app.config["PASSWORD_HASH_METHOD"]
-    )
+    models.init_passwords(app)
 
     app.register_blueprint(meta)
     app.register_blueprint(users, url_prefix="/users")
@@ -140,7 +167,7 @@ def create_app(config: dict | None = None) -> Flask:
     @app.cli.command("init-db")
     def init_db():
         """Create the database indexes."""
-        models.ensure_indexes(models.get_db())
+        models.ensure_indexes(models.get_db(), app.config["AUDIT_RETENTION_DAYS"])
         print("Indexes created.")
 
     return app
@@ -224,27 +251,169 @@ def cover(name: str):
 users = Blueprint("users", __name__)
 
 
+def record(kind: str, user_id=None, **detail) -> None:
+    Events.record(kind, user_id, *client_info(), **detail)
+
+
 @users.post("/")
 def sign_up():
     """Create an account."""
+    rate_limit("signup", SIGNUP_RATE_LIMIT=request.remote_addr)
     fields = validate.load(validate.SignUp, json_body())
     try:
         user = User.create(fields.name, fields.email, fields.password)
     except DuplicateKeyError:
         return envelope("An account with this email already exists.", status=409, error="Conflict")
+    record("signup", user["_id"])
     return envelope("Account created.", User.to_json(user), 201)
 
 
 @users.post("/login")
 def login():
-    """Exchange email and password for an access token."""
+    """Exchange email and password for an access token and a refresh token."""
     fields = validate.load(validate.Login, json_body())
-    user = User.authenticate(fields.email, fields.password)
+    email = fields.email
+    rate_limit("login", LOGIN_RATE_LIMIT=request.remote_addr, LOGIN_ACCOUNT_RATE_LIMIT=email)
+    # Locked-out or not says nothing about whether the account exists: unknown emails
+    # are counted and locked exactly like known ones.
+    wait = LoginThrottle.locked_for(email)
+    if wait:
+        record("login_locked", email=email)
+        raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
+    user = User.find_by_email(email)
+    if not User.check_password(user, fields.password) or user["disabled"]:
+        LoginThrottle.failed(email)
+        record("login_failed", user["_id"] if user else None, email=email)
+        raise Unauthorized("Invalid email or password.")
+    LoginThrottle.succeeded(email)
+    tokens = start_session(user["_id"])
+    record("login", user["_id"])
+    return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
+
+
+def _tokens_reply(message: str, data: dict):
+    """JSON with the tokens; with cookie mode on, the refresh token goes in a cookie instead."""
+    if not current_app.config["REFRESH_TOKEN_COOKIE"]:
+        return envelope(message, data)
+    refresh_token = data.pop("refresh_token")
+    response, status = envelope(message, data)
+    _set_refresh_cookies(response, refresh_token)
+    return response, status
+
+
+REFRESH_COOKIE, CSRF_COOKIE, CSRF_HEADER = "refresh_token", "csrf_token", "X-CSRF-Token"
+
+
+def _set_refresh_cookies(response, refresh_token: str) -> None:
+    """HttpOnly refresh token for the refresh and logout endpoints only, and a readable
+    CSRF token that the browser app echoes in a header (double-submit)."""
+    max_age = current_app.config["REFRESH_TOKEN_EXPIRES_SECONDS"]
+    common = {"max_age": max_age, "secure": True, "samesite": "Strict"}
+    response.set_cookie(REFRESH_COOKIE, refresh_token, httponly=True, path="/users", **common)
+    response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(32), httponly=False, path="/", **common)
+
+
+def _clear_refresh_cookies(response) -> None:
+    if current_app.config["REFRESH_TOKEN_COOKIE"]:
+        response.delete_cookie(REFRESH_COOKIE, path="/users", secure=True, samesite="Strict")
+        response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite="Strict")
+
+
+def _presented_refresh_token() -> str:
+    """The refresh token from the JSON body, or from the cookie with a matching CSRF header."""
+    if request.is_json or not current_app.config["REFRESH_TOKEN_COOKIE"]:
+        return validate.load(validate.RefreshRequest, json_body()).refresh_token
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    if not cookie:
+        raise Unauthorized("Refresh token is missing.")
+    csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
+    csrf_header = request.headers.get(CSRF_HEADER, "")
+    if not csrf_cookie or not secrets.compare_digest(csrf_cookie, csrf_header):
+        raise Forbidden(f"The {CSRF_HEADER} header must match the {CSRF_COOKIE} cookie.")
+    return cookie
+
+
+@users.post("/token/refresh")
+def refresh():
+    """Exchange a refresh token for new tokens; the old refresh token stops working."""
+    rate_limit("refresh", REFRESH_RATE_LIMIT=request.remote_addr)
+    presented = _presented_refresh_token()
+    rate_limit("refresh", REFRESH_ACCOUNT_RATE_LIMIT=presented.partition(".")[0])
+    outcome, session, new_token = Sessions.rotate(presented, *client_info())
+    if outcome == "reused":
+        record("refresh_token_reused", session["user_id"], session_id=str(session["_id"]))
+        raise Unauthorized("Refresh token was already used; the session has been ended.")
+    user = User.get_for_session(session["user_id"], session["_id"]) if session else None
     if user is None:
-        return envelope("Invalid email or password.", status=401, error="Unauthorized")
-    data = User.to_json(user)
-    data["token"] = create_token(user["_id"])
-    return envelope("Logged in.", data)
+        raise Unauthorized("Refresh token is invalid or expired.")
+    record("refresh", user["_id"], session_id=str(session["_id"]))
+    return _tokens_reply("Tokens refreshed.", token_response(user["_id"], session["_id"], new_token))
+
+
+@users.post("/logout")
+@token_required
+def logout(current_user):
+    """End the current session: its refresh token and access tokens stop working now."""
+    Sessions.revoke(current_user["_id"], g.session_id, reason="logout")
+    record("logout", current_user["_id"], session_id=str(g.session_id))
+    response = current_app.make_response(("", 204))
+    _clear_refresh_cookies(response)
+    return response
+
+
+@users.post("/logout-all")
+@token_required
+def logout_all(current_user):
+    """End every session of the caller."""
+    Sessions.revoke_all(current_user["_id"], reason="logout_all")
+    record("logout_all", current_user["_id"])
+    response = current_app.make_response(("", 204))
+    _clear_refresh_cookies(response)
+    return response
+
+
+@users.get("/sessions")
+@token_required
+def list_sessions(current_user):
+    """The caller's active sessions, most recently used first."""
+    sessions = Sessions.active(current_user["_id"])
+    return envelope("Sessions.", [Sessions.to_json(s, g.session_id) for s in sessions])
+
+
+@users.delete("/sessions/<objectid:session_id>")
+@token_required
+def end_session(current_user, session_id):
+    """End one of the caller's sessions."""
+    if not Sessions.revoke(current_user["_id"], session_id, reason="ended_by_user"):
+        raise NotFound("Session not found.")
+    record("session_ended", current_user["_id"], session_id=str(session_id))
+    return "", 204
+
+
+@users.put("/password")
+@token_required
+def change_password(current_user):
+    """Change the password; every other session ends, this one gets fresh tokens."""
+    user_id = current_user["_id"]
+    rate_limit("password", PASSWORD_RATE_LIMIT=request.remote_addr, PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
+    fields = validate.load(validate.PasswordChange, json_body())
+    if not User.check_password(User.find_by_id(user_id), fields.current_password):
+        record("password_change_failed", user_id)
+        raise validate.InvalidInput({"current_password": "Current password is incorrect."})
+    User.set_password(user_id, fields.new_password)
+    Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
+    new_refresh_token = Sessions.reissue(g.session_id)
+    record("password_changed", user_id)
+    return _tokens_reply("Password changed.", token_response(user_id, g.session_id, new_refresh_token))
+
+
+@users.get("/events")
+@token_required
+def list_events(current_user):
+    """The caller's recent auth events, newest first."""
+    query = validate.load(validate.EventsQuery, request.args.to_dict())
+    events = Events.recent(current_user["_id"], query.limit)
+    return envelope("Events.", [Events.to_json(e) for e in events])
 
 
 @users.get("/")
@@ -266,9 +435,13 @@ def update_user(current_user):
 @users.delete("/")
 @token_required
 def disable_user(current_user):
-    """Disable the caller's account; its tokens stop working."""
+    """Disable the caller's account: every session ends and it can no longer log in."""
     User.disable(current_user["_id"])
-    return "", 204
+    Sessions.revoke_all(current_user["_id"], reason="account_disabled")
+    record("account_disabled", current_user["_id"])
+    response = current_app.make_response(("", 204))
+    _clear_refresh_cookies(response)
+    return response
 
 
 # --- books -----------------------------------------------------------------

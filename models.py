@@ -1,9 +1,16 @@
-"""MongoDB access: one client per process, indexes, and the User and Books models."""
+"""MongoDB access: one client per process, indexes, and the models.
+
+User and Books hold the product's data; Sessions, Events and LoginThrottle hold the
+token lifecycle's state, all in MongoDB so that every app process agrees at once.
+"""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
-from datetime import datetime, timezone
+import secrets
+from datetime import datetime, timedelta, timezone
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -11,7 +18,9 @@ from flask import current_app
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, uri_parser
 from pymongo.errors import ConnectionFailure
 from werkzeug.routing import BaseConverter, ValidationError
-from werkzeug.security import check_password_hash, generate_password_hash
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from werkzeug.security import check_password_hash
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +60,17 @@ def get_db():
     return current_app.extensions["mongo"]["db"]
 
 
-def ensure_indexes(db) -> None:
+def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     """Create every index the queries rely on. Idempotent."""
     db.users.create_index([("email", ASCENDING)], unique=True, name="email_unique")
+    # Expired sessions, failure counters and old audit events are removed by MongoDB itself.
+    db.sessions.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
+    db.sessions.create_index([("user_id", ASCENDING), ("last_used_at", DESCENDING)], name="user_recent")
+    db.login_failures.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
+    db.auth_events.create_index([("user_id", ASCENDING), ("at", DESCENDING)], name="user_recent")
+    db.auth_events.create_index(
+        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * 86400, name="retention"
+    )
     db.books.create_index(
         [("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique"
     )
@@ -71,14 +88,14 @@ def ensure_indexes_once() -> None:
     """Create indexes on the first request if start-up could not reach the database."""
     state = current_app.extensions["mongo"]
     if not state["indexes_ready"]:
-        ensure_indexes(state["db"])
+        ensure_indexes(state["db"], current_app.config["AUDIT_RETENTION_DAYS"])
         state["indexes_ready"] = True
 
 
 def try_ensure_indexes(app) -> None:
     state = app.extensions["mongo"]
     try:
-        ensure_indexes(state["db"])
+        ensure_indexes(state["db"], app.config["AUDIT_RETENTION_DAYS"])
         state["indexes_ready"] = True
     except ConnectionFailure:
         log.warning("database unreachable at start-up; indexes will be created on first request")
@@ -121,16 +138,47 @@ def isoformat(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# --- passwords -------------------------------------------------------------
+
+
+def init_passwords(app) -> None:
+    """Argon2id at the OWASP parameters by default; a dummy hash for unknown emails."""
+    hasher = PasswordHasher(
+        time_cost=int(app.config["PASSWORD_HASH_TIME_COST"]),
+        memory_cost=int(app.config["PASSWORD_HASH_MEMORY_KIB"]),
+        parallelism=int(app.config["PASSWORD_HASH_PARALLELISM"]),
+    )
+    app.extensions["password_hasher"] = hasher
+    app.extensions["dummy_password_hash"] = hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return current_app.extensions["password_hasher"].hash(password)
+
+
+def verify_password(stored: str, password: str) -> tuple[bool, bool]:
+    """(matches, needs_rehash). Werkzeug hashes from before Argon2 still verify, once."""
+    hasher = current_app.extensions["password_hasher"]
+    if stored.startswith("$argon2"):
+        try:
+            hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False, False
+        return True, hasher.check_needs_rehash(stored)
+    return check_password_hash(stored, password), True
+
+
+# --- users -----------------------------------------------------------------
+
+
 class User:
     collection = "users"
+    # Active sessions per user; a new login beyond this ends the oldest one.
+    MAX_SESSIONS = 50
 
     @staticmethod
     def _col():
         return get_db()[User.collection]
-
-    @staticmethod
-    def hash_password(password: str) -> str:
-        return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
 
     @staticmethod
     def create(name: str, email: str, password: str) -> dict:
@@ -139,8 +187,9 @@ class User:
         doc = {
             "name": name,
             "email": email,
-            "password": User.hash_password(password),
+            "password": hash_password(password),
             "disabled": False,
+            "sessions": [],
             "created_at": now,
             "updated_at": now,
         }
@@ -148,23 +197,46 @@ class User:
         return doc
 
     @staticmethod
-    def get_active(user_id: ObjectId) -> dict | None:
-        return User._col().find_one({"_id": user_id, "disabled": False}, USER_FIELDS)
+    def get_for_session(user_id: ObjectId, session_id: ObjectId) -> dict | None:
+        """The active user, only while the session is one of theirs: one indexed lookup.
+
+        This is the whole revocation check: ending a session removes its id from
+        the user's document, so every access token of that session fails here.
+        """
+        return User._col().find_one(
+            {"_id": user_id, "disabled": False, "sessions.sid": session_id}, USER_FIELDS
+        )
 
     @staticmethod
-    def authenticate(email: str, password: str) -> dict | None:
-        """Return the active user whose password matches, else None.
+    def find_by_email(email: str) -> dict | None:
+        return User._col().find_one({"email": email}, {"sessions": 0})
 
-        An unknown email still costs one hash check, so timing does not tell
-        whether an account exists.
+    @staticmethod
+    def find_by_id(user_id: ObjectId) -> dict | None:
+        return User._col().find_one({"_id": user_id}, {"sessions": 0})
+
+    @staticmethod
+    def check_password(user: dict | None, password: str) -> bool:
+        """Verify a password; an unknown user still costs one hash, so timing tells nothing.
+
+        A hash made with older parameters is replaced after a successful check.
         """
-        user = User._col().find_one({"email": email})
         if user is None:
-            check_password_hash(current_app.extensions["dummy_password_hash"], password)
-            return None
-        if not check_password_hash(user["password"], password) or user.get("disabled"):
-            return None
-        return user
+            verify_password(current_app.extensions["dummy_password_hash"], password)
+            return False
+        matches, needs_rehash = verify_password(user["password"], password)
+        if matches and needs_rehash:
+            User._col().update_one(
+                {"_id": user["_id"], "password": user["password"]},
+                {"$set": {"password": hash_password(password)}},
+            )
+        return matches
+
+    @staticmethod
+    def set_password(user_id: ObjectId, password: str) -> None:
+        User._col().update_one(
+            {"_id": user_id}, {"$set": {"password": hash_password(password), "updated_at": utcnow()}}
+        )
 
     @staticmethod
     def update_name(user_id: ObjectId, name: str) -> dict | None:
@@ -179,7 +251,8 @@ class User:
     def disable(user_id: ObjectId) -> None:
         now = utcnow()
         User._col().update_one(
-            {"_id": user_id}, {"$set": {"disabled": True, "disabled_at": now, "updated_at": now}}
+            {"_id": user_id},
+            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": []}},
         )
 
     @staticmethod
@@ -191,6 +264,241 @@ class User:
             "created_at": isoformat(user["created_at"]),
             "updated_at": isoformat(user["updated_at"]),
         }
+
+
+# --- sessions and refresh tokens --------------------------------------------
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Sessions:
+    """A login: its refresh token (stored as a hash), rotated on every use.
+
+    A refresh token reads "<session id>.<secret>", so finding its session is one
+    lookup by _id. Hashes of secrets already exchanged are kept, so presenting
+    one again is recognised as theft.
+    """
+
+    collection = "sessions"
+    USED_HASHES_KEPT = 20
+
+    @staticmethod
+    def _col():
+        return get_db()[Sessions.collection]
+
+    @staticmethod
+    def create(user_id: ObjectId, ip: str | None, user_agent: str | None) -> tuple[dict, str]:
+        now = utcnow()
+        expires = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_EXPIRES_SECONDS"])
+        secret = secrets.token_urlsafe(32)
+        session = {
+            "_id": ObjectId(),
+            "user_id": user_id,
+            "refresh_hash": _digest(secret),
+            "used_hashes": [],
+            "created_at": now,
+            "last_used_at": now,
+            "expires_at": expires,
+            "ip": ip,
+            "user_agent": (user_agent or "")[:300],
+            "revoked_at": None,
+        }
+        Sessions._col().insert_one(session)
+        users = User._col()
+        users.update_one(
+            {"_id": user_id},
+            {"$push": {"sessions": {"$each": [{"sid": session["_id"], "exp": expires}],
+                                    "$slice": -User.MAX_SESSIONS}}},
+        )
+        users.update_one({"_id": user_id}, {"$pull": {"sessions": {"exp": {"$lte": now}}}})
+        return session, f"{session['_id']}.{secret}"
+
+    @staticmethod
+    def rotate(refresh_token: str, ip: str | None, user_agent: str | None):
+        """Exchange a refresh token: ("ok", session, new token), ("reused", session, None)
+        or ("invalid", None, None)."""
+        sid_text, _, secret = refresh_token.partition(".")
+        sid = parse_object_id(sid_text) if len(sid_text) == 24 else None
+        if sid is None or not secret:
+            return "invalid", None, None
+        session = Sessions._col().find_one({"_id": sid})
+        now = utcnow()
+        if session is None or session["revoked_at"] is not None or session["expires_at"] <= now:
+            return "invalid", None, None
+        presented = _digest(secret)
+        if not hmac.compare_digest(presented, session["refresh_hash"]):
+            if presented in session["used_hashes"]:
+                Sessions.revoke(session["user_id"], sid, reason="refresh_token_reused")
+                return "reused", session, None
+            return "invalid", None, None
+        new_secret = secrets.token_urlsafe(32)
+        updated = Sessions._col().find_one_and_update(
+            # Conditional on the hash: of two concurrent exchanges only one wins.
+            {"_id": sid, "refresh_hash": presented, "revoked_at": None},
+            {
+                "$set": {
+                    "refresh_hash": _digest(new_secret),
+                    "last_used_at": now,
+                    "ip": ip,
+                    "user_agent": (user_agent or "")[:300],
+                },
+                "$push": {"used_hashes": {"$each": [presented], "$slice": -Sessions.USED_HASHES_KEPT}},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is None:  # the same token was exchanged a moment ago
+            Sessions.revoke(session["user_id"], sid, reason="refresh_token_reused")
+            return "reused", session, None
+        return "ok", updated, f"{sid}.{new_secret}"
+
+    @staticmethod
+    def reissue(sid: ObjectId) -> str:
+        """A new refresh token for a live session (after a password change); the old one
+        counts as used."""
+        secret = secrets.token_urlsafe(32)
+        session = Sessions._col().find_one_and_update(
+            {"_id": sid}, {"$set": {"refresh_hash": _digest(secret), "last_used_at": utcnow()}}
+        )
+        Sessions._col().update_one(
+            {"_id": sid},
+            {"$push": {"used_hashes": {"$each": [session["refresh_hash"]], "$slice": -Sessions.USED_HASHES_KEPT}}},
+        )
+        return f"{sid}.{secret}"
+
+    @staticmethod
+    def revoke(user_id: ObjectId, sid: ObjectId, reason: str) -> bool:
+        """End one session; its access tokens fail from the next request on."""
+        result = Sessions._col().update_one(
+            {"_id": sid, "user_id": user_id, "revoked_at": None},
+            {"$set": {"revoked_at": utcnow(), "revoked_reason": reason}},
+        )
+        User._col().update_one({"_id": user_id}, {"$pull": {"sessions": {"sid": sid}}})
+        return result.modified_count == 1
+
+    @staticmethod
+    def revoke_all(user_id: ObjectId, reason: str, keep: ObjectId | None = None) -> None:
+        """End every session of a user, except `keep` when given."""
+        query = {"user_id": user_id, "revoked_at": None}
+        if keep is not None:
+            query["_id"] = {"$ne": keep}
+            User._col().update_one({"_id": user_id}, {"$pull": {"sessions": {"sid": {"$ne": keep}}}})
+        else:
+            User._col().update_one({"_id": user_id}, {"$set": {"sessions": []}})
+        Sessions._col().update_many(query, {"$set": {"revoked_at": utcnow(), "revoked_reason": reason}})
+
+    @staticmethod
+    def active(user_id: ObjectId) -> list[dict]:
+        now = utcnow()
+        cursor = Sessions._col().find(
+            {"user_id": user_id, "revoked_at": None, "expires_at": {"$gt": now}},
+            {"refresh_hash": 0, "used_hashes": 0},
+        ).sort("last_used_at", DESCENDING)
+        return list(cursor.limit(User.MAX_SESSIONS))
+
+    @staticmethod
+    def to_json(session: dict, current_sid: ObjectId | None) -> dict:
+        return {
+            "id": str(session["_id"]),
+            "created_at": isoformat(session["created_at"]),
+            "last_used_at": isoformat(session["last_used_at"]),
+            "expires_at": isoformat(session["expires_at"]),
+            "ip": session.get("ip"),
+            "user_agent": session.get("user_agent"),
+            "current": session["_id"] == current_sid,
+        }
+
+
+# --- audit events ----------------------------------------------------------
+
+
+class Events:
+    """Auth events: what happened, to whom, from where. Never passwords or tokens."""
+
+    collection = "auth_events"
+
+    @staticmethod
+    def record(kind: str, user_id: ObjectId | None, ip: str | None, user_agent: str | None, **detail):
+        doc = {
+            "type": kind,
+            "user_id": user_id,
+            "at": utcnow(),
+            "ip": ip,
+            "user_agent": (user_agent or "")[:300],
+        }
+        if detail:
+            doc["detail"] = detail
+        try:
+            get_db()[Events.collection].insert_one(doc)
+        except ConnectionFailure:
+            log.warning("could not record auth event %s", kind)
+
+    @staticmethod
+    def recent(user_id: ObjectId, limit: int) -> list[dict]:
+        cursor = get_db()[Events.collection].find({"user_id": user_id}).sort("at", DESCENDING)
+        return list(cursor.limit(limit))
+
+    @staticmethod
+    def to_json(event: dict) -> dict:
+        return {
+            "type": event["type"],
+            "at": isoformat(event["at"]),
+            "ip": event.get("ip"),
+            "user_agent": event.get("user_agent"),
+            "detail": event.get("detail", {}),
+        }
+
+
+# --- failed-login throttle ---------------------------------------------------
+
+
+class LoginThrottle:
+    """Per-email failure counter with a growing, capped lock-out.
+
+    Keyed by the email as typed (normalised), whether or not an account has it,
+    so a lock-out says nothing about which accounts exist. Locks last at most
+    LOGIN_LOCKOUT_MAX_SECONDS: an attacker can slow a user down, never lock
+    them out for good.
+    """
+
+    collection = "login_failures"
+
+    @staticmethod
+    def _col():
+        return get_db()[LoginThrottle.collection]
+
+    @staticmethod
+    def locked_for(email: str) -> int:
+        """Seconds until the email may try again; 0 when it may now."""
+        doc = LoginThrottle._col().find_one({"_id": email}, {"locked_until": 1})
+        if not doc or not doc.get("locked_until"):
+            return 0
+        remaining = (doc["locked_until"] - utcnow()).total_seconds()
+        return max(0, int(remaining + 0.999))
+
+    @staticmethod
+    def failed(email: str) -> None:
+        config = current_app.config
+        now = utcnow()
+        doc = LoginThrottle._col().find_one_and_update(
+            {"_id": email},
+            {"$inc": {"count": 1}, "$set": {"expires_at": now + timedelta(days=1)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        over = doc["count"] - config["LOGIN_LOCKOUT_THRESHOLD"]
+        if over >= 0:
+            seconds = min(
+                config["LOGIN_LOCKOUT_SECONDS"] * 2 ** min(over, 20), config["LOGIN_LOCKOUT_MAX_SECONDS"]
+            )
+            LoginThrottle._col().update_one(
+                {"_id": email}, {"$set": {"locked_until": now + timedelta(seconds=seconds)}}
+            )
+
+    @staticmethod
+    def succeeded(email: str) -> None:
+        LoginThrottle._col().delete_one({"_id": email})
 
 
 _SPACES = re.compile(r"\s+")

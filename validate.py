@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
+from zxcvbn import zxcvbn
 
 CATEGORIES = (
     "romance",
@@ -21,6 +22,9 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
+# zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
+# password, or one a little away from it ("P@ssw0rd1!").
+MIN_PASSWORD_SCORE = 2
 
 
 class InvalidInput(Exception):
@@ -101,10 +105,27 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _not_guessable(password: str, *context: str) -> str:
+    """Refuse passwords found in, or a little away from, zxcvbn's lists of common and
+    breached passwords, words and names, or built from the user's own name or email."""
+    result = zxcvbn(password, user_inputs=[part for text in context for part in text.split()])
+    if result["score"] >= MIN_PASSWORD_SCORE:
+        return password
+    common = any(match.get("dictionary_name") == "passwords" for match in result["sequence"])
+    reason = "it is a common or breached password" if common else "it is too easy to guess"
+    warning = result["feedback"].get("warning")
+    raise ValueError(f"Password is not allowed: {reason}" + (f" ({warning.rstrip('.')})." if warning else "."))
+
+
 class SignUp(_Schema):
     name: Name
     email: Email
     password: Password
+
+    @field_validator("password")
+    @classmethod
+    def _strong(cls, value: str, info: ValidationInfo) -> str:
+        return _not_guessable(value, info.data.get("name", ""), info.data.get("email", ""))
 
 
 def _login_email(value: str) -> str:
@@ -122,6 +143,26 @@ class Login(_Schema):
 
 class UserUpdate(_Schema):
     name: Name
+
+
+class PasswordChange(_Schema):
+    current_password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
+    new_password: Password
+
+    @field_validator("new_password")
+    @classmethod
+    def _strong(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("current_password"):
+            raise ValueError("New password must differ from the current one.")
+        return _not_guessable(value)
+
+
+class RefreshRequest(_Schema):
+    refresh_token: StrictStr = Field(min_length=1, max_length=200)
+
+
+class EventsQuery(_Schema):
+    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX)
 
 
 class BookCreate(_Schema):
@@ -150,6 +191,7 @@ _MESSAGES = {
     "greater_than_equal": "Must be at least {ge}.",
     "less_than_equal": "Must be at most {le}.",
     "string_too_long": "Must be at most {max_length} characters.",
+    "string_too_short": "Must not be empty.",
 }
 
 

@@ -55,14 +55,26 @@ def mongo_client(backend, request):
 
 
 @pytest.fixture
+def db_name():
+    return f"test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def rate_limit_uri(backend, request, db_name):
+    """Rate-limit counters: in memory beside mongomock, in the real server beside SecantusDB."""
+    if backend == "mongomock":
+        return "memory://"
+    return request.getfixturevalue("secantus_uri").rstrip("/") + f"/{db_name}"
+
+
+@pytest.fixture
 def app_config():
     """Extra configuration for the app; override this fixture in a test module to change it."""
     return {}
 
 
 @pytest.fixture
-def app(mongo_client, tmp_path, app_config):
-    db_name = f"test_{uuid.uuid4().hex[:12]}"
+def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
     application = create_app(
         {
             "TESTING": True,
@@ -70,8 +82,12 @@ def app(mongo_client, tmp_path, app_config):
             "SECRET_KEY": TEST_SECRET,
             "MONGO_CLIENT": mongo_client,
             "DATABASE_URL": f"mongodb://unused/{db_name}",
-            # A cheap hash keeps the suite fast; production uses scrypt.
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
+            "PASSWORD_HASH_TIME_COST": 1,
+            "PASSWORD_HASH_MEMORY_KIB": 1024,
+            # Limits are switched on by the tests that are about them.
+            "RATELIMIT_ENABLED": False,
+            "RATELIMIT_STORAGE_URI": rate_limit_uri,
             "UPLOAD_FOLDER": str(tmp_path / "covers"),
             **app_config,
         }
