@@ -20,7 +20,7 @@ call() {
   status="${result%% *}" type="${result#* }"
   echo "== $step: HTTP $status"
   if [[ "$type" == application/json* ]]; then
-    jq '(.data | objects | select(has("token")) | .token) |= "<token>"' "$body"
+    jq '.data |= (objects |= with_entries(if .key | test("token$") then .value = "<token>" else . end))' "$body"
   elif [ -s "$body" ]; then
     echo "($(wc -c <"$body") bytes of $type)"
   fi
@@ -41,10 +41,19 @@ call 201 "Sign up" -X POST "$BASE_URL/users/" -H 'Content-Type: application/json
   -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" \
         '{name: "Ada Lovelace", email: $email, password: $password}')"
 
-# Log in and keep the token.
-call 200 "Log in" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
-  -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"
-TOKEN="$(jq -r .data.token "$body")"
+# Log in: a short-lived access token (data.token) and a refresh token.
+login() {
+  call 200 "Log in" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
+    -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"
+  TOKEN="$(jq -r .data.token "$body")" REFRESH_TOKEN="$(jq -r .data.refresh_token "$body")"
+}
+login
+
+# Before the access token expires (data.expires_in seconds), trade the refresh token
+# for new tokens. The old refresh token stops working; using it again ends the session.
+call 200 "Refresh the tokens" -X POST "$BASE_URL/users/token/refresh" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg token "$REFRESH_TOKEN" '{refresh_token: $token}')"
+TOKEN="$(jq -r .data.token "$body")" REFRESH_TOKEN="$(jq -r .data.refresh_token "$body")"
 
 # Who am I? Every request below sends the token.
 call 200 "GET /users/" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
@@ -92,10 +101,31 @@ call 404 "GET the old cover" "$IMAGE_URL"
 call 204 "DELETE /books/$BOOK_ID" -X DELETE "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
 call 404 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
 
+# Each login is a session. Log in again (another device, say) and list them.
+FIRST_TOKEN="$TOKEN"
+login
+call 200 "GET /users/sessions" "$BASE_URL/users/sessions" -H "Authorization: Bearer $TOKEN"
+
+# Change the password: every other session ends; this one gets fresh tokens.
+NEW_PASSWORD='Tr0ubadour & 3 horses!'
+call 200 "PUT /users/password" -X PUT "$BASE_URL/users/password" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg old "$PASSWORD" --arg new "$NEW_PASSWORD" '{current_password: $old, new_password: $new}')"
+TOKEN="$(jq -r .data.token "$body")" PASSWORD="$NEW_PASSWORD"
+call 401 "GET /users/ from the other session" "$BASE_URL/users/" -H "Authorization: Bearer $FIRST_TOKEN"
+
+# Log out: this session's tokens stop working at once.
+call 204 "POST /users/logout" -X POST "$BASE_URL/users/logout" -H "Authorization: Bearer $TOKEN"
+call 401 "GET /users/ after logout" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
+
+# The account's recent auth events: sign-up, logins, refresh, password change, logout.
+login
+call 200 "GET /users/events" "$BASE_URL/users/events?limit=10" -H "Authorization: Bearer $TOKEN"
+
 # Disable the account: its token stops working and it can no longer log in.
 call 204 "DELETE /users/" -X DELETE "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
 call 401 "GET /users/ with the old token" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
-call 401 "Log in again" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
+call 401 "Log in after disabling" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
   -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"
 
 echo "Walk-through complete."
