@@ -382,20 +382,22 @@ def login():
     fields = validate.load(validate.Login, json_body())
     email = fields.email
     rate_limit("login", LOGIN_RATE_LIMIT=request.remote_addr, LOGIN_ACCOUNT_RATE_LIMIT=email)
-    # Locked-out or not says nothing about whether the account exists: unknown emails
-    # are counted and locked exactly like known ones.
-    wait = LoginThrottle.locked_for(email)
-    if wait:
-        record("login_locked", email=email)
-        raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
     user = User.find_by_email(email)
+    user_id = user["_id"] if user else None
+    # Locked or not says nothing about whether the account exists: unknown emails
+    # are counted and locked exactly like known ones.
+    throttle_key = LoginThrottle.key(email, request.remote_addr)
+    wait = LoginThrottle.locked_for(throttle_key)
+    if wait:
+        record("login_locked", user_id, email=email)
+        raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
     if not User.check_password(user, fields.password) or user["disabled"]:
-        LoginThrottle.failed(email)
-        record("login_failed", user["_id"] if user else None, email=email)
+        LoginThrottle.failed(throttle_key)
+        record("login_failed", user_id, email=email)
         raise Unauthorized("Invalid email or password.")
-    LoginThrottle.succeeded(email)
-    tokens = start_session(user["_id"])
-    record("login", user["_id"])
+    LoginThrottle.succeeded(throttle_key)
+    tokens = start_session(user_id)
+    record("login", user_id)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
 
 
@@ -445,17 +447,22 @@ def _presented_refresh_token() -> str:
 def refresh():
     """Exchange a refresh token for new tokens; the old refresh token stops working."""
     rate_limit("refresh", REFRESH_RATE_LIMIT=request.remote_addr)
-    presented = _presented_refresh_token()
-    rate_limit("refresh", REFRESH_ACCOUNT_RATE_LIMIT=presented.partition(".")[0])
-    outcome, session, new_token = Sessions.rotate(presented, *client_info())
-    if outcome == "reused":
-        record("refresh_token_reused", session["user_id"], session_id=str(session["_id"]))
-        raise Unauthorized("Refresh token was already used; the session has been ended.")
-    user = User.get_for_session(session["user_id"], session["_id"]) if session else None
-    if user is None:
+    outcome, session = Sessions.check(_presented_refresh_token())
+    if outcome == "invalid":
         raise Unauthorized("Refresh token is invalid or expired.")
-    record("refresh", user["_id"], session_id=str(session["_id"]))
-    return _tokens_reply("Tokens refreshed.", token_response(user["_id"], session["_id"], new_token))
+    user_id = session["user_id"]
+    # Counted per account only once the token is known to be genuine, so nobody can
+    # use up another account's allowance with forged tokens.
+    rate_limit("refresh", REFRESH_ACCOUNT_RATE_LIMIT=user_id)
+    new_token = Sessions.rotate(session, *client_info()) if outcome == "ok" else None
+    if new_token is None:
+        Sessions.revoke(user_id, session["_id"], reason="refresh_token_reused")
+        record("refresh_token_reused", user_id, session_id=str(session["_id"]))
+        raise Unauthorized("Refresh token was already used; the session has been ended.")
+    if User.get_for_session(user_id, session["_id"]) is None:
+        raise Unauthorized("Refresh token is invalid or expired.")
+    record("refresh", user_id, session_id=str(session["_id"]))
+    return _tokens_reply("Tokens refreshed.", token_response(user_id, session["_id"], new_token))
 
 
 @users.post("/logout")

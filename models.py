@@ -316,42 +316,45 @@ class Sessions:
         return session, f"{session['_id']}.{secret}"
 
     @staticmethod
-    def rotate(refresh_token: str, ip: str | None, user_agent: str | None):
-        """Exchange a refresh token: ("ok", session, new token), ("reused", session, None)
-        or ("invalid", None, None)."""
+    def check(refresh_token: str) -> tuple[str, dict | None]:
+        """Judge a presented refresh token without spending it: ("ok", session),
+        ("reused", session) for a secret already exchanged, or ("invalid", None)."""
         sid_text, _, secret = refresh_token.partition(".")
         sid = parse_object_id(sid_text) if len(sid_text) == 24 else None
         if sid is None or not secret:
-            return "invalid", None, None
+            return "invalid", None
         session = Sessions._col().find_one({"_id": sid})
-        now = utcnow()
-        if session is None or session["revoked_at"] is not None or session["expires_at"] <= now:
-            return "invalid", None, None
+        if session is None or session["revoked_at"] is not None or session["expires_at"] <= utcnow():
+            return "invalid", None
         presented = _digest(secret)
-        if not hmac.compare_digest(presented, session["refresh_hash"]):
-            if presented in session["used_hashes"]:
-                Sessions.revoke(session["user_id"], sid, reason="refresh_token_reused")
-                return "reused", session, None
-            return "invalid", None, None
+        if hmac.compare_digest(presented, session["refresh_hash"]):
+            return "ok", session
+        if presented in session["used_hashes"]:
+            return "reused", session
+        return "invalid", None
+
+    @staticmethod
+    def rotate(session: dict, ip: str | None, user_agent: str | None) -> str | None:
+        """Replace the session's refresh token; None when another request exchanged the
+        same token a moment ago (then it counts as reuse)."""
         new_secret = secrets.token_urlsafe(32)
-        updated = Sessions._col().find_one_and_update(
+        current = session["refresh_hash"]
+        updated = Sessions._col().update_one(
             # Conditional on the hash: of two concurrent exchanges only one wins.
-            {"_id": sid, "refresh_hash": presented, "revoked_at": None},
+            {"_id": session["_id"], "refresh_hash": current, "revoked_at": None},
             {
                 "$set": {
                     "refresh_hash": _digest(new_secret),
-                    "last_used_at": now,
+                    "last_used_at": utcnow(),
                     "ip": ip,
                     "user_agent": (user_agent or "")[:300],
                 },
-                "$push": {"used_hashes": {"$each": [presented], "$slice": -Sessions.USED_HASHES_KEPT}},
+                "$push": {"used_hashes": {"$each": [current], "$slice": -Sessions.USED_HASHES_KEPT}},
             },
-            return_document=ReturnDocument.AFTER,
         )
-        if updated is None:  # the same token was exchanged a moment ago
-            Sessions.revoke(session["user_id"], sid, reason="refresh_token_reused")
-            return "reused", session, None
-        return "ok", updated, f"{sid}.{new_secret}"
+        if updated.modified_count != 1:
+            return None
+        return f"{session['_id']}.{new_secret}"
 
     @staticmethod
     def reissue(sid: ObjectId) -> str:
@@ -454,12 +457,14 @@ class Events:
 
 
 class LoginThrottle:
-    """Per-email failure counter with a growing, capped lock-out.
+    """Failure counter with a growing, capped lock-out, per email and client IP.
 
     Keyed by the email as typed (normalised), whether or not an account has it,
-    so a lock-out says nothing about which accounts exist. Locks last at most
-    LOGIN_LOCKOUT_MAX_SECONDS: an attacker can slow a user down, never lock
-    them out for good.
+    so a lock-out says nothing about which accounts exist. Keyed by IP too, so
+    an attacker's failures lock the attacker out, never the owner: the owner
+    logging in from elsewhere is unaffected, and the per-account rate limit is
+    what slows an attack spread over many addresses. Locks last at most
+    LOGIN_LOCKOUT_MAX_SECONDS.
     """
 
     collection = "login_failures"
@@ -469,20 +474,24 @@ class LoginThrottle:
         return get_db()[LoginThrottle.collection]
 
     @staticmethod
-    def locked_for(email: str) -> int:
-        """Seconds until the email may try again; 0 when it may now."""
-        doc = LoginThrottle._col().find_one({"_id": email}, {"locked_until": 1})
+    def key(email: str, ip: str | None) -> str:
+        return f"{email} {ip or '-'}"
+
+    @staticmethod
+    def locked_for(key: str) -> int:
+        """Seconds until this email may be tried again from this IP; 0 when it may now."""
+        doc = LoginThrottle._col().find_one({"_id": key}, {"locked_until": 1})
         if not doc or not doc.get("locked_until"):
             return 0
         remaining = (doc["locked_until"] - utcnow()).total_seconds()
         return max(0, int(remaining + 0.999))
 
     @staticmethod
-    def failed(email: str) -> None:
+    def failed(key: str) -> None:
         config = current_app.config
         now = utcnow()
         doc = LoginThrottle._col().find_one_and_update(
-            {"_id": email},
+            {"_id": key},
             {"$inc": {"count": 1}, "$set": {"expires_at": now + timedelta(days=1)}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
@@ -493,12 +502,12 @@ class LoginThrottle:
                 config["LOGIN_LOCKOUT_SECONDS"] * 2 ** min(over, 20), config["LOGIN_LOCKOUT_MAX_SECONDS"]
             )
             LoginThrottle._col().update_one(
-                {"_id": email}, {"$set": {"locked_until": now + timedelta(seconds=seconds)}}
+                {"_id": key}, {"$set": {"locked_until": now + timedelta(seconds=seconds)}}
             )
 
     @staticmethod
-    def succeeded(email: str) -> None:
-        LoginThrottle._col().delete_one({"_id": email})
+    def succeeded(key: str) -> None:
+        LoginThrottle._col().delete_one({"_id": key})
 
 
 _SPACES = re.compile(r"\s+")
