@@ -511,7 +511,8 @@ def change_password(current_user):
     """Change the password; every other session ends, this one gets fresh tokens."""
     user_id = current_user["_id"]
     rate_limit("password", PASSWORD_RATE_LIMIT=request.remote_addr, PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
-    fields = validate.load(validate.PasswordChange, json_body())
+    user_inputs = (current_user["name"], current_user["email"])
+    fields = validate.load(validate.PasswordChange, json_body(), context={"user_inputs": user_inputs})
     if not User.check_password(User.find_by_id(user_id), fields.current_password):
         record("password_change_failed", user_id)
         raise validate.InvalidInput({"current_password": "Current password is incorrect."})

@@ -67,7 +67,9 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.sessions.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
     db.sessions.create_index([("user_id", ASCENDING), ("last_used_at", DESCENDING)], name="user_recent")
     db.login_failures.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
-    db.auth_events.create_index([("user_id", ASCENDING), ("at", DESCENDING)], name="user_recent")
+    db.auth_events.create_index(
+        [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
+    )
     db.auth_events.create_index(
         [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * 86400, name="retention"
     )
@@ -307,12 +309,21 @@ class Sessions:
         }
         Sessions._col().insert_one(session)
         users = User._col()
-        users.update_one(
+        users.update_one({"_id": user_id}, {"$pull": {"sessions": {"exp": {"$lte": now}}}})
+        user = users.find_one_and_update(
             {"_id": user_id},
             {"$push": {"sessions": {"$each": [{"sid": session["_id"], "exp": expires}],
                                     "$slice": -User.MAX_SESSIONS}}},
+            projection={"sessions.sid": 1},
+            return_document=ReturnDocument.AFTER,
         )
-        users.update_one({"_id": user_id}, {"$pull": {"sessions": {"exp": {"$lte": now}}}})
+        if len(user["sessions"]) >= User.MAX_SESSIONS:
+            # The oldest session fell off the user's list: end its record too.
+            live = [entry["sid"] for entry in user["sessions"]]
+            Sessions._col().update_many(
+                {"user_id": user_id, "revoked_at": None, "_id": {"$nin": live}},
+                {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}},
+            )
         return session, f"{session['_id']}.{secret}"
 
     @staticmethod
@@ -439,7 +450,8 @@ class Events:
 
     @staticmethod
     def recent(user_id: ObjectId, limit: int) -> list[dict]:
-        cursor = get_db()[Events.collection].find({"user_id": user_id}).sort("at", DESCENDING)
+        cursor = get_db()[Events.collection].find({"user_id": user_id})
+        cursor = cursor.sort([("at", DESCENDING), ("_id", DESCENDING)])
         return list(cursor.limit(limit))
 
     @staticmethod

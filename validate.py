@@ -108,7 +108,9 @@ class _Schema(BaseModel):
 def _not_guessable(password: str, *context: str) -> str:
     """Refuse passwords found in, or a little away from, zxcvbn's lists of common and
     breached passwords, words and names, or built from the user's own name or email."""
-    result = zxcvbn(password, user_inputs=[part for text in context for part in text.split()])
+    # Note: zxcvbn keeps user_inputs in module state; the app's sync workers run one request at a time.
+    inputs = [part for text in context for part in text.split()]
+    result = zxcvbn(password, user_inputs=inputs, max_length=PASSWORD_MAX)
     if result["score"] >= MIN_PASSWORD_SCORE:
         return password
     common = any(match.get("dictionary_name") == "passwords" for match in result["sequence"])
@@ -154,11 +156,13 @@ class PasswordChange(_Schema):
     def _strong(cls, value: str, info: ValidationInfo) -> str:
         if value == info.data.get("current_password"):
             raise ValueError("New password must differ from the current one.")
-        return _not_guessable(value)
+        # The caller passes the account's name and email, checked as at sign-up.
+        return _not_guessable(value, *(info.context or {}).get("user_inputs", ()))
 
 
 class RefreshRequest(_Schema):
-    refresh_token: StrictStr = Field(min_length=1, max_length=200)
+    # Generous, so a wrong kind of token is answered 401 by the check, not 400 here.
+    refresh_token: StrictStr = Field(min_length=1, max_length=4096)
 
 
 class EventsQuery(_Schema):
@@ -203,12 +207,12 @@ def _message(error: dict) -> str:
     return template.format(**ctx) if template else error["msg"]
 
 
-def load(schema: type[_Schema], data) -> _Schema:
+def load(schema: type[_Schema], data, context: dict | None = None) -> _Schema:
     """Validate a mapping against a schema, or raise InvalidInput with one message per field."""
     if not isinstance(data, dict):
         raise InvalidInput({"body": "Request body must be a JSON object."})
     try:
-        return schema.model_validate(data)
+        return schema.model_validate(data, context=context)
     except PydanticValidationError as exc:
         errors: dict[str, str] = {}
         for error in exc.errors():

@@ -1,4 +1,4 @@
-"""Logging in, bearer tokens, the secret key, and the database going away and coming back."""
+"""Logging in, bearer access tokens, the secret key, and the database going away and coming back."""
 from __future__ import annotations
 
 import base64
@@ -12,18 +12,26 @@ import stat
 import time
 import uuid
 
+from typing import NamedTuple
+
 import jwt
 import mongomock
 import pytest
 from bson import ObjectId
 
-from app import create_app
+from app import DEFAULTS, create_app
 from conftest import PASSWORD, TEST_SECRET
 
 DAY = 24 * 3600
+ACCESS_TOKEN_SECONDS = 15 * 60
+ISSUER, AUDIENCE = "book-library", "book-library-api"
+ACCESS_TOKEN_TYPE = "at+jwt"
+CLAIMS = {"iss", "aud", "sub", "sid", "jti", "iat", "exp"}
 OTHER_SECRET = "another-secret-key-that-is-also-long-enough"
-CHEAP_HASH = "pbkdf2:sha256:1000"
+# A cheap Argon2id keeps the apps built here fast, as in conftest.
+CHEAP_HASH = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024}
 WRONG_PASSWORD_BODY = {"message": "Invalid email or password.", "data": None, "error": "Unauthorized"}
+SESSION_ENDED = "Session has ended or the account is disabled."
 
 
 # --- token crafting -------------------------------------------------------------
@@ -44,15 +52,35 @@ def hand_signed(header: dict, payload, key: str = TEST_SECRET, digest=hashlib.sh
     return f"{signing_input}.{b64url(signature)}"
 
 
-def claims(sub, /, **changes):
-    """Valid claims for a subject; a value of ... removes that claim."""
+def header(alg: str = "HS256", typ=ACCESS_TOKEN_TYPE) -> dict:
+    """A JOSE header; typ ... leaves it out."""
+    return {"alg": alg} if typ is ... else {"alg": alg, "typ": typ}
+
+
+def claims(sub, sid, /, **changes):
+    """Valid access-token claims for a subject and session; a value of ... removes that claim."""
     now = int(time.time())
-    values = {"sub": sub, "iat": now, "exp": now + 3600, **changes}
+    values = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": sub,
+        "sid": sid,
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + 600,
+        **changes,
+    }
     return {key: value for key, value in values.items() if value is not ...}
 
 
-def make_token(sub, /, key: str = TEST_SECRET, **changes) -> str:
-    return jwt.encode(claims(sub, **changes), key, algorithm="HS256")
+def make_token(sub, sid, /, key: str = TEST_SECRET, typ=ACCESS_TOKEN_TYPE, **changes) -> str:
+    """A correctly signed HS256 token: an access token unless claims or typ are changed."""
+    headers = {"typ": None} if typ is ... else {"typ": typ}
+    return jwt.encode(claims(sub, sid, **changes), key, algorithm="HS256", headers=headers)
+
+
+def decode(token: str, key: str = TEST_SECRET) -> dict:
+    return jwt.decode(token, key, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
 
 
 def bearer(token: str) -> dict:
@@ -86,12 +114,20 @@ def assert_unauthorized(response, error_code, message_fragment):
     return body
 
 
+class LoggedIn(NamedTuple):
+    email: str
+    id: str
+    sid: str  # the session the token belongs to
+    token: str
+
+
 @pytest.fixture
 def user(client, auth):
-    """A signed-up, logged-in user: (email, id, token)."""
+    """A signed-up, logged-in user."""
     email = auth.signup()
     data = auth.login(email).get_json()["data"]
-    return email, data["id"], data["token"]
+    sid = jwt.decode(data["token"], options={"verify_signature": False})["sid"]
+    return LoggedIn(email, data["id"], sid, data["token"])
 
 
 # --- logging in -------------------------------------------------------------------
@@ -111,25 +147,42 @@ def test_login_returns_the_user_and_a_token(client, auth):
     assert data["email"] == email
     assert ObjectId.is_valid(data["id"])
     assert isinstance(data["token"], str) and data["token"].count(".") == 2
+    assert data["expires_in"] == ACCESS_TOKEN_SECONDS
+    assert data["token_type"] == "Bearer"
     assert not [key for key in data if "password" in key.lower()]
     assert PASSWORD not in response.get_data(as_text=True)
 
 
-def test_login_token_is_an_hs256_jwt_with_sub_iat_and_exp_24_hours_after_iat(user):
-    _, user_id, token = user
+def test_login_token_is_an_hs256_access_token_with_every_claim_and_15_minutes_of_life(user):
+    token = user.token
 
     header = jwt.get_unverified_header(token)
-    payload = jwt.decode(token, TEST_SECRET, algorithms=["HS256"])
+    payload = decode(token)
 
     assert header["alg"] == "HS256"
-    assert header.get("typ", "JWT") == "JWT"
-    assert payload["sub"] == user_id
-    assert payload["exp"] - payload["iat"] == DAY
+    assert header["typ"] == ACCESS_TOKEN_TYPE
+    assert set(payload) == CLAIMS
+    assert payload["iss"] == ISSUER
+    assert payload["aud"] == AUDIENCE
+    assert payload["sub"] == user.id
+    assert ObjectId.is_valid(payload["sid"])
+    assert isinstance(payload["jti"], str) and len(payload["jti"]) >= 16
+    assert payload["exp"] - payload["iat"] == ACCESS_TOKEN_SECONDS
     assert abs(payload["iat"] - time.time()) < 300
 
 
+def test_every_token_gets_its_own_jti_and_every_login_its_own_session(auth, user):
+    other = auth.login(user.email).get_json()["data"]["token"]
+
+    first, second = decode(user.token), decode(other)
+
+    assert first["jti"] != second["jti"]
+    assert first["sid"] != second["sid"]
+    assert first["sub"] == second["sub"]
+
+
 def test_login_token_opens_protected_routes(client, user):
-    email, user_id, token = user
+    email, user_id, token = user.email, user.id, user.token
 
     response = client.get("/users/", headers=bearer(token))
 
@@ -200,20 +253,20 @@ def test_disabled_user_cannot_log_in(client, auth):
 
 
 def test_user_disabled_in_the_database_cannot_log_in_and_its_token_stops_working(client, db, user):
-    email, _, token = user
+    db.users.update_one({"email": user.email}, {"$set": {"disabled": True}})
 
-    db.users.update_one({"email": email}, {"$set": {"disabled": True}})
-
-    assert client.post("/users/login", json={"email": email, "password": PASSWORD}).get_json() == WRONG_PASSWORD_BODY
-    assert_unauthorized(client.get("/users/", headers=bearer(token)), "invalid_token", "disabled")
+    assert client.post("/users/login", json={"email": user.email, "password": PASSWORD}).get_json() == (
+        WRONG_PASSWORD_BODY
+    )
+    body = assert_unauthorized(client.get("/users/", headers=bearer(user.token)), "invalid_token", "disabled")
+    assert body["message"] == SESSION_ENDED
 
 
 def test_token_of_a_user_removed_from_the_database_is_401(client, db, user):
-    email, _, token = user
+    db.users.delete_one({"email": user.email})
 
-    db.users.delete_one({"email": email})
-
-    assert_unauthorized(client.get("/users/", headers=bearer(token)), "invalid_token", "no longer exists")
+    body = assert_unauthorized(client.get("/users/", headers=bearer(user.token)), "invalid_token", "ended")
+    assert body["message"] == SESSION_ENDED
 
 
 @pytest.mark.parametrize(
@@ -269,6 +322,12 @@ PROTECTED_ROUTES = [
     ("GET", "/users/"),
     ("PUT", "/users/"),
     ("DELETE", "/users/"),
+    ("POST", "/users/logout"),
+    ("POST", "/users/logout-all"),
+    ("GET", "/users/sessions"),
+    ("DELETE", f"/users/sessions/{SOME_ID}"),
+    ("PUT", "/users/password"),
+    ("GET", "/users/events"),
     ("GET", "/books/"),
     ("POST", "/books/"),
     ("GET", f"/books/{SOME_ID}"),
@@ -301,87 +360,154 @@ def test_www_authenticate_realm_is_sent_as_a_quoted_string(client):
 
 
 # --- bad tokens --------------------------------------------------------------------------
+#
+# Each crafted token is a valid access token (every claim, typ at+jwt, the live session of the
+# user) except for the one problem its row names.
 
 
-def _alg_none(user_id, token):
-    return f"{segment({'alg': 'none', 'typ': 'JWT'})}.{segment(claims(user_id))}."
+def _alg_none(uid, sid, token):
+    return f"{segment(header('none'))}.{segment(claims(uid, sid))}."
 
 
-def _alg_none_capitalised(user_id, token):
-    return f"{segment({'alg': 'None', 'typ': 'JWT'})}.{segment(claims(user_id))}."
+def _alg_none_capitalised(uid, sid, token):
+    return f"{segment(header('None'))}.{segment(claims(uid, sid))}."
 
 
-def _hs512(user_id, token):
-    return hand_signed({"alg": "HS512", "typ": "JWT"}, claims(user_id), digest=hashlib.sha512)
+def _hs512(uid, sid, token):
+    return hand_signed(header("HS512"), claims(uid, sid), digest=hashlib.sha512)
 
 
-def _hs384(user_id, token):
-    return hand_signed({"alg": "HS384", "typ": "JWT"}, claims(user_id), digest=hashlib.sha384)
+def _hs384(uid, sid, token):
+    return hand_signed(header("HS384"), claims(uid, sid), digest=hashlib.sha384)
 
 
-def _rs256_header(user_id, token):
-    return f"{segment({'alg': 'RS256', 'typ': 'JWT'})}.{segment(claims(user_id))}.{b64url(b'x' * 256)}"
+def _rs256_header(uid, sid, token):
+    return f"{segment(header('RS256'))}.{segment(claims(uid, sid))}.{b64url(b'x' * 256)}"
 
 
-def _zeroed_signature(user_id, token):
-    header, payload, _ = token.split(".")
-    return f"{header}.{payload}.{b64url(bytes(32))}"
+def _zeroed_signature(uid, sid, token):
+    head, payload, _ = token.split(".")
+    return f"{head}.{payload}.{b64url(bytes(32))}"
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 BAD_TOKENS = [
     pytest.param(
-        lambda uid, tok: make_token(uid, iat=int(time.time()) - 2 * DAY, exp=int(time.time()) - DAY),
-        "expired", id="expired",
+        lambda uid, sid, tok: make_token(uid, sid, iat=_now() - 2 * DAY, exp=_now() - DAY), "expired", id="expired",
     ),
     pytest.param(
-        lambda uid, tok: make_token(uid, iat=int(time.time()) - DAY - 60, exp=int(time.time()) - 30),
+        lambda uid, sid, tok: make_token(uid, sid, iat=_now() - ACCESS_TOKEN_SECONDS - 60, exp=_now() - 30),
         "expired", id="expired-30-seconds-ago",
     ),
-    pytest.param(lambda uid, tok: tamper_payload(tok, sub=str(ObjectId())), "signature", id="tampered-sub"),
-    pytest.param(lambda uid, tok: tamper_payload(tok, exp=int(time.time()) + 365 * DAY), "signature",
+    pytest.param(lambda uid, sid, tok: tamper_payload(tok, sub=str(ObjectId())), "signature", id="tampered-sub"),
+    pytest.param(lambda uid, sid, tok: tamper_payload(tok, sid=str(ObjectId())), "signature", id="tampered-sid"),
+    pytest.param(lambda uid, sid, tok: tamper_payload(tok, exp=_now() + 365 * DAY), "signature",
                  id="tampered-exp"),
     pytest.param(_zeroed_signature, "signature", id="wrong-signature-bytes"),
-    pytest.param(lambda uid, tok: make_token(uid, key=OTHER_SECRET), "signature", id="signed-with-another-key"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, key=OTHER_SECRET), "signature",
+                 id="signed-with-another-key"),
     pytest.param(_alg_none, "algorithm", id="alg-none"),
     pytest.param(_alg_none_capitalised, "algorithm", id="alg-None"),
     pytest.param(_hs512, "algorithm", id="hs512-with-the-right-key"),
     pytest.param(_hs384, "algorithm", id="hs384-with-the-right-key"),
     pytest.param(_rs256_header, "algorithm", id="rs256"),
-    pytest.param(lambda uid, tok: make_token(uid, exp=...), "'exp'", id="missing-exp"),
-    pytest.param(lambda uid, tok: make_token(uid, iat=...), "'iat'", id="missing-iat"),
-    pytest.param(lambda uid, tok: make_token(uid, sub=...), "'sub'", id="missing-sub"),
-    pytest.param(lambda uid, tok: make_token("not-an-object-id"), "subject", id="sub-not-an-objectid"),
-    pytest.param(lambda uid, tok: make_token("g" * 24), "subject", id="sub-24-non-hex"),
-    pytest.param(lambda uid, tok: make_token(12345), "malformed", id="sub-a-number"),
-    pytest.param(lambda uid, tok: make_token(str(ObjectId())), "no longer exists", id="sub-of-no-user"),
-    pytest.param(lambda uid, tok: make_token(uid, iat=int(time.time()) + DAY, exp=int(time.time()) + 2 * DAY),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, exp=...), "'exp'", id="missing-exp"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, iat=...), "'iat'", id="missing-iat"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, sub=...), "'sub'", id="missing-sub"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, sid=...), "'sid'", id="missing-sid"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, jti=...), "'jti'", id="missing-jti"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, iss=...), "'iss'", id="missing-iss"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, aud=...), "'aud'", id="missing-aud"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, iss="someone-else"), "not issued by this API",
+                 id="wrong-iss"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, aud="another-api"), "not meant for this API",
+                 id="wrong-aud"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, aud=["another-api"]), "not meant for this API",
+                 id="aud-list-without-this-api"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ=...), "not an access token", id="typ-missing"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ="JWT"), "not an access token", id="typ-JWT"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ="refresh+jwt"), "not an access token",
+                 id="typ-another-kind"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ="AT+JWT"), "not an access token",
+                 id="typ-in-other-case"),
+    pytest.param(lambda uid, sid, tok: hand_signed(header(typ=...), claims(uid, sid)), "not an access token",
+                 id="typ-missing-hand-signed"),
+    pytest.param(lambda uid, sid, tok: make_token("not-an-object-id", sid), "subject", id="sub-not-an-objectid"),
+    pytest.param(lambda uid, sid, tok: make_token("g" * 24, sid), "subject", id="sub-24-non-hex"),
+    pytest.param(lambda uid, sid, tok: make_token(12345, sid), "malformed", id="sub-a-number"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, "not-an-object-id"), "subject", id="sid-not-an-objectid"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, 12345), "subject", id="sid-a-number"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, jti=12345), "malformed", id="jti-a-number"),
+    pytest.param(lambda uid, sid, tok: make_token(str(ObjectId()), sid), SESSION_ENDED, id="sub-of-no-user"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, str(ObjectId())), SESSION_ENDED, id="sid-of-no-session"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, iat=_now() + DAY, exp=_now() + 2 * DAY),
                  "not valid yet", id="iat-in-the-future"),
-    pytest.param(lambda uid, tok: make_token(uid, exp="tomorrow"), "malformed", id="exp-not-a-number"),
-    pytest.param(lambda uid, tok: hand_signed({"alg": "HS256", "typ": "JWT"}, [uid]), "malformed",
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, exp="tomorrow"), "malformed", id="exp-not-a-number"),
+    pytest.param(lambda uid, sid, tok: hand_signed(header(), [uid, sid]), "malformed",
                  id="payload-not-an-object"),
-    pytest.param(lambda uid, tok: "garbage", "malformed", id="garbage"),
-    pytest.param(lambda uid, tok: "a.b.c", "malformed", id="three-garbage-segments"),
-    pytest.param(lambda uid, tok: tok.rsplit(".", 1)[0], "malformed", id="signature-segment-dropped"),
+    pytest.param(lambda uid, sid, tok: "garbage", "malformed", id="garbage"),
+    pytest.param(lambda uid, sid, tok: "a.b.c", "malformed", id="three-garbage-segments"),
+    pytest.param(lambda uid, sid, tok: tok.rsplit(".", 1)[0], "malformed", id="signature-segment-dropped"),
 ]
 
 
 @pytest.mark.parametrize("forge, problem", BAD_TOKENS)
 def test_bad_token_is_401_invalid_token_naming_the_problem(client, user, forge, problem):
-    _, user_id, token = user
-
-    response = client.get("/users/", headers=bearer(forge(user_id, token)))
+    response = client.get("/users/", headers=bearer(forge(user.id, user.sid, user.token)))
 
     assert_unauthorized(response, "invalid_token", problem)
 
 
-def test_tampered_token_does_not_give_access_to_another_account(client, auth, user):
-    _, _, token = user
-    victim_email = auth.signup(name="Grace Hopper")
-    victim_id = auth.login(victim_email).get_json()["data"]["id"]
+def test_crafted_tokens_pass_when_nothing_is_wrong_with_them(client, user):
+    """The control for the table above: the crafting itself yields a working access token."""
+    for token in (make_token(user.id, user.sid), hand_signed(header(), claims(user.id, user.sid))):
+        response = client.get("/users/", headers=bearer(token))
 
-    response = client.get("/users/", headers=bearer(tamper_payload(token, sub=victim_id)))
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["data"]["id"] == user.id
+
+
+def test_tampered_token_does_not_give_access_to_another_account(client, auth, user):
+    victim_email = auth.signup(name="Grace Hopper")
+    victim = decode(auth.login(victim_email).get_json()["data"]["token"])
+
+    response = client.get("/users/", headers=bearer(tamper_payload(user.token, sub=victim["sub"], sid=victim["sid"])))
 
     assert_unauthorized(response, "invalid_token", "signature")
+
+
+def test_token_bound_to_another_users_session_is_401(client, auth, user):
+    """A correctly signed token pairing my id with someone else's live session opens nothing."""
+    other = decode(auth.login(auth.signup(name="Grace Hopper")).get_json()["data"]["token"])
+
+    response = client.get("/users/", headers=bearer(make_token(user.id, other["sid"])))
+
+    body = assert_unauthorized(response, "invalid_token", "ended")
+    assert body["message"] == SESSION_ENDED
+
+
+def test_correctly_signed_token_of_an_ended_session_is_401(client, auth, user):
+    """Ending a session ends every token naming it, even one minted afterwards with the key."""
+    other = auth.login(user.email).get_json()["data"]["token"]
+    ended_sid = decode(other)["sid"]
+    assert client.delete(f"/users/sessions/{ended_sid}", headers=bearer(user.token)).status_code == 204
+
+    response = client.get("/users/", headers=bearer(make_token(user.id, ended_sid)))
+
+    body = assert_unauthorized(response, "invalid_token", "ended")
+    assert body["message"] == SESSION_ENDED
+    assert client.get("/users/", headers=bearer(make_token(user.id, user.sid))).status_code == 200
+
+
+def test_token_of_a_logged_out_session_is_401(client, user):
+    assert client.post("/users/logout", headers=bearer(user.token)).status_code == 204
+
+    for token in (user.token, make_token(user.id, user.sid)):
+        body = assert_unauthorized(client.get("/users/", headers=bearer(token)), "invalid_token", "ended")
+        assert body["message"] == SESSION_ENDED
 
 
 # --- malformed Authorization headers ------------------------------------------------------
@@ -422,19 +548,15 @@ def test_malformed_authorization_header_is_401_never_500(client, header, error_c
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
 def test_bearer_scheme_is_case_insensitive(client, user, scheme):
-    _, user_id, token = user
-
-    response = client.get("/users/", headers={"Authorization": f"{scheme} {token}"})
+    response = client.get("/users/", headers={"Authorization": f"{scheme} {user.token}"})
 
     assert response.status_code == 200
-    assert response.get_json()["data"]["id"] == user_id
+    assert response.get_json()["data"]["id"] == user.id
 
 
 @pytest.mark.parametrize("junk", ["\xe9", "\xe9\xe9", "!!!!", "~~~~", "\x00\x00\x00\x00"])
 def test_valid_token_with_junk_appended_is_401_malformed(client, user, junk):
-    _, _, token = user
-
-    response = client.get("/users/", headers=bearer(token + junk))
+    response = client.get("/users/", headers=bearer(user.token + junk))
 
     assert_unauthorized(response, "invalid_token", "malformed")
 
@@ -447,17 +569,47 @@ class TestConfiguredTokenLifetime:
     def app_config(self):
         return {"ACCESS_TOKEN_EXPIRES_SECONDS": 60}
 
-    def test_token_expires_the_configured_seconds_after_iat(self, user):
-        _, _, token = user
-
-        payload = jwt.decode(token, TEST_SECRET, algorithms=["HS256"])
+    def test_token_expires_the_configured_seconds_after_iat(self, client, auth, user):
+        payload = decode(user.token)
 
         assert payload["exp"] - payload["iat"] == 60
+        assert auth.login(user.email).get_json()["data"]["expires_in"] == 60
 
     def test_token_within_the_configured_lifetime_works(self, client, user):
-        _, _, token = user
+        assert client.get("/users/", headers=bearer(user.token)).status_code == 200
 
-        assert client.get("/users/", headers=bearer(token)).status_code == 200
+    def test_token_past_the_configured_lifetime_is_401_expired(self, client, user):
+        stale = make_token(user.id, user.sid, iat=_now() - 60 - 30, exp=_now() - 30)
+
+        assert_unauthorized(client.get("/users/", headers=bearer(stale)), "invalid_token", "expired")
+
+
+class TestConfiguredIssuerAndAudience:
+    @pytest.fixture
+    def app_config(self):
+        return {"JWT_ISSUER": "library.example.org", "JWT_AUDIENCE": "library-api.example.org"}
+
+    def test_tokens_carry_the_configured_issuer_and_audience(self, client, user):
+        payload = jwt.decode(
+            user.token, TEST_SECRET, algorithms=["HS256"],
+            audience="library-api.example.org", issuer="library.example.org",
+        )
+
+        assert payload["sub"] == user.id
+        assert client.get("/users/", headers=bearer(user.token)).status_code == 200
+
+    @pytest.mark.parametrize(
+        "changes, problem",
+        [
+            pytest.param({"iss": ISSUER}, "not issued by this API", id="default-issuer"),
+            pytest.param({"aud": AUDIENCE}, "not meant for this API", id="default-audience"),
+        ],
+    )
+    def test_tokens_for_the_default_issuer_or_audience_are_401(self, client, user, changes, problem):
+        configured = {"iss": "library.example.org", "aud": "library-api.example.org"}
+        token = make_token(user.id, user.sid, **{**configured, **changes})
+
+        assert_unauthorized(client.get("/users/", headers=bearer(token)), "invalid_token", problem)
 
 
 # --- the secret key (apps built directly) --------------------------------------------------
@@ -466,14 +618,7 @@ class TestConfiguredTokenLifetime:
 @pytest.fixture
 def clean_env(monkeypatch):
     """No configuration inherited from the shell running the tests."""
-    for name in (
-        "SECRET_KEY",
-        "APP_ENV",
-        "DATABASE_URL",
-        "INSTANCE_PATH",
-        "ACCESS_TOKEN_EXPIRES_SECONDS",
-        "DATABASE_TIMEOUT_MS",
-    ):
+    for name in ("SECRET_KEY", "INSTANCE_PATH", *DEFAULTS):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -484,7 +629,8 @@ def build_app(instance, mongo=None, **config):
             "TESTING": True,
             "INSTANCE_PATH": str(instance),
             "MONGO_CLIENT": mongo if mongo is not None else mongomock.MongoClient(tz_aware=True),
-            "PASSWORD_HASH_METHOD": CHEAP_HASH,
+            "RATELIMIT_ENABLED": False,
+            **CHEAP_HASH,
             **config,
         }
     )
@@ -550,9 +696,10 @@ def test_production_with_a_strong_key_signs_tokens_with_it(tmp_path, clean_env, 
     client = app.test_client()
     data = sign_up_and_log_in(client)
 
-    assert jwt.decode(data["token"], key, algorithms=["HS256"])["sub"] == data["id"]
-    # And a token the operator signs with that key is accepted.
-    assert client.get("/users/", headers=bearer(make_token(data["id"], key=key))).status_code == 200
+    assert decode(data["token"], key)["sub"] == data["id"]
+    # And an access token the operator signs with that key is accepted.
+    crafted = make_token(data["id"], decode(data["token"], key)["sid"], key=key)
+    assert client.get("/users/", headers=bearer(crafted)).status_code == 200
 
 
 def test_secret_key_from_the_environment_is_used(tmp_path, clean_env):
@@ -563,7 +710,7 @@ def test_secret_key_from_the_environment_is_used(tmp_path, clean_env):
 
     data = sign_up_and_log_in(client)
 
-    assert jwt.decode(data["token"], OTHER_SECRET, algorithms=["HS256"])["sub"] == data["id"]
+    assert decode(data["token"], OTHER_SECRET)["sub"] == data["id"]
     assert files_under(tmp_path / "instance") == []
 
 
@@ -579,7 +726,7 @@ def test_development_without_a_key_creates_a_private_key_file_under_the_instance
     assert len(key.encode()) >= 32
     # The file holds the signing key.
     data = sign_up_and_log_in(app.test_client())
-    assert jwt.decode(data["token"], key, algorithms=["HS256"])["sub"] == data["id"]
+    assert decode(data["token"], key)["sub"] == data["id"]
 
 
 def test_development_tokens_survive_a_restart_with_the_same_instance_path(tmp_path, clean_env):
@@ -614,7 +761,8 @@ def test_secret_key_is_never_logged_printed_or_returned(tmp_path, clean_env, cap
     client = app.test_client()
     bodies = [client.get("/").get_data(as_text=True), client.get("/healthz").get_data(as_text=True)]
     data = sign_up_and_log_in(client)
-    for token in (data["token"], make_token(data["id"], key=OTHER_SECRET), "garbage"):
+    sid = jwt.decode(data["token"], options={"verify_signature": False})["sid"]
+    for token in (data["token"], make_token(data["id"], sid, key=OTHER_SECRET), "garbage"):
         bodies.append(client.get("/users/", headers=bearer(token)).get_data(as_text=True))
     bodies.append(client.get("/nope").get_data(as_text=True))
 
@@ -630,7 +778,7 @@ def test_token_lifetime_can_be_set_from_the_environment(tmp_path, clean_env):
 
     token = sign_up_and_log_in(app.test_client())["token"]
 
-    payload = jwt.decode(token, TEST_SECRET, algorithms=["HS256"])
+    payload = decode(token)
     assert payload["exp"] - payload["iat"] == 90
 
 
@@ -672,7 +820,8 @@ def test_database_down_gives_fast_503_and_the_app_recovers_when_it_is_back(tmp_p
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "DATABASE_URL": f"mongodb://127.0.0.1:{port}/book_library_recovery",
             "DATABASE_TIMEOUT_MS": 300,
-            "PASSWORD_HASH_METHOD": CHEAP_HASH,
+            "RATELIMIT_ENABLED": False,
+            **CHEAP_HASH,
         },
     )
     assert seconds < 5, "create_app must not hang on an unreachable database"

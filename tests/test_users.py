@@ -5,11 +5,15 @@ import json
 import uuid
 from urllib.parse import urlparse
 
+import mongomock
 import pytest
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
 from bson import ObjectId
-from werkzeug.security import check_password_hash
+from werkzeug.security import generate_password_hash
 
-from conftest import PASSWORD
+from app import create_app
+from conftest import PASSWORD, TEST_SECRET
 
 NAME = "Ada Lovelace"
 ENVELOPE_KEYS = {"message", "data", "error"}
@@ -122,7 +126,9 @@ def test_sign_up_accepts_a_name_of_2_to_30_words(client, email, name):
     "password",
     [
         pytest.param("Ünïcode pass 1!", id="unicode-and-spaces"),
-        pytest.param("Abcdef1!", id="exactly-8"),
+        pytest.param("kT7#vQ2z", id="exactly-8"),
+        pytest.param(("kT7#vQ2z Ünï " * 6)[:72], id="72-chars"),
+        pytest.param("kT7#vQ2z" * 9 + "!", id="73-chars"),
         pytest.param("Aa1!" + "x" * 124, id="exactly-128"),
         pytest.param("Пароль Ок 9", id="cyrillic-space-as-special"),
         pytest.param("Aa1!" + "é" * 124, id="128-non-ascii"),
@@ -167,6 +173,15 @@ SIGN_UP_INVALID = [
     pytest.param({"password": ""}, {"password": "8 to 128 characters"}, id="password-empty"),
     pytest.param({"password": 12345678}, {"password": "string"}, id="password-number"),
     pytest.param({"password": ...}, {"password": "required"}, id="password-missing"),
+    # common or breached passwords pass the composition rule but not zxcvbn's lists
+    pytest.param({"password": "P@ssw0rd1!"}, {"password": "Password is not allowed: it is a common or breached"},
+                 id="password-common-leetspeak"),
+    pytest.param({"password": "Password1!"}, {"password": "Password is not allowed: it is a common or breached"},
+                 id="password-common"),
+    pytest.param({"password": "Abcdef1!"}, {"password": "Password is not allowed"}, id="password-8-char-sequence"),
+    pytest.param({"password": "Qwerty123!"}, {"password": "Password is not allowed"}, id="password-keyboard-walk"),
+    pytest.param({"password": "Lovelace1!"}, {"password": "Password is not allowed: it is too easy to guess"},
+                 id="password-the-users-surname"),
     # several at once: every bad field is reported, not just the first
     pytest.param(
         {"name": "Ada", "email": "nope", "password": "short"},
@@ -299,15 +314,71 @@ def test_sign_up_ignores_client_sent_id_disabled_and_unknown_fields(client, auth
     assert auth.login(email).status_code == 200
 
 
-def test_password_is_stored_as_a_werkzeug_hash_not_plaintext(client, db, email):
+def test_password_is_stored_as_an_argon2id_hash_not_plaintext(client, db, email):
     assert client.post("/users/", json=signup_body(email)).status_code == 201
 
     stored = db.users.find_one({"email": email})["password"]
 
-    assert stored != PASSWORD
+    assert stored.startswith("$argon2id$")
     assert PASSWORD not in stored
-    assert check_password_hash(stored, PASSWORD)
-    assert not check_password_hash(stored, PASSWORD + "x")
+    assert PasswordHasher().verify(stored, PASSWORD)
+    with pytest.raises(VerifyMismatchError):
+        PasswordHasher().verify(stored, PASSWORD + "x")
+
+
+def test_same_password_hashes_differently_for_two_users(client, db, email):
+    other = "other-" + email
+    for address in (email, other):
+        assert client.post("/users/", json=signup_body(address)).status_code == 201
+
+    first, second = (db.users.find_one({"email": address})["password"] for address in (email, other))
+
+    assert first != second  # salted
+
+
+def test_default_password_hash_uses_the_owasp_argon2id_parameters(tmp_path):
+    """m=19 MiB, t=2, p=1 unless configured otherwise (the tests configure a cheap hash)."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SECRET_KEY": TEST_SECRET,
+            "MONGO_CLIENT": mongomock.MongoClient(tz_aware=True),
+            "RATELIMIT_ENABLED": False,
+        }
+    )
+    email = f"owasp-{uuid.uuid4().hex[:8]}@example.com"
+
+    assert app.test_client().post("/users/", json=signup_body(email)).status_code == 201
+
+    stored = app.extensions["mongo"]["db"].users.find_one({"email": email})["password"]
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    [
+        pytest.param(lambda password: generate_password_hash(password, "pbkdf2:sha256:1000"), id="werkzeug-pbkdf2"),
+        pytest.param(lambda password: generate_password_hash(password, "scrypt:1024:8:1"), id="werkzeug-scrypt"),
+        pytest.param(lambda password: PasswordHasher(time_cost=1, memory_cost=512).hash(password),
+                     id="argon2id-weaker-parameters"),
+    ],
+)
+def test_hash_with_older_parameters_is_upgraded_at_the_next_successful_login(client, auth, db, email, legacy):
+    assert client.post("/users/", json=signup_body(email)).status_code == 201
+    old_hash = legacy(PASSWORD)
+    db.users.update_one({"email": email}, {"$set": {"password": old_hash}})
+
+    # A failed login leaves the old hash alone.
+    assert auth.login(email, "Wr0ng!password").status_code == 401
+    assert db.users.find_one({"email": email})["password"] == old_hash
+
+    assert auth.login(email).status_code == 200
+    upgraded = db.users.find_one({"email": email})["password"]
+    assert upgraded.startswith("$argon2id$v=19$m=1024,t=1,p=1$")  # the configured parameters
+    assert PasswordHasher().verify(upgraded, PASSWORD)
+    assert auth.login(email).status_code == 200
+    assert db.users.find_one({"email": email})["password"] == upgraded  # upgraded once, then left alone
 
 
 def test_each_test_runs_on_its_own_database_named_in_database_url(app, db):
@@ -345,6 +416,8 @@ def test_get_current_user_matches_the_login_response(client, auth):
     email = auth.signup()
     login = auth.login(email).get_json()["data"]
     token = login.pop("token")
+    for token_field in ("refresh_token", "expires_in", "token_type"):
+        login.pop(token_field)
 
     response = client.get("/users/", headers={"Authorization": f"Bearer {token}"})
 
@@ -444,7 +517,7 @@ def test_delete_user_is_204_then_its_token_and_its_login_are_401(client, auth, d
     assert response.get_data() == b""
 
     again = client.get("/users/", headers=headers)
-    assert_error(again, 401, "Unauthorized", "disabled")
+    assert_error(again, 401, "Unauthorized", "Session has ended or the account is disabled.")
     assert again.headers["WWW-Authenticate"].startswith("Bearer")
     assert again.www_authenticate.parameters["error"] == "invalid_token"
     assert_error(client.put("/users/", json={"name": "Back Again"}, headers=headers), 401, "Unauthorized")
