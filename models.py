@@ -530,6 +530,12 @@ def title_key(title: str) -> str:
     return _SPACES.sub(" ", title).strip().casefold()
 
 
+# What a book's JSON needs; title_key stays in the database.
+BOOK_FIELDS = {
+    "title": 1, "description": 1, "category": 1, "image": 1, "user_id": 1, "created_at": 1, "updated_at": 1,
+}
+
+
 class Books:
     collection = "books"
 
@@ -558,19 +564,27 @@ class Books:
         return Books._col().find_one({"_id": book_id, "user_id": user_id})
 
     @staticmethod
-    def list(user_id: ObjectId, page: int, per_page: int, category: str | None = None):
-        query = {"user_id": user_id}
-        if category is not None:
-            query["category"] = category
-        col = Books._col()
-        total = col.count_documents(query)
-        cursor = (
-            col.find(query)
+    def page_cursor(user_id: ObjectId, page: int, per_page: int, category: str | None = None):
+        """One page, newest first: served by the user_newest or user_category_newest index."""
+        return (
+            Books._col()
+            .find(Books._owned(user_id, category), BOOK_FIELDS)
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
             .skip((page - 1) * per_page)
             .limit(per_page)
         )
-        return list(cursor), total
+
+    @staticmethod
+    def list(user_id: ObjectId, page: int, per_page: int, category: str | None = None):
+        total = Books._col().count_documents(Books._owned(user_id, category))
+        return list(Books.page_cursor(user_id, page, per_page, category)), total
+
+    @staticmethod
+    def _owned(user_id: ObjectId, category: str | None) -> dict:
+        query = {"user_id": user_id}
+        if category is not None:
+            query["category"] = category
+        return query
 
     @staticmethod
     def update(book_id: ObjectId, user_id: ObjectId, fields: dict) -> dict | None:
