@@ -1,6 +1,8 @@
 """The Book Library API: application factory, configuration, error handlers and routes."""
 from __future__ import annotations
 
+import copy
+import importlib.util
 import logging
 import os
 import re
@@ -14,7 +16,10 @@ import orjson
 from dotenv import load_dotenv
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory, url_for
 from flask.json.provider import DefaultJSONProvider
+from flask_cors import CORS
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
+from spectree import Response as SpecResponse
+from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
@@ -41,6 +46,19 @@ from auth_middleware import (
 from models import Books, Events, LoginThrottle, Sessions, User
 
 log = logging.getLogger(__name__)
+
+COVER_MAX_AGE = 365 * 86400
+# Headers a browser app may read from responses (CORS).
+EXPOSED_HEADERS = ["WWW-Authenticate", "Retry-After", "Link", "X-Total-Count", "X-Request-ID"]
+DEV_CORS_ORIGINS = (
+    "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173,"
+    "http://localhost:8080,http://127.0.0.1:8080"
+)
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
 
 TUTORIAL_SECRET = "this is a secret"
 MIN_SECRET_BYTES = 32
@@ -78,6 +96,7 @@ DEFAULTS = {
     "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
     "TRUSTED_PROXIES": 0,
     "REQUEST_LOG": True,  # one JSON line per request on standard error
+    "CORS_ORIGINS": "",  # comma-separated; empty: none in production, localhost ports in development
 }
 
 
@@ -228,6 +247,35 @@ def register_request_logging(app: Flask) -> None:
         return response
 
 
+def register_browser_policies(app: Flask) -> None:
+    """CORS for the browser app, and the OWASP REST security headers on every response."""
+    origins = app.config["CORS_ORIGINS"] or ("" if app.config["APP_ENV"] == "production" else DEV_CORS_ORIGINS)
+    origins = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    if origins:
+        CORS(
+            app,
+            origins=origins,
+            expose_headers=EXPOSED_HEADERS,
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-CSRF-Token"],
+            # Credentials only matter for the refresh cookie.
+            supports_credentials=app.config["REFRESH_TOKEN_COOKIE"],
+            max_age=600,
+        )
+
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers.setdefault("Content-Security-Policy", DOCS_CSP if request.endpoint == "meta.docs" else JSON_CSP)
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "application/json":
+            headers["Cache-Control"] = "no-store"
+        if request.is_secure:
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return response
+
+
 def create_app(config: dict | None = None) -> Flask:
     config = config or {}
     # The instance folder holds the generated development key and the embedded database's files.
@@ -251,6 +299,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(books, url_prefix="/books")
     register_error_handlers(app)
     register_request_logging(app)
+    register_browser_policies(app)
 
     @app.before_request
     def _indexes():
@@ -329,18 +378,77 @@ def json_body() -> dict:
         raise validate.InvalidInput({"body": "Request body is not valid JSON."}) from None
 
 
+# --- the OpenAPI document ---------------------------------------------------
+
+api = SpecTree(
+    "flask",
+    title="Book Library API",
+    version="1.0.0",
+    description=(
+        "A personal book library: sign up, log in for a JWT, manage your books and their covers. "
+        "Every JSON response is an envelope `{message, data, error}`."
+    ),
+    mode="strict",  # only the routes described here
+    annotations=False,
+    validation_error_status=400,
+    validation_error_model=validate.InvalidInputEnvelope,
+    # Component names must match ^[A-Za-z0-9._-]+$: Envelope[UserOut] becomes Envelope_UserOut_.
+    naming_strategy=lambda model: re.sub(r"[^A-Za-z0-9._-]", "_", model.__name__),
+    nested_naming_strategy=lambda parent, child: child,
+    security_schemes=[
+        SecurityScheme(name="bearerAuth", data=SecuritySchemeData(type="http", scheme="bearer", bearer_format="JWT"))
+    ],
+)
+
+# Failures any documented route can answer, besides its own.
+COMMON_ERRORS = (500, 503)
+
+
+def documented(*, tags, ok, json=None, form=None, query=None, auth=False, errors=(401,)):
+    """Describe a route in the OpenAPI document from the same schemas validate.py checks
+    requests with. Validation itself stays in the views (our envelope, our messages)."""
+    codes = set(errors) | set(COMMON_ERRORS) | ({401} if auth else set())
+    responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code != 400}
+    responses[f"HTTP_{ok[0]}"] = ok[1]
+    return api.validate(
+        json=json,
+        form=form,
+        query=query,
+        resp=SpecResponse(**responses),
+        tags=tags,
+        security={"bearerAuth": []} if auth else {},
+        skip_validation=True,
+    )
+
+
+def openapi_document() -> dict:
+    """The document, built once per process from the routes and schemas."""
+    document = current_app.extensions.get("openapi")
+    if document is None:
+        document = copy.deepcopy(api.spec)
+        for item in document["paths"].values():
+            for operation in item.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
+                        parameter["schema"] = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"}
+        current_app.extensions["openapi"] = document
+    return document
+
+
 # --- root and health --------------------------------------------------------
 
 meta = Blueprint("meta", __name__)
 
 
 @meta.get("/")
+@documented(tags=["meta"], ok=(200, validate.Envelope[validate.Banner]), errors=())
 def index():
     """A short banner."""
     return envelope("Book Library API", {"name": "book-library", "docs": "See README.md"})
 
 
 @meta.get("/healthz")
+@documented(tags=["meta"], ok=(200, validate.Envelope[validate.Health]), errors=(503,))
 def healthz():
     """200 when the database answers a ping, 503 when it does not."""
     if models.ping():
@@ -350,8 +458,35 @@ def healthz():
 
 @meta.get("/static/images/books/<name>")
 def cover(name: str):
-    """Serve a stored thumbnail."""
-    return send_from_directory(current_app.config["UPLOAD_FOLDER"], name)
+    """Serve a stored thumbnail. Names are random and never reused, so caches may keep it."""
+    response = send_from_directory(current_app.config["UPLOAD_FOLDER"], name, max_age=COVER_MAX_AGE)
+    response.cache_control.immutable = True
+    response.cache_control.public = True
+    return response
+
+
+@meta.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 document (import it into Postman, or read it at /docs)."""
+    return current_app.json.response(openapi_document())
+
+
+@meta.get("/docs")
+def docs():
+    """Interactive documentation (Swagger UI), served entirely by this app."""
+    return send_from_directory(os.path.join(current_app.static_folder, "docs"), "index.html", max_age=0)
+
+
+@meta.get("/docs/assets/<path:name>")
+def docs_assets(name: str):
+    """Swagger UI's files, shipped by the flask-openapi3-swagger package."""
+    return send_from_directory(swagger_ui_folder(), name, max_age=86400)
+
+
+def swagger_ui_folder() -> str:
+    # Located without importing the package (it would import its Flask plugin).
+    spec = importlib.util.find_spec("flask_openapi3_swagger")
+    return os.path.join(spec.submodule_search_locations[0], "templates", "swagger")
 
 
 # --- users -----------------------------------------------------------------
@@ -364,6 +499,7 @@ def record(kind: str, user_id=None, **detail) -> None:
 
 
 @users.post("/")
+@documented(tags=["users"], ok=(201, validate.Envelope[validate.UserOut]), json=validate.SignUp, errors=(400, 409, 413, 415, 429))
 def sign_up():
     """Create an account."""
     rate_limit("signup", SIGNUP_RATE_LIMIT=request.remote_addr)
@@ -377,6 +513,7 @@ def sign_up():
 
 
 @users.post("/login")
+@documented(tags=["users"], ok=(200, validate.Envelope[validate.LoginOut]), json=validate.Login, errors=(400, 401, 413, 415, 429))
 def login():
     """Exchange email and password for an access token and a refresh token."""
     fields = validate.load(validate.Login, json_body())
@@ -444,6 +581,7 @@ def _presented_refresh_token() -> str:
 
 
 @users.post("/token/refresh")
+@documented(tags=["sessions"], ok=(200, validate.Envelope[validate.TokensOut]), json=validate.RefreshRequest, errors=(400, 401, 403, 413, 415, 429))
 def refresh():
     """Exchange a refresh token for new tokens; the old refresh token stops working."""
     rate_limit("refresh", REFRESH_RATE_LIMIT=request.remote_addr)
@@ -466,6 +604,7 @@ def refresh():
 
 
 @users.post("/logout")
+@documented(tags=["sessions"], ok=(204, None), auth=True)
 @token_required
 def logout(current_user):
     """End the current session: its refresh token and access tokens stop working now."""
@@ -477,6 +616,7 @@ def logout(current_user):
 
 
 @users.post("/logout-all")
+@documented(tags=["sessions"], ok=(204, None), auth=True)
 @token_required
 def logout_all(current_user):
     """End every session of the caller."""
@@ -488,6 +628,7 @@ def logout_all(current_user):
 
 
 @users.get("/sessions")
+@documented(tags=["sessions"], ok=(200, validate.Envelope[list[validate.SessionOut]]), auth=True)
 @token_required
 def list_sessions(current_user):
     """The caller's active sessions, most recently used first."""
@@ -496,6 +637,7 @@ def list_sessions(current_user):
 
 
 @users.delete("/sessions/<objectid:session_id>")
+@documented(tags=["sessions"], ok=(204, None), auth=True, errors=(404,))
 @token_required
 def end_session(current_user, session_id):
     """End one of the caller's sessions."""
@@ -506,6 +648,7 @@ def end_session(current_user, session_id):
 
 
 @users.put("/password")
+@documented(tags=["sessions"], ok=(200, validate.Envelope[validate.TokensOut]), json=validate.PasswordChange, auth=True, errors=(400, 413, 415, 429))
 @token_required
 def change_password(current_user):
     """Change the password; every other session ends, this one gets fresh tokens."""
@@ -524,6 +667,7 @@ def change_password(current_user):
 
 
 @users.get("/events")
+@documented(tags=["users"], ok=(200, validate.Envelope[list[validate.EventOut]]), query=validate.EventsQuery, auth=True, errors=(400,))
 @token_required
 def list_events(current_user):
     """The caller's recent auth events, newest first."""
@@ -533,6 +677,7 @@ def list_events(current_user):
 
 
 @users.get("/")
+@documented(tags=["users"], ok=(200, validate.Envelope[validate.UserOut]), auth=True)
 @token_required
 def get_current_user(current_user):
     """The caller's account."""
@@ -540,6 +685,7 @@ def get_current_user(current_user):
 
 
 @users.put("/")
+@documented(tags=["users"], ok=(200, validate.Envelope[validate.UserOut]), json=validate.UserUpdate, auth=True, errors=(400, 413, 415))
 @token_required
 def update_user(current_user):
     """Change the caller's name."""
@@ -549,6 +695,7 @@ def update_user(current_user):
 
 
 @users.delete("/")
+@documented(tags=["users"], ok=(204, None), auth=True)
 @token_required
 def disable_user(current_user):
     """Disable the caller's account: every session ends and it can no longer log in."""
@@ -613,6 +760,7 @@ def _book_input(load_fields, data, cover_required: bool):
 
 
 @books.post("/")
+@documented(tags=["books"], ok=(201, validate.Envelope[validate.BookOut]), form=validate.BookCreateForm, auth=True, errors=(400, 409, 413, 415))
 @token_required
 def create_book(current_user):
     """Add a book with its cover to the caller's library."""
@@ -632,6 +780,7 @@ def create_book(current_user):
 
 
 @books.get("/")
+@documented(tags=["books"], ok=(200, validate.BookPage), query=validate.BookQuery, auth=True, errors=(400,))
 @token_required
 def list_books(current_user):
     """The caller's books, newest first, a page at a time."""
@@ -643,7 +792,31 @@ def list_books(current_user):
         "total": total,
         "pages": (total + query.per_page - 1) // query.per_page,
     }
-    return envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
+    response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
+    response.headers["X-Total-Count"] = str(total)
+    links = _page_links(query, meta_info["pages"])
+    if links:
+        response.headers["Link"] = links
+    return response, status
+
+
+def _page_links(query, pages: int) -> str:
+    """RFC 8288 links to the first, previous, next and last pages."""
+    def url(page: int) -> str:
+        args = {"page": page, "per_page": query.per_page}
+        if query.category is not None:
+            args["category"] = query.category
+        return url_for("books.list_books", _external=True, **args)
+
+    links = []
+    if pages:
+        links.append(f'<{url(1)}>; rel="first"')
+        if query.page > 1:
+            links.append(f'<{url(min(query.page - 1, pages))}>; rel="prev"')
+        if query.page < pages:
+            links.append(f'<{url(query.page + 1)}>; rel="next"')
+        links.append(f'<{url(pages)}>; rel="last"')
+    return ", ".join(links)
 
 
 def _own_book(book_id, user_id) -> dict:
@@ -655,6 +828,7 @@ def _own_book(book_id, user_id) -> dict:
 
 
 @books.get("/<objectid:book_id>")
+@documented(tags=["books"], ok=(200, validate.Envelope[validate.BookOut]), auth=True, errors=(404,))
 @token_required
 def get_book(current_user, book_id):
     """One of the caller's books."""
@@ -662,6 +836,7 @@ def get_book(current_user, book_id):
 
 
 @books.put("/<objectid:book_id>")
+@documented(tags=["books"], ok=(200, validate.Envelope[validate.BookOut]), json=validate.BookUpdate, form=validate.BookUpdateForm, auth=True, errors=(400, 404, 409, 413, 415))
 @token_required
 def update_book(current_user, book_id):
     """Change a book's fields and, with multipart, its cover."""
@@ -689,6 +864,7 @@ def update_book(current_user, book_id):
 
 
 @books.delete("/<objectid:book_id>")
+@documented(tags=["books"], ok=(204, None), auth=True, errors=(404,))
 @token_required
 def delete_book(current_user, book_id):
     """Delete a book and its cover."""

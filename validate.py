@@ -1,11 +1,13 @@
 """All input validation: request schemas and the mapping of their errors to field messages."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Generic, Optional, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
+from pydantic.fields import FieldInfo
+from spectree.model_adapter.pydantic_adapter import BaseFile as UploadedFile
 from zxcvbn import zxcvbn
 
 CATEGORIES = (
@@ -92,12 +94,28 @@ def _category(value: str) -> str:
     return value
 
 
-Name = Annotated[StrictStr, AfterValidator(_name)]
-Email = Annotated[StrictStr, AfterValidator(_email)]
-Password = Annotated[StrictStr, AfterValidator(_password)]
-Title = Annotated[StrictStr, AfterValidator(_title)]
-Description = Annotated[StrictStr, AfterValidator(_description)]
-Category = Annotated[StrictStr, AfterValidator(_category)]
+def _doc(description: str, **schema) -> FieldInfo:
+    """Describe a field in the OpenAPI document; the validator functions do the checking."""
+    return Field(description=description, json_schema_extra=schema or None)
+
+
+Name = Annotated[StrictStr, AfterValidator(_name), _doc("2 to 30 words.", maxLength=NAME_MAX_CHARS)]
+Email = Annotated[StrictStr, AfterValidator(_email), _doc("Unique, compared case-insensitively.", format="email")]
+Password = Annotated[
+    StrictStr,
+    AfterValidator(_password),
+    _doc(
+        "8 to 128 characters with an upper-case letter, a lower-case letter, a digit and a special "
+        "character; common, breached or easily guessed passwords are refused.",
+        minLength=PASSWORD_MIN,
+        maxLength=PASSWORD_MAX,
+    ),
+]
+Title = Annotated[StrictStr, AfterValidator(_title), _doc("Unique per user, ignoring case.", minLength=1, maxLength=TITLE_MAX)]
+Description = Annotated[StrictStr, AfterValidator(_description), _doc("Optional.", maxLength=DESCRIPTION_MAX)]
+Category = Annotated[
+    StrictStr, AfterValidator(_category), _doc("One of: " + ", ".join(CATEGORIES) + " (any case).", examples=list(CATEGORIES))
+]
 
 
 class _Schema(BaseModel):
@@ -120,6 +138,12 @@ def _not_guessable(password: str, *context: str) -> str:
 
 
 class SignUp(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"name": "Ada Lovelace", "email": "ada@example.com", "password": "Corr3ct horse battery!"}]
+        },
+    )
     name: Name
     email: Email
     password: Password
@@ -139,15 +163,26 @@ def _login_email(value: str) -> str:
 
 
 class Login(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"email": "ada@example.com", "password": "Corr3ct horse battery!"}]},
+    )
     email: Annotated[StrictStr, Field(max_length=320), AfterValidator(_login_email)]
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
 
 
 class UserUpdate(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "Augusta Ada King"}]})
     name: Name
 
 
 class PasswordChange(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"current_password": "Corr3ct horse battery!", "new_password": "Tr0ubadour & 3 horses!"}]
+        },
+    )
     current_password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
     new_password: Password
 
@@ -161,6 +196,9 @@ class PasswordChange(_Schema):
 
 
 class RefreshRequest(_Schema):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
+    )
     # Generous, so a wrong kind of token is answered 401 by the check, not 400 here.
     refresh_token: StrictStr = Field(min_length=1, max_length=4096)
 
@@ -176,6 +214,9 @@ class BookCreate(_Schema):
 
 
 class BookUpdate(_Schema):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"title": "Dune Messiah", "category": "fantasy"}]}
+    )
     title: Optional[Title] = None
     description: Optional[Description] = None
     category: Optional[Category] = None
@@ -228,3 +269,133 @@ def load_book_create(data) -> dict:
 def load_book_update(data) -> dict:
     """Only the fields the client sent."""
     return load(BookUpdate, data).model_dump(exclude_none=True)
+
+
+# --- Response shapes --------------------------------------------------------------
+# These describe what the API sends, for the OpenAPI document; requests are validated
+# with the schemas above, which the document also shows.
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """Every successful JSON response."""
+
+    message: str
+    data: T
+    error: None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every failed response: `error` names the failure."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"message": "Token has expired.", "data": None, "error": "Unauthorized"}]}
+    )
+    message: str
+    data: None = None
+    error: str
+
+
+class InvalidInputEnvelope(BaseModel):
+    """400 for invalid input: `error` maps each bad field to its message."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "The request has invalid fields.",
+                    "data": None,
+                    "error": {"title": "Title must be 1 to 200 characters.", "cover_image": "A cover image file is required."},
+                }
+            ]
+        }
+    )
+    message: str
+    data: None = None
+    error: dict[str, str]
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    email: str
+    created_at: str
+    updated_at: str
+
+
+class TokensOut(BaseModel):
+    token: str = Field(description="Access token (JWT), sent as `Authorization: Bearer <token>`.")
+    token_type: str = "Bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: Optional[str] = Field(
+        default=None, description="Absent when the refresh token travels in a cookie (REFRESH_TOKEN_COOKIE)."
+    )
+
+
+class LoginOut(UserOut, TokensOut):
+    pass
+
+
+class BookOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    category: str
+    image_url: str = Field(description="Absolute URL of the 150x150 cover thumbnail.")
+    user_id: str
+    created_at: str
+    updated_at: str
+
+
+class PageMeta(BaseModel):
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+class BookPage(Envelope[list[BookOut]]):
+    meta: PageMeta
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at: str
+    last_used_at: str
+    expires_at: str
+    ip: Optional[str]
+    user_agent: Optional[str]
+    current: bool
+
+
+class EventOut(BaseModel):
+    type: str
+    at: str
+    ip: Optional[str]
+    user_agent: Optional[str]
+    detail: dict
+
+
+class Banner(BaseModel):
+    name: str
+    docs: str
+
+
+class Health(BaseModel):
+    database: str
+
+
+class BookCreateForm(BookCreate):
+    """POST /books/ as multipart/form-data."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"title": "Dune", "description": "Spice and sand.", "category": "science"}]}
+    )
+    cover_image: UploadedFile = Field(description="JPEG, PNG, GIF or WebP; at most MAX_UPLOAD_BYTES.")
+
+
+class BookUpdateForm(BookUpdate):
+    """PUT /books/<id> as a form: any of the fields, and a new cover with multipart."""
+
+    cover_image: Optional[UploadedFile] = None
