@@ -10,6 +10,7 @@ import secrets
 import tempfile
 import time
 import uuid
+from typing import Union
 
 import orjson
 
@@ -37,13 +38,22 @@ import models
 import save_image
 import validate
 from auth_middleware import (
+    MFA_TICKET_ATTEMPTS,
+    MFA_TICKET_SECONDS,
     client_info,
+    create_mfa_ticket,
+    decrypt_totp_secret,
+    encrypt_totp_secret,
+    new_recovery_codes,
+    new_totp_enrollment,
     rate_limit,
+    read_mfa_ticket,
     start_session,
     token_required,
     token_response,
+    totp_step,
 )
-from models import Books, Events, LoginThrottle, Sessions, User
+from models import Books, Events, LoginThrottle, MfaTickets, Sessions, User, mfa_enabled, parse_object_id
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +106,7 @@ DEFAULTS = {
     "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
     "TRUSTED_PROXIES": 0,
     "REQUEST_LOG": True,  # one JSON line per request on standard error
+    "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
     "CORS_ORIGINS": "",  # comma-separated; empty: none in production, localhost ports in development
 }
 
@@ -513,7 +524,12 @@ def sign_up():
 
 
 @users.post("/login")
-@documented(tags=["users"], ok=(200, validate.Envelope[validate.LoginOut]), json=validate.Login, errors=(400, 401, 413, 415, 429))
+@documented(
+    tags=["users"],
+    ok=(200, validate.Envelope[Union[validate.LoginOut, validate.MfaChallengeOut]]),
+    json=validate.Login,
+    errors=(400, 401, 413, 415, 429),
+)
 def login():
     """Exchange email and password for an access token and a refresh token."""
     fields = validate.load(validate.Login, json_body())
@@ -533,9 +549,124 @@ def login():
         record("login_failed", user_id, email=email)
         raise Unauthorized("Invalid email or password.")
     LoginThrottle.succeeded(throttle_key)
+    if mfa_enabled(user):
+        record("mfa_challenge", user_id)
+        ticket = {"mfa_required": True, "mfa_ticket": create_mfa_ticket(user_id), "expires_in": MFA_TICKET_SECONDS}
+        return envelope("Enter the code from your authenticator app.", ticket)
     tokens = start_session(user_id)
     record("login", user_id)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
+
+
+@users.post("/login/mfa")
+@documented(tags=["mfa"], ok=(200, validate.Envelope[validate.LoginOut]), json=validate.MfaLogin, errors=(400, 401, 413, 415, 429))
+def login_mfa():
+    """Finish a login with a second factor: the ticket from /users/login and a code."""
+    fields = validate.load(validate.MfaLogin, json_body())
+    rate_limit("login", LOGIN_RATE_LIMIT=request.remote_addr)
+    claims = read_mfa_ticket(fields.mfa_ticket)
+    user = User.find_by_id(parse_object_id(claims["sub"])) if claims else None
+    if user is None or user["disabled"] or not mfa_enabled(user):
+        raise Unauthorized("The sign-in ticket is invalid or has expired; log in again.")
+    rate_limit("login", LOGIN_ACCOUNT_RATE_LIMIT=user["email"])
+    if MfaTickets.usable(claims["jti"], MFA_TICKET_ATTEMPTS) is None:
+        raise Unauthorized("The sign-in ticket was used, expired or had too many wrong codes; log in again.")
+    if not _second_factor_ok(user, fields):
+        MfaTickets.failed_attempt(claims["jti"])
+        LoginThrottle.failed(LoginThrottle.key(user["email"], request.remote_addr))
+        record("mfa_failed", user["_id"], step="login")
+        raise Unauthorized("The code is not valid.")
+    if not MfaTickets.spend(claims["jti"], MFA_TICKET_ATTEMPTS):
+        raise Unauthorized("The sign-in ticket was used, expired or had too many wrong codes; log in again.")
+    tokens = start_session(user["_id"])
+    record("login", user["_id"], mfa=True)
+    return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
+
+
+def _second_factor_ok(user: dict, fields) -> bool:
+    """A current, unused authenticator code, or an unused recovery code, of this user."""
+    if fields.code is not None:
+        step = totp_step(decrypt_totp_secret(user["mfa"]["secret"]), fields.code)
+        return step is not None and User.use_totp_step(user["_id"], step)
+    if fields.recovery_code is not None and User.use_recovery_code(user["_id"], fields.recovery_code):
+        record("mfa_recovery_code_used", user["_id"])
+        return True
+    return False
+
+
+def _require_second_factor(user: dict, fields, action: str) -> None:
+    """Sensitive actions need the second factor too, when the account has one."""
+    if mfa_enabled(user) and not _second_factor_ok(user, fields):
+        record("mfa_failed", user["_id"], step=action)
+        raise validate.InvalidInput({"code": "A current authenticator code or an unused recovery code is required."})
+
+
+@users.post("/mfa/totp")
+@documented(tags=["mfa"], ok=(201, validate.Envelope[validate.MfaEnrollmentOut]), auth=True, errors=(409,))
+@token_required
+def start_mfa(current_user):
+    """Start enrolling an authenticator app; nothing is active until a code is verified."""
+    if mfa_enabled(current_user):
+        return envelope("Two-factor authentication is already on.", status=409, error="Conflict")
+    enrollment = new_totp_enrollment(current_user["email"])
+    User.start_mfa(current_user["_id"], encrypt_totp_secret(enrollment["secret"]))
+    record("mfa_enrollment_started", current_user["_id"])
+    return envelope("Scan the QR code, then verify a code to turn it on.", enrollment, 201)
+
+
+@users.post("/mfa/totp/verify")
+@documented(tags=["mfa"], ok=(200, validate.Envelope[validate.RecoveryCodesOut]), json=validate.MfaCode, auth=True, errors=(400, 409, 413, 415))
+@token_required
+def verify_mfa(current_user):
+    """Turn the second factor on with a current code; returns recovery codes, once."""
+    fields = validate.load(validate.MfaCode, json_body())
+    user = User.find_by_id(current_user["_id"])
+    pending = (user.get("mfa") or {}).get("pending")
+    if mfa_enabled(user) or not pending:
+        return envelope("Start enrolment with POST /users/mfa/totp first.", status=409, error="Conflict")
+    step = totp_step(decrypt_totp_secret(pending), fields.code)
+    if step is None:
+        record("mfa_failed", user["_id"], step="enrolment")
+        raise validate.InvalidInput({"code": "The code is not valid."})
+    codes = new_recovery_codes()
+    if not User.activate_mfa(user["_id"], pending, step, codes):
+        return envelope("Start enrolment with POST /users/mfa/totp first.", status=409, error="Conflict")
+    record("mfa_enabled", user["_id"])
+    return envelope("Two-factor authentication is on. Keep these recovery codes safe.", {"recovery_codes": codes})
+
+
+@users.delete("/mfa/totp")
+@documented(tags=["mfa"], ok=(204, None), json=validate.MfaDisable, auth=True, errors=(400, 409, 413, 415))
+@token_required
+def disable_mfa(current_user):
+    """Turn the second factor off: needs the password and a code (or a recovery code)."""
+    fields = validate.load(validate.MfaDisable, json_body())
+    user = User.find_by_id(current_user["_id"])
+    if not mfa_enabled(user):
+        return envelope("Two-factor authentication is not on.", status=409, error="Conflict")
+    if not User.check_password(user, fields.password):
+        record("mfa_failed", user["_id"], step="disable")
+        raise validate.InvalidInput({"password": "Password is incorrect."})
+    _require_second_factor(user, fields, "disable")
+    User.disable_mfa(user["_id"])
+    record("mfa_disabled", user["_id"])
+    return "", 204
+
+
+@users.post("/mfa/recovery-codes")
+@documented(tags=["mfa"], ok=(200, validate.Envelope[validate.RecoveryCodesOut]), json=validate.MfaFactor, auth=True, errors=(400, 409, 413, 415))
+@token_required
+def replace_recovery_codes(current_user):
+    """A new set of recovery codes; the old set stops working. Needs a code."""
+    fields = validate.load(validate.MfaFactor, json_body())
+    user = User.find_by_id(current_user["_id"])
+    if not mfa_enabled(user):
+        return envelope("Two-factor authentication is not on.", status=409, error="Conflict")
+    _require_second_factor(user, fields, "recovery_codes")
+    codes = new_recovery_codes()
+    User.replace_recovery_codes(user["_id"], codes)
+    record("mfa_recovery_codes_replaced", user["_id"])
+    return envelope("New recovery codes; the old ones no longer work.", {"recovery_codes": codes})
 
 
 def _tokens_reply(message: str, data: dict):
@@ -656,9 +787,11 @@ def change_password(current_user):
     rate_limit("password", PASSWORD_RATE_LIMIT=request.remote_addr, PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
     user_inputs = (current_user["name"], current_user["email"])
     fields = validate.load(validate.PasswordChange, json_body(), context={"user_inputs": user_inputs})
-    if not User.check_password(User.find_by_id(user_id), fields.current_password):
+    user = User.find_by_id(user_id)
+    if not User.check_password(user, fields.current_password):
         record("password_change_failed", user_id)
         raise validate.InvalidInput({"current_password": "Current password is incorrect."})
+    _require_second_factor(user, fields, "password_change")
     User.set_password(user_id, fields.new_password)
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
     new_refresh_token = Sessions.reissue(g.session_id)
@@ -695,10 +828,13 @@ def update_user(current_user):
 
 
 @users.delete("/")
-@documented(tags=["users"], ok=(204, None), auth=True)
+@documented(tags=["users"], ok=(204, None), json=validate.MfaFactor, auth=True, errors=(400, 413, 415))
 @token_required
 def disable_user(current_user):
-    """Disable the caller's account: every session ends and it can no longer log in."""
+    """Disable the caller's account: every session ends and it can no longer log in.
+    With a second factor on, the JSON body must carry a `code` or `recovery_code`."""
+    if mfa_enabled(current_user):
+        _require_second_factor(User.find_by_id(current_user["_id"]), validate.load(validate.MfaFactor, json_body()), "disable_account")
     User.disable(current_user["_id"])
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
     record("account_disabled", current_user["_id"])

@@ -1,20 +1,31 @@
 """Bearer-token authentication: access tokens, sessions, and the token_required decorator."""
 from __future__ import annotations
 
+import base64
+import hmac
+import io
 import math
+import os
+import re
+import secrets
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
 import jwt
+import pyotp
+import segno
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app, g, request
 from limits import parse as parse_limit
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 
-from models import Events, Sessions, User, parse_object_id
+from models import Events, MfaTickets, Sessions, User, parse_object_id
 
 ALGORITHM = "HS256"
 # RFC 9068's media type for JWT access tokens. Any other token this app signs carries
@@ -87,8 +98,15 @@ def _bearer_token() -> str:
 
 def _decode(token: str) -> dict:
     config = current_app.config
+    # The type first: another kind of token this app signs (an MFA ticket) is named as such.
     try:
-        decoded = jwt.api_jwt.decode_complete(
+        token_type = jwt.get_unverified_header(token).get("typ")
+    except jwt.InvalidTokenError:
+        raise BearerChallenge("Token is malformed.") from None
+    if token_type != ACCESS_TOKEN_TYPE:
+        raise BearerChallenge("Token is not an access token.")
+    try:
+        decoded = jwt.decode_complete(
             token,
             config["SECRET_KEY"],
             algorithms=[ALGORITHM],
@@ -113,8 +131,6 @@ def _decode(token: str) -> dict:
         raise BearerChallenge("Token was not issued by this API.") from None
     except jwt.InvalidTokenError:
         raise BearerChallenge("Token is malformed.") from None
-    if decoded["header"].get("typ") != ACCESS_TOKEN_TYPE:
-        raise BearerChallenge("Token is not an access token.")
     return decoded["payload"]
 
 
@@ -187,3 +203,97 @@ def rate_limit(scope: str, **keys) -> None:
         raise TooManyRequests(
             "Too many requests; try again later.", retry_after=max(1, math.ceil(reset_at - time.time()))
         )
+
+
+# --- second factor (TOTP) ----------------------------------------------------------
+
+MFA_TICKET_TYPE = "mfa-ticket+jwt"  # never accepted where an access token is expected
+MFA_TICKET_SECONDS = 300
+MFA_TICKET_ATTEMPTS = 5
+TOTP_ISSUER = "Book Library"
+RECOVERY_CODES = 10
+_SIX_DIGITS = re.compile(r"\d{6}")
+
+
+def _totp_cipher() -> AESGCM:
+    """AES-GCM with a key derived from SECRET_KEY (or MFA_ENCRYPTION_KEY) by HKDF."""
+    state = current_app.extensions
+    if "totp_cipher" not in state:
+        material = (current_app.config["MFA_ENCRYPTION_KEY"] or current_app.config["SECRET_KEY"]).encode()
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"book-library totp secret").derive(material)
+        state["totp_cipher"] = AESGCM(key)
+    return state["totp_cipher"]
+
+
+def encrypt_totp_secret(secret: str) -> str:
+    nonce = os.urandom(12)
+    return base64.b64encode(nonce + _totp_cipher().encrypt(nonce, secret.encode(), b"totp")).decode()
+
+
+def decrypt_totp_secret(blob: str) -> str:
+    raw = base64.b64decode(blob)
+    return _totp_cipher().decrypt(raw[:12], raw[12:], b"totp").decode()
+
+
+def new_totp_enrollment(email: str) -> dict:
+    """A fresh secret, its otpauth:// URI and that URI as a QR code (PNG data URL)."""
+    secret = pyotp.random_base32()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
+    png = io.BytesIO()
+    segno.make(uri, error="m").save(png, kind="png", scale=5)
+    qr_code = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+    return {"secret": secret, "otpauth_uri": uri, "qr_code": qr_code}
+
+
+def totp_step(secret: str, code: str) -> int | None:
+    """The time step a code belongs to: the current one or one either side (clock drift)."""
+    if not isinstance(code, str) or not _SIX_DIGITS.fullmatch(code):
+        return None
+    totp = pyotp.TOTP(secret)
+    now = datetime.now(timezone.utc)
+    for drift in (0, -1, 1):
+        step = totp.timecode(now + timedelta(seconds=drift * totp.interval))
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def new_recovery_codes() -> list[str]:
+    return [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
+
+
+def create_mfa_ticket(user_id) -> str:
+    """A short-lived, single-use ticket for the second step of a login."""
+    config = current_app.config
+    now = datetime.now(timezone.utc)
+    jti = uuid.uuid4().hex
+    MfaTickets.create(jti, user_id, now + timedelta(seconds=MFA_TICKET_SECONDS))
+    claims = {
+        "iss": config["JWT_ISSUER"],
+        "aud": config["JWT_AUDIENCE"],
+        "sub": str(user_id),
+        "jti": jti,
+        "iat": now,
+        "exp": now + timedelta(seconds=MFA_TICKET_SECONDS),
+    }
+    return jwt.encode(claims, config["SECRET_KEY"], algorithm=ALGORITHM, headers={"typ": MFA_TICKET_TYPE})
+
+
+def read_mfa_ticket(ticket: str) -> dict | None:
+    """The ticket's claims when it is genuine, unexpired and of the right type; else None."""
+    config = current_app.config
+    try:
+        decoded = jwt.decode_complete(
+            ticket,
+            config["SECRET_KEY"],
+            algorithms=[ALGORITHM],
+            audience=config["JWT_AUDIENCE"],
+            issuer=config["JWT_ISSUER"],
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
+        )
+    except jwt.InvalidTokenError:
+        return None
+    if decoded["header"].get("typ") != MFA_TICKET_TYPE:
+        return None
+    return decoded["payload"]

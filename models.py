@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "book_library"
 
-USER_FIELDS = {"name": 1, "email": 1, "disabled": 1, "created_at": 1, "updated_at": 1}
+USER_FIELDS = {"name": 1, "email": 1, "disabled": 1, "created_at": 1, "updated_at": 1, "mfa.enabled": 1}
 
 
 def utcnow() -> datetime:
@@ -67,6 +67,7 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.sessions.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
     db.sessions.create_index([("user_id", ASCENDING), ("last_used_at", DESCENDING)], name="user_recent")
     db.login_failures.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
+    db.mfa_tickets.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
     db.auth_events.create_index(
         [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
     )
@@ -263,9 +264,97 @@ class User:
             "id": str(user["_id"]),
             "name": user["name"],
             "email": user["email"],
+            "mfa_enabled": mfa_enabled(user),
             "created_at": isoformat(user["created_at"]),
             "updated_at": isoformat(user["updated_at"]),
         }
+
+    # Second factor. The user document holds {"mfa": {"enabled", "secret" (encrypted),
+    # "pending" (encrypted, during enrolment), "last_step", "recovery" (hashes)}}.
+
+    @staticmethod
+    def start_mfa(user_id: ObjectId, encrypted_secret: str) -> None:
+        User._col().update_one({"_id": user_id}, {"$set": {"mfa.pending": encrypted_secret}})
+
+    @staticmethod
+    def activate_mfa(user_id: ObjectId, pending: str, step: int, recovery_codes: list[str]) -> bool:
+        """Turn the pending secret on, unless another request did it a moment ago."""
+        result = User._col().update_one(
+            {"_id": user_id, "mfa.pending": pending},
+            {
+                "$set": {
+                    "mfa.enabled": True,
+                    "mfa.secret": pending,
+                    "mfa.last_step": step,
+                    "mfa.recovery": [_digest(code) for code in recovery_codes],
+                    "updated_at": utcnow(),
+                },
+                "$unset": {"mfa.pending": ""},
+            },
+        )
+        return result.modified_count == 1
+
+    @staticmethod
+    def use_totp_step(user_id: ObjectId, step: int) -> bool:
+        """Record a code's time step; False when it (or a later one) was used already: a replay."""
+        result = User._col().update_one(
+            {"_id": user_id, "mfa.last_step": {"$lt": step}}, {"$set": {"mfa.last_step": step}}
+        )
+        return result.modified_count == 1
+
+    @staticmethod
+    def use_recovery_code(user_id: ObjectId, code: str) -> bool:
+        """Spend a recovery code: each works once."""
+        digest = _digest(code.strip().lower())
+        result = User._col().update_one({"_id": user_id, "mfa.recovery": digest}, {"$pull": {"mfa.recovery": digest}})
+        return result.modified_count == 1
+
+    @staticmethod
+    def replace_recovery_codes(user_id: ObjectId, recovery_codes: list[str]) -> None:
+        User._col().update_one(
+            {"_id": user_id}, {"$set": {"mfa.recovery": [_digest(code) for code in recovery_codes]}}
+        )
+
+    @staticmethod
+    def disable_mfa(user_id: ObjectId) -> None:
+        User._col().update_one({"_id": user_id}, {"$set": {"mfa": {"enabled": False}, "updated_at": utcnow()}})
+
+
+def mfa_enabled(user: dict) -> bool:
+    return bool((user.get("mfa") or {}).get("enabled"))
+
+
+class MfaTickets:
+    """Second-step login tickets: single use, a few tries, gone after five minutes (TTL)."""
+
+    collection = "mfa_tickets"
+
+    @staticmethod
+    def _col():
+        return get_db()[MfaTickets.collection]
+
+    @staticmethod
+    def create(jti: str, user_id: ObjectId, expires_at: datetime) -> None:
+        MfaTickets._col().insert_one(
+            {"_id": jti, "user_id": user_id, "attempts": 0, "used_at": None, "expires_at": expires_at}
+        )
+
+    @staticmethod
+    def usable(jti: str, max_attempts: int) -> dict | None:
+        return MfaTickets._col().find_one(
+            {"_id": jti, "used_at": None, "attempts": {"$lt": max_attempts}, "expires_at": {"$gt": utcnow()}}
+        )
+
+    @staticmethod
+    def failed_attempt(jti: str) -> None:
+        MfaTickets._col().update_one({"_id": jti}, {"$inc": {"attempts": 1}})
+
+    @staticmethod
+    def spend(jti: str, max_attempts: int) -> bool:
+        result = MfaTickets._col().update_one(
+            {"_id": jti, "used_at": None, "attempts": {"$lt": max_attempts}}, {"$set": {"used_at": utcnow()}}
+        )
+        return result.modified_count == 1
 
 
 # --- sessions and refresh tokens --------------------------------------------

@@ -176,7 +176,37 @@ class UserUpdate(_Schema):
     name: Name
 
 
-class PasswordChange(_Schema):
+Code = Annotated[StrictStr, Field(description="The 6-digit code your authenticator app shows.", examples=["123456"])]
+RecoveryCode = Annotated[StrictStr, Field(max_length=64, description="One of your single-use recovery codes.")]
+
+
+class MfaCode(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"code": "123456"}]})
+    code: Code
+
+
+class MfaFactor(_Schema):
+    """A current code, or a recovery code, where the second factor is asked for."""
+
+    code: Optional[Code] = None
+    recovery_code: Optional[RecoveryCode] = None
+
+
+class MfaDisable(MfaFactor):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!", "code": "123456"}]}
+    )
+    password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
+
+
+class MfaLogin(MfaFactor):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"mfa_ticket": "eyJhbGciOiJIUzI1NiIs...", "code": "123456"}]}
+    )
+    mfa_ticket: StrictStr = Field(max_length=4096)
+
+
+class PasswordChange(MfaFactor):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
@@ -320,6 +350,7 @@ class UserOut(BaseModel):
     id: str
     name: str
     email: str
+    mfa_enabled: bool
     created_at: str
     updated_at: str
 
@@ -335,6 +366,24 @@ class TokensOut(BaseModel):
 
 class LoginOut(UserOut, TokensOut):
     pass
+
+
+class MfaChallengeOut(BaseModel):
+    """A correct password for an account with a second factor: finish at POST /users/login/mfa."""
+
+    mfa_required: bool = True
+    mfa_ticket: str
+    expires_in: int
+
+
+class MfaEnrollmentOut(BaseModel):
+    secret: str = Field(description="Shown only now; type it into an app that cannot scan.")
+    otpauth_uri: str
+    qr_code: str = Field(description="PNG data URL of otpauth_uri, for a phone to scan.")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown only now; each works once.")
 
 
 class BookOut(BaseModel):
