@@ -271,6 +271,7 @@ def register_browser_policies(app: Flask) -> None:
             # Credentials only matter for the refresh cookie.
             supports_credentials=app.config["REFRESH_TOKEN_COOKIE"],
             max_age=600,
+            always_send=False,  # no CORS headers for requests without an Origin
         )
 
     @app.after_request
@@ -282,6 +283,9 @@ def register_browser_policies(app: Flask) -> None:
         headers.setdefault("Referrer-Policy", "no-referrer")
         if response.mimetype == "application/json":
             headers["Cache-Control"] = "no-store"
+        if origins:
+            # CORS headers depend on the Origin, allowed or not: shared caches must keep them apart.
+            response.vary.add("Origin")
         if request.is_secure:
             headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         return response

@@ -188,6 +188,8 @@ class MfaCode(_Schema):
 class MfaFactor(_Schema):
     """A current code, or a recovery code, where the second factor is asked for."""
 
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"code": "123456"}]})
+
     code: Optional[Code] = None
     recovery_code: Optional[RecoveryCode] = None
 
