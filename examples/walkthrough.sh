@@ -5,12 +5,14 @@
 set -euo pipefail
 
 BASE_URL="${BASE_URL:-http://127.0.0.1:5000}"
+# Plays the authenticator app: computes a code from the secret with pyotp (make run installs it).
+PYTHON="${PYTHON:-.venv/bin/python}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 body="$work/body"
 
 # call EXPECTED_STATUS "what this step does" CURL_ARGS...
-# Runs curl, prints the status and the response (a token shows as "<token>"),
+# Runs curl, prints the status and the response (tokens and secrets show as "<hidden>"),
 # and stops the script when the status is not the expected one.
 call() {
   local expected="$1" step="$2" result status type
@@ -20,7 +22,8 @@ call() {
   status="${result%% *}" type="${result#* }"
   echo "== $step: HTTP $status"
   if [[ "$type" == application/json* ]]; then
-    jq '.data |= (objects |= with_entries(if .key | test("token$") then .value = "<token>" else . end))' "$body"
+    jq '.data |= (objects |= with_entries(if .key | test("token$|ticket$|secret$|^qr_code$|^recovery_codes$")
+                                            then .value = "<hidden>" else . end))' "$body"
   elif [ -s "$body" ]; then
     echo "($(wc -c <"$body") bytes of $type)"
   fi
@@ -118,12 +121,32 @@ call 401 "GET /users/ from the other session" "$BASE_URL/users/" -H "Authorizati
 call 204 "POST /users/logout" -X POST "$BASE_URL/users/logout" -H "Authorization: Bearer $TOKEN"
 call 401 "GET /users/ after logout" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
 
-# The account's recent auth events: sign-up, logins, refresh, password change, logout.
+# Turn on two-factor authentication: enrol (scan data.qr_code, or type data.secret into
+# the app), then verify a code from the app. The recovery codes are shown only once.
 login
+call 201 "POST /users/mfa/totp" -X POST "$BASE_URL/users/mfa/totp" -H "Authorization: Bearer $TOKEN"
+SECRET="$(jq -r .data.secret "$body")"
+code() { "$PYTHON" -c 'import pyotp, sys, time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + 30 * int(sys.argv[2])))' "$SECRET" "$1"; }
+call 200 "POST /users/mfa/totp/verify" -X POST "$BASE_URL/users/mfa/totp/verify" \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d "{\"code\": \"$(code 0)\"}"
+RECOVERY_CODE="$(jq -r '.data.recovery_codes[0]' "$body")"
+
+# Now a correct password gives a short-lived ticket, not tokens; the ticket and a code
+# finish the login. (A code works once: this one is the next 30-second step's.)
+call 200 "Log in (step 1: password)" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"
+TICKET="$(jq -r .data.mfa_ticket "$body")"
+call 200 "Log in (step 2: code)" -X POST "$BASE_URL/users/login/mfa" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg ticket "$TICKET" --arg code "$(code 1)" '{mfa_ticket: $ticket, code: $code}')"
+TOKEN="$(jq -r .data.token "$body")"
+
+# The account's recent auth events: sign-up, logins, refresh, password change, logout, MFA.
 call 200 "GET /users/events" "$BASE_URL/users/events?limit=10" -H "Authorization: Bearer $TOKEN"
 
-# Disable the account: its token stops working and it can no longer log in.
-call 204 "DELETE /users/" -X DELETE "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
+# Disable the account (with two-factor on, this needs a code or a recovery code):
+# its token stops working and it can no longer log in.
+call 204 "DELETE /users/" -X DELETE "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d "$(jq -n --arg code "$RECOVERY_CODE" '{recovery_code: $code}')"
 call 401 "GET /users/ with the old token" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
 call 401 "Log in after disabling" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
   -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"

@@ -189,8 +189,9 @@ def test_walkthrough_script_against_the_launched_server(launcher):
         f"--- stderr\n{result.stderr}\n--- server log\n{launcher.log()}"
     )
     assert "Walk-through complete." in result.stdout
-    # The login response is shown with its token masked; no JWT ("eyJ...") is ever printed.
-    assert '"token": "<token>"' in result.stdout
+    # Responses are shown with tokens and secrets masked; no JWT ("eyJ...") is ever printed.
+    assert '"token": "<hidden>"' in result.stdout
+    assert '"secret": "<hidden>"' in result.stdout
     assert "eyJ" not in result.stdout + result.stderr, "the script printed a token"
 
 
