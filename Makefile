@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev init-db clean
+.PHONY: run test bench install install-dev init-db clean
 
 run: $(VENV)/.installed ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-5000}
 	$(BIN)/python launcher.py
 
 test: $(VENV)/.installed-dev ## run the whole test suite
 	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed ## measure the API against its floor (a few minutes; installs wrk if needed)
+	$(BIN)/python bench/run.py
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -552,11 +552,12 @@ def login():
         LoginThrottle.failed(throttle_key)
         record("login_failed", user_id, email=email)
         raise Unauthorized("Invalid email or password.")
-    LoginThrottle.succeeded(throttle_key)
     if mfa_enabled(user):
+        # The failure count stays until the second step succeeds: wrong codes add to it.
         record("mfa_challenge", user_id)
         ticket = {"mfa_required": True, "mfa_ticket": create_mfa_ticket(user_id), "expires_in": MFA_TICKET_SECONDS}
         return envelope("Enter the code from your authenticator app.", ticket)
+    LoginThrottle.succeeded(throttle_key)
     tokens = start_session(user_id)
     record("login", user_id)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
@@ -567,6 +568,8 @@ def login():
 def login_mfa():
     """Finish a login with a second factor: the ticket from /users/login and a code."""
     fields = validate.load(validate.MfaLogin, json_body())
+    if fields.code is None and fields.recovery_code is None:
+        raise validate.InvalidInput({"code": "Send the code from your authenticator app, or a recovery_code."})
     rate_limit("login", LOGIN_RATE_LIMIT=request.remote_addr)
     claims = read_mfa_ticket(fields.mfa_ticket)
     user = User.find_by_id(parse_object_id(claims["sub"])) if claims else None
@@ -575,13 +578,15 @@ def login_mfa():
     rate_limit("login", LOGIN_ACCOUNT_RATE_LIMIT=user["email"])
     if MfaTickets.usable(claims["jti"], MFA_TICKET_ATTEMPTS) is None:
         raise Unauthorized("The sign-in ticket was used, expired or had too many wrong codes; log in again.")
+    throttle_key = _check_factor_lock(user)
     if not _second_factor_ok(user, fields):
         MfaTickets.failed_attempt(claims["jti"])
-        LoginThrottle.failed(LoginThrottle.key(user["email"], request.remote_addr))
+        LoginThrottle.failed(throttle_key)
         record("mfa_failed", user["_id"], step="login")
         raise Unauthorized("The code is not valid.")
     if not MfaTickets.spend(claims["jti"], MFA_TICKET_ATTEMPTS):
         raise Unauthorized("The sign-in ticket was used, expired or had too many wrong codes; log in again.")
+    LoginThrottle.succeeded(throttle_key)
     tokens = start_session(user["_id"])
     record("login", user["_id"], mfa=True)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
@@ -598,9 +603,25 @@ def _second_factor_ok(user: dict, fields) -> bool:
     return False
 
 
+def _check_factor_lock(user: dict) -> str:
+    """Wrong passwords and wrong codes share one lock-out per account and IP; 429 while it holds."""
+    throttle_key = LoginThrottle.key(user["email"], request.remote_addr)
+    wait = LoginThrottle.locked_for(throttle_key)
+    if wait:
+        record("login_locked", user["_id"], email=user["email"])
+        raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
+    return throttle_key
+
+
 def _require_second_factor(user: dict, fields, action: str) -> None:
-    """Sensitive actions need the second factor too, when the account has one."""
-    if mfa_enabled(user) and not _second_factor_ok(user, fields):
+    """Sensitive actions need the second factor too, when the account has one. Wrong codes
+    count towards the lock-out, so a stolen access token cannot guess codes for ever."""
+    if not mfa_enabled(user):
+        return
+    throttle_key = _check_factor_lock(user)
+    if not _second_factor_ok(user, fields):
+        if fields.code is not None or fields.recovery_code is not None:
+            LoginThrottle.failed(throttle_key)
         record("mfa_failed", user["_id"], step=action)
         raise validate.InvalidInput({"code": "A current authenticator code or an unused recovery code is required."})
 
@@ -626,7 +647,9 @@ def verify_mfa(current_user):
     fields = validate.load(validate.MfaCode, json_body())
     user = User.find_by_id(current_user["_id"])
     pending = (user.get("mfa") or {}).get("pending")
-    if mfa_enabled(user) or not pending:
+    if mfa_enabled(user):
+        return envelope("Two-factor authentication is already on.", status=409, error="Conflict")
+    if not pending:
         return envelope("Start enrolment with POST /users/mfa/totp first.", status=409, error="Conflict")
     step = totp_step(decrypt_totp_secret(pending), fields.code)
     if step is None:
@@ -838,7 +861,8 @@ def disable_user(current_user):
     """Disable the caller's account: every session ends and it can no longer log in.
     With a second factor on, the JSON body must carry a `code` or `recovery_code`."""
     if mfa_enabled(current_user):
-        _require_second_factor(User.find_by_id(current_user["_id"]), validate.load(validate.MfaFactor, json_body()), "disable_account")
+        body = json_body() if request.content_length or request.is_json else {}
+        _require_second_factor(User.find_by_id(current_user["_id"]), validate.load(validate.MfaFactor, body), "disable_account")
     User.disable(current_user["_id"])
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
     record("account_disabled", current_user["_id"])
