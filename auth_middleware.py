@@ -36,22 +36,46 @@ LEEWAY_SECONDS = 5
 REALM = "book-library"
 
 
-def create_access_token(user_id, session_id) -> tuple[str, int]:
-    """Sign an access token bound to a session; returns (token, lifetime in seconds)."""
+class WrongTokenType(jwt.InvalidTokenError):
+    """A genuine token of another kind than the one expected."""
+
+
+def _sign(claims: dict, token_type: str, lifetime: int) -> str:
+    """An HS256 JWT of one kind (its `typ`), with issuer, audience, id and lifetime."""
     config = current_app.config
-    lifetime = int(config["ACCESS_TOKEN_EXPIRES_SECONDS"])
     now = datetime.now(timezone.utc)
-    claims = {
+    standard = {
         "iss": config["JWT_ISSUER"],
         "aud": config["JWT_AUDIENCE"],
-        "sub": str(user_id),
-        "sid": str(session_id),
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + timedelta(seconds=lifetime),
     }
-    token = jwt.encode(claims, config["SECRET_KEY"], algorithm=ALGORITHM, headers={"typ": ACCESS_TOKEN_TYPE})
-    return token, lifetime
+    return jwt.encode({**standard, **claims}, config["SECRET_KEY"], algorithm=ALGORITHM, headers={"typ": token_type})
+
+
+def _verify(token: str, token_type: str, required: list[str]) -> dict:
+    """The claims of a genuine, current token of this kind; raises jwt.InvalidTokenError."""
+    # The type first: another kind of token this app signs is named as such.
+    if jwt.get_unverified_header(token).get("typ") != token_type:
+        raise WrongTokenType(token_type)
+    config = current_app.config
+    return jwt.decode(
+        token,
+        config["SECRET_KEY"],
+        algorithms=[ALGORITHM],  # pinned: never "none", never what the header asks for
+        audience=config["JWT_AUDIENCE"],
+        issuer=config["JWT_ISSUER"],
+        leeway=LEEWAY_SECONDS,
+        options={"require": required},
+    )
+
+
+def create_access_token(user_id, session_id) -> tuple[str, int]:
+    """Sign an access token bound to a session; returns (token, lifetime in seconds)."""
+    lifetime = int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"])
+    claims = {"sub": str(user_id), "sid": str(session_id)}
+    return _sign(claims, ACCESS_TOKEN_TYPE, lifetime), lifetime
 
 
 def client_info() -> tuple[str | None, str | None]:
@@ -97,24 +121,10 @@ def _bearer_token() -> str:
 
 
 def _decode(token: str) -> dict:
-    config = current_app.config
-    # The type first: another kind of token this app signs (an MFA ticket) is named as such.
     try:
-        token_type = jwt.get_unverified_header(token).get("typ")
-    except jwt.InvalidTokenError:
-        raise BearerChallenge("Token is malformed.") from None
-    if token_type != ACCESS_TOKEN_TYPE:
-        raise BearerChallenge("Token is not an access token.")
-    try:
-        decoded = jwt.decode_complete(
-            token,
-            config["SECRET_KEY"],
-            algorithms=[ALGORITHM],
-            audience=config["JWT_AUDIENCE"],
-            issuer=config["JWT_ISSUER"],
-            leeway=LEEWAY_SECONDS,
-            options={"require": REQUIRED_CLAIMS},
-        )
+        return _verify(token, ACCESS_TOKEN_TYPE, REQUIRED_CLAIMS)
+    except WrongTokenType:
+        raise BearerChallenge("Token is not an access token.") from None
     except jwt.ExpiredSignatureError:
         raise BearerChallenge("Token has expired.") from None
     except jwt.InvalidSignatureError:
@@ -131,7 +141,6 @@ def _decode(token: str) -> dict:
         raise BearerChallenge("Token was not issued by this API.") from None
     except jwt.InvalidTokenError:
         raise BearerChallenge("Token is malformed.") from None
-    return decoded["payload"]
 
 
 def _object_id_claim(claims: dict, name: str):
@@ -264,36 +273,15 @@ def new_recovery_codes() -> list[str]:
 
 def create_mfa_ticket(user_id) -> str:
     """A short-lived, single-use ticket for the second step of a login."""
-    config = current_app.config
-    now = datetime.now(timezone.utc)
     jti = uuid.uuid4().hex
-    MfaTickets.create(jti, user_id, now + timedelta(seconds=MFA_TICKET_SECONDS))
-    claims = {
-        "iss": config["JWT_ISSUER"],
-        "aud": config["JWT_AUDIENCE"],
-        "sub": str(user_id),
-        "jti": jti,
-        "iat": now,
-        "exp": now + timedelta(seconds=MFA_TICKET_SECONDS),
-    }
-    return jwt.encode(claims, config["SECRET_KEY"], algorithm=ALGORITHM, headers={"typ": MFA_TICKET_TYPE})
+    expires = datetime.now(timezone.utc) + timedelta(seconds=MFA_TICKET_SECONDS)
+    MfaTickets.create(jti, user_id, expires)
+    return _sign({"sub": str(user_id), "jti": jti}, MFA_TICKET_TYPE, MFA_TICKET_SECONDS)
 
 
 def read_mfa_ticket(ticket: str) -> dict | None:
     """The ticket's claims when it is genuine, unexpired and of the right type; else None."""
-    config = current_app.config
     try:
-        decoded = jwt.decode_complete(
-            ticket,
-            config["SECRET_KEY"],
-            algorithms=[ALGORITHM],
-            audience=config["JWT_AUDIENCE"],
-            issuer=config["JWT_ISSUER"],
-            leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]},
-        )
+        return _verify(ticket, MFA_TICKET_TYPE, ["exp", "iat", "sub", "jti", "iss", "aud"])
     except jwt.InvalidTokenError:
         return None
-    if decoded["header"].get("typ") != MFA_TICKET_TYPE:
-        return None
-    return decoded["payload"]
