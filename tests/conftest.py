@@ -1,14 +1,13 @@
 """Fixtures: every API test runs on mongomock and on a real SecantusDB server over the wire."""
 from __future__ import annotations
 
-import io
+import logging
 import os
 import sys
 import uuid
 
 import mongomock
 import pytest
-from PIL import Image
 from pymongo import MongoClient
 
 # A developer's .env must not leak into the tests' configuration.
@@ -17,10 +16,8 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from app import create_app  # noqa: E402
-
-TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
-PASSWORD = "Str0ng!pass"
+from app import JsonLogFormatter, create_app  # noqa: E402
+from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -106,48 +103,9 @@ def client(app):
     return app.test_client()
 
 
-class AuthActions:
-    """Sign up, log in, and hand back headers, as a client would."""
-
-    def __init__(self, client):
-        self._client = client
-        self._count = 0
-
-    def signup(self, name="Ada Lovelace", email=None, password=PASSWORD):
-        self._count += 1
-        email = email or f"user{self._count}-{uuid.uuid4().hex[:6]}@example.com"
-        response = self._client.post("/users/", json={"name": name, "email": email, "password": password})
-        assert response.status_code == 201, response.get_json()
-        return email
-
-    def login(self, email, password=PASSWORD):
-        return self._client.post("/users/login", json={"email": email, "password": password})
-
-    def headers(self, email=None, password=PASSWORD):
-        """Headers of a new (or the given) user's access token."""
-        email = email or self.signup(password=password)
-        response = self.login(email, password)
-        assert response.status_code == 200, response.get_json()
-        return {"Authorization": f"Bearer {response.get_json()['data']['token']}"}
-
-
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
-
-
-def image_bytes(fmt="PNG", size=(300, 200), color=(200, 30, 30), mode="RGB", **save_options) -> bytes:
-    out = io.BytesIO()
-    Image.new(mode, size, color).save(out, fmt, **save_options)
-    return out.getvalue()
-
-
-def book_form(title="Dune", category="science", description="Spice and sand.", cover=None, filename="cover.png"):
-    """A multipart form as Postman's form-data sends it."""
-    form = {"title": title, "category": category, "description": description}
-    if cover is not False:
-        form["cover_image"] = (io.BytesIO(cover or image_bytes()), filename)
-    return form
 
 
 @pytest.fixture
@@ -158,3 +116,22 @@ def create_book(client):
         return response.get_json()["data"]
 
     return _create
+
+
+@pytest.fixture
+def log_lines():
+    """Every line the app's loggers write during the test, as the production formatter writes it."""
+    lines = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(self.format(record))
+
+    handler = Collect()
+    handler.setFormatter(JsonLogFormatter())
+    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    yield lines
+    for logger in loggers:
+        logger.removeHandler(handler)

@@ -13,7 +13,7 @@ import pytest
 from argon2 import PasswordHasher
 from werkzeug.security import generate_password_hash
 
-from conftest import PASSWORD
+from helpers import LOCKED, PASSWORD, assert_429, bearer, ip, limits, login
 
 WRONG = "Wr0ng!password"
 STRONG = "Tr1cky-Gl0ve-Harb0r!"
@@ -23,8 +23,6 @@ def envelope(message: str, error: str) -> dict:
     return {"message": message, "data": None, "error": error}
 
 
-RATE_LIMITED_BODY = envelope("Too many requests; try again later.", "Too Many Requests")
-LOCKED_BODY = envelope("Too many failed logins; try again later.", "Too Many Requests")
 WRONG_PASSWORD_BODY = envelope("Invalid email or password.", "Unauthorized")
 REFRESH_INVALID_BODY = envelope("Refresh token is invalid or expired.", "Unauthorized")
 # Common or breached, yet each has upper, lower, digit and special character.
@@ -32,16 +30,8 @@ COMMON_PASSWORDS = ["P@ssw0rd!", "Password1!", "Qwerty123!"]
 COMMON_MESSAGE = "Password is not allowed: it is a common or breached password"
 
 
-def ip(n: int) -> dict:
-    return {"REMOTE_ADDR": f"10.0.0.{n}"}
-
-
 def new_email() -> str:
     return f"abuse-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def login(client, email, password=PASSWORD, addr=1):
-    return client.post("/users/login", json={"email": email, "password": password}, environ_base=ip(addr))
 
 
 def signup(client, email=None, password=PASSWORD, addr=1):
@@ -49,41 +39,10 @@ def signup(client, email=None, password=PASSWORD, addr=1):
     return client.post("/users/", json=body, environ_base=ip(addr))
 
 
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def assert_status(response, status: int, body: dict | None = None):
     assert response.status_code == status, response.get_data(as_text=True)
     if body is not None:
         assert response.get_json() == body
-
-
-def assert_429(response, body=RATE_LIMITED_BODY) -> int:
-    """429 in the JSON envelope with an integer Retry-After of at least a second; returns it."""
-    assert_status(response, 429, body)
-    assert response.mimetype == "application/json"
-    retry_after = response.headers.get("Retry-After", "")
-    assert retry_after.isdigit(), response.headers
-    assert int(retry_after) >= 1
-    return int(retry_after)
-
-
-def limits(**settings) -> dict:
-    """Rate limits on, every limit generous except the ones given."""
-    generous = {
-        key: "1000 per minute"
-        for key in (
-            "LOGIN_RATE_LIMIT",
-            "LOGIN_ACCOUNT_RATE_LIMIT",
-            "SIGNUP_RATE_LIMIT",
-            "REFRESH_RATE_LIMIT",
-            "REFRESH_ACCOUNT_RATE_LIMIT",
-            "PASSWORD_RATE_LIMIT",
-            "PASSWORD_ACCOUNT_RATE_LIMIT",
-        )
-    }
-    return {"RATELIMIT_ENABLED": True, **generous, **settings}
 
 
 @pytest.fixture
@@ -347,7 +306,7 @@ def fail(client, email, times: int, addr=1) -> None:
 
 
 def locked_retry_after(response) -> int:
-    return assert_429(response, LOCKED_BODY)
+    return assert_429(response, LOCKED)
 
 
 class TestLockOut:

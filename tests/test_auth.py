@@ -7,7 +7,6 @@ import hmac
 import json
 import logging
 import os
-import socket
 import stat
 import time
 import uuid
@@ -20,10 +19,9 @@ import pytest
 from bson import ObjectId
 
 from app import DEFAULTS, create_app
-from conftest import PASSWORD, TEST_SECRET
+from helpers import ACCESS_TOKEN_SECONDS, PASSWORD, SESSION_ENDED, TEST_SECRET, AuthActions, bearer, free_port
 
 DAY = 24 * 3600
-ACCESS_TOKEN_SECONDS = 15 * 60
 ISSUER, AUDIENCE = "book-library", "book-library-api"
 ACCESS_TOKEN_TYPE = "at+jwt"
 CLAIMS = {"iss", "aud", "sub", "sid", "jti", "iat", "exp"}
@@ -31,7 +29,6 @@ OTHER_SECRET = "another-secret-key-that-is-also-long-enough"
 # A cheap Argon2id keeps the apps built here fast, as in conftest.
 CHEAP_HASH = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024}
 WRONG_PASSWORD_BODY = {"message": "Invalid email or password.", "data": None, "error": "Unauthorized"}
-SESSION_ENDED = "Session has ended or the account is disabled."
 
 
 # --- token crafting -------------------------------------------------------------
@@ -81,10 +78,6 @@ def make_token(sub, sid, /, key: str = TEST_SECRET, typ=ACCESS_TOKEN_TYPE, **cha
 
 def decode(token: str, key: str = TEST_SECRET) -> dict:
     return jwt.decode(token, key, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER)
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def tamper_payload(token: str, **changes) -> str:
@@ -638,10 +631,9 @@ def build_app(instance, mongo=None, **config):
 
 def sign_up_and_log_in(client) -> dict:
     """Sign up a fresh user through the API; the login response's data (with token)."""
-    email = f"key-{uuid.uuid4().hex[:8]}@example.com"
-    created = client.post("/users/", json={"name": "Ada Lovelace", "email": email, "password": PASSWORD})
-    assert created.status_code == 201, created.get_json()
-    response = client.post("/users/login", json={"email": email, "password": PASSWORD})
+    actions = AuthActions(client)
+    email = actions.signup(email=f"key-{uuid.uuid4().hex[:8]}@example.com")
+    response = actions.login(email)
     assert response.status_code == 200
     return response.get_json()["data"]
 
@@ -783,12 +775,6 @@ def test_token_lifetime_can_be_set_from_the_environment(tmp_path, clean_env):
 
 
 # --- the database going away ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def timed(call, *args, **kwargs):

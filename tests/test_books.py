@@ -8,34 +8,11 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image
 
-from conftest import book_form, image_bytes
+from helpers import book_form, envelope, failure, image_bytes, ok
 
 TINY_COVER = image_bytes("PNG", size=(8, 8))
 BLANK_FILE = object()  # stands for Postman's blank file field, built afresh for each request
 OTHER_ID = "5f0c9a1b2c3d4e5f6a7b8c9d"  # a well-formed ObjectId that no book has
-
-
-def envelope(response, status):
-    """Assert the status and the JSON envelope; return the body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body)[:3] == ["message", "data", "error"]
-    assert isinstance(body["message"], str) and body["message"]
-    return body
-
-
-def ok(response, status=200):
-    body = envelope(response, status)
-    assert body["error"] is None
-    return body["data"]
-
-
-def failure(response, status, name):
-    body = envelope(response, status)
-    assert body["data"] is None
-    assert body["error"] == name
-    return body
 
 
 def invalid(response, *fields):

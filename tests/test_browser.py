@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from conftest import image_bytes
+from helpers import image_bytes
 
 DEV_ORIGIN = "http://localhost:5173"
 EVIL_ORIGIN = "http://evil.example"

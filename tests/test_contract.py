@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from conftest import PASSWORD, TEST_SECRET
+from helpers import PASSWORD, TEST_SECRET
 
 # What is checked. Not "positive data acceptance": the document states the shape of inputs,
 # while some rules (a common password, a one-word name) are checked beyond it and answered 400.

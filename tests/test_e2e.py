@@ -6,18 +6,16 @@ verbatim) runs against it, and a restart proves that accounts and tokens survive
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import pytest
+
+from helpers import PASSWORD, free_port, http_request, log_tail, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +27,6 @@ END_MARKER = "<!-- walkthrough:end -->"
 START_SECONDS = 30
 STOP_SECONDS = 30
 POLL = 0.1
-PASSWORD = "Str0ng!pass"
 
 
 def test_readme_shows_the_walkthrough_script_verbatim():
@@ -45,29 +42,10 @@ def test_readme_shows_the_walkthrough_script_verbatim():
 # --- the real server ----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def request(method: str, url: str, body: dict | None = None, token: str | None = None):
     """(status, parsed JSON body or None); HTTP errors are answers too."""
-    headers = {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            status, raw = error.code, error.read()
-    return status, (json.loads(raw) if raw else None)
+    status, _, parsed = http_request(method, url, body, token)
+    return status, parsed
 
 
 def group_processes(pgid: int) -> dict[int, str]:
@@ -106,10 +84,7 @@ class Launcher:
         self.process: subprocess.Popen | None = None
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-6000:]
-        except FileNotFoundError:
-            return ""
+        return log_tail(self.log_path, 6000)
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
@@ -122,18 +97,7 @@ class Launcher:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # pgid == pid: the daemon and gunicorn join its group
             )
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"launcher exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if request("GET", f"{self.base_url}/healthz")[0] == 200:
-                    return
-            except OSError:  # not listening yet
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"/healthz not 200 within {START_SECONDS} s:\n{self.log()}")
-            time.sleep(POLL)
+        wait_healthy(self.process, "launcher", self.base_url, self.log, seconds=START_SECONDS, poll=POLL)
 
     def stop(self) -> int:
         """SIGTERM the launcher as a user's Ctrl-C/kill would; its exit code."""

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image, PngImagePlugin
 
-from conftest import book_form, image_bytes
+from helpers import book_form, encode, envelope, failure, image_bytes, ok
 
 # Pillow format -> (extension of the stored file, Content-Type it is served with)
 FORMATS = {
@@ -31,40 +31,12 @@ MARKER = "Marker-7f3a9c"  # planted in metadata; must not survive into a thumbna
 # --- helpers --------------------------------------------------------------------
 
 
-def envelope(response, status):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert list(body)[:3] == ["message", "data", "error"]
-    assert isinstance(body["message"], str) and body["message"]
-    return body
-
-
-def ok(response, status=200):
-    body = envelope(response, status)
-    assert body["error"] is None
-    return body["data"]
-
-
-def failure(response, status, name):
-    body = envelope(response, status)
-    assert body["data"] is None
-    assert body["error"] == name
-    return body
-
-
 def cover_rejected(response):
     """400 naming cover_image (and only it); returns its message."""
     body = envelope(response, 400)
     assert body["data"] is None
     assert set(body["error"]) == {"cover_image"}
     return body["error"]["cover_image"]
-
-
-def encode(image, fmt, **options):
-    out = io.BytesIO()
-    image.save(out, fmt, **options)
-    return out.getvalue()
 
 
 def gradient(size=(600, 300)):

@@ -1,30 +1,9 @@
 """Request logs: one JSON line per request, with ids, and nothing secret in any line."""
 import json
-import logging
 
 import pytest
 
-from app import JsonLogFormatter
-from conftest import PASSWORD
-
-
-@pytest.fixture
-def log_lines():
-    """Every line the app's loggers write during the test, as the production formatter writes it."""
-    lines = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(self.format(record))
-
-    handler = Collect()
-    handler.setFormatter(JsonLogFormatter())
-    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield lines
-    for logger in loggers:
-        logger.removeHandler(handler)
+from helpers import PASSWORD
 
 
 def test_each_request_writes_one_json_line_with_its_fields(client, auth, log_lines):

@@ -12,9 +12,9 @@ its database record's expiry into the past.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
-import logging
 import re
 import time
 import uuid
@@ -27,8 +27,23 @@ import pyotp
 import pytest
 from PIL import Image
 
-from app import JsonLogFormatter
-from conftest import PASSWORD, TEST_SECRET
+import helpers
+from helpers import (
+    ACCESS_TOKEN_SECONDS,
+    ENVELOPE_KEYS,
+    LOCKED,
+    PASSWORD,
+    TEST_SECRET,
+    WRONG_PASSWORD,
+    assert_429,
+    assert_error,
+    assert_fields,
+    assert_ok,
+    bearer,
+    ip,
+    limits,
+    login,
+)
 
 STEP_SECONDS = 30
 ISSUER = "Book Library"
@@ -36,13 +51,9 @@ TICKET_TYPE = "mfa-ticket+jwt"
 TICKET_SECONDS = 300
 TICKET_ATTEMPTS = 5
 RECOVERY_CODE_COUNT = 10
-ACCESS_TOKEN_SECONDS = 15 * 60
 NEW_PASSWORD = "Tr1cky-Gl0ve-Harb0r!"
-WRONG_PASSWORD = "Wr0ng!password"
 OTHER_KEY = "another-secret-key-that-is-long-enough-for-hs256"
 
-ENVELOPE_KEYS = {"message", "data", "error"}
-INVALID_FIELDS = "The request has invalid fields."
 CHALLENGE_MESSAGE = "Enter the code from your authenticator app."
 CODE_NOT_VALID = "The code is not valid."
 FACTOR_REQUIRED = "A current authenticator code or an unused recovery code is required."
@@ -51,8 +62,6 @@ TICKET_SPENT = "The sign-in ticket was used, expired or had too many wrong codes
 ALREADY_ON = "Two-factor authentication is already on."
 NOT_ON = "Two-factor authentication is not on."
 START_FIRST = "Start enrolment with POST /users/mfa/totp first."
-RATE_LIMITED = "Too many requests; try again later."
-LOCKED = "Too many failed logins; try again later."
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -67,43 +76,6 @@ def wrong_code(secret: str) -> str:
     """Six digits that are no code of this secret anywhere near now."""
     near = {at(secret, k) for k in range(-3, 4)}
     return next(code for code in (f"{n:06d}" for n in range(0, 1_000_000, 111_111)) if code not in near)
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def ip(n: int) -> dict:
-    return {"REMOTE_ADDR": f"10.0.0.{n}"}
-
-
-def assert_error(response, status: int, error, message: str) -> dict:
-    """A failure in the JSON envelope with exactly this status, error and message."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == ENVELOPE_KEYS
-    assert body["data"] is None
-    assert body["error"] == error
-    assert body["message"] == message
-    return body
-
-
-def assert_fields(response, expected: dict[str, str]) -> None:
-    """400 naming exactly these fields with exactly these messages."""
-    assert_error(response, 400, expected, INVALID_FIELDS)
-
-
-def assert_ok(response, status: int, message: str) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["message"] == message
-    assert body["error"] is None
-    return body["data"]
-
-
-def login(client, email, password=PASSWORD, addr=1):
-    return client.post("/users/login", json={"email": email, "password": password}, environ_base=ip(addr))
 
 
 def ticket_for(client, email, addr=1) -> str:
@@ -136,10 +108,8 @@ def verify(client, headers, code):
     return client.post("/users/mfa/totp/verify", json={"code": code}, headers=headers)
 
 
-def reissued(token: str, key: str = TEST_SECRET, typ: str = TICKET_TYPE, algorithm="HS256", **changes) -> str:
-    """The same token's claims with changes, signed as asked."""
-    claims = jwt.decode(token, options={"verify_signature": False})
-    return jwt.encode({**claims, **changes}, key, algorithm=algorithm, headers={"typ": typ})
+# The same token's claims with changes, signed as asked; by default as a ticket with the test key.
+reissued = functools.partial(helpers.reissued, typ=TICKET_TYPE)
 
 
 class MfaUser(NamedTuple):
@@ -160,48 +130,6 @@ def mfa_user(client, auth) -> MfaUser:
     code = at(secret, 0)
     data = assert_ok(verify(client, headers, code), 200, "Two-factor authentication is on. Keep these recovery codes safe.")
     return MfaUser(email, headers, secret, data["recovery_codes"], code)
-
-
-@pytest.fixture
-def log_lines():
-    """Every line the app's loggers write during the test, as the production formatter writes it."""
-    lines = []
-
-    class Collect(logging.Handler):
-        def emit(self, record):
-            lines.append(self.format(record))
-
-    handler = Collect()
-    handler.setFormatter(JsonLogFormatter())
-    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    yield lines
-    for logger in loggers:
-        logger.removeHandler(handler)
-
-
-def limits(**settings) -> dict:
-    """Rate limits on, every limit generous except the ones given."""
-    generous = {
-        key: "1000 per minute"
-        for key in (
-            "LOGIN_RATE_LIMIT",
-            "LOGIN_ACCOUNT_RATE_LIMIT",
-            "SIGNUP_RATE_LIMIT",
-            "REFRESH_RATE_LIMIT",
-            "REFRESH_ACCOUNT_RATE_LIMIT",
-            "PASSWORD_RATE_LIMIT",
-            "PASSWORD_ACCOUNT_RATE_LIMIT",
-        )
-    }
-    return {"RATELIMIT_ENABLED": True, **generous, **settings}
-
-
-def assert_429(response, message: str = RATE_LIMITED) -> None:
-    assert_error(response, 429, "Too Many Requests", message)
-    assert response.headers.get("Retry-After", "").isdigit(), response.headers
-    assert int(response.headers["Retry-After"]) >= 1
 
 
 # --- enrolment ---------------------------------------------------------------------------

@@ -12,17 +12,22 @@ import pytest
 from bson import ObjectId
 from werkzeug.exceptions import NotFound
 
-from conftest import PASSWORD, TEST_SECRET
+from helpers import (
+    ACCESS_TOKEN_SECONDS,
+    PASSWORD,
+    REFRESH_INVALID,
+    REFRESH_REUSED,
+    SESSION_ENDED,
+    WRONG_PASSWORD,
+    assert_error,
+    assert_field_errors,
+    assert_ok,
+    bearer,
+    reissued,
+)
 
-ACCESS_TOKEN_SECONDS = 15 * 60
 REFRESH_TOKEN_SECONDS = 30 * 86400
 NEW_PASSWORD = "N3w!Horse-Battery"
-WRONG_PASSWORD = "Wr0ng!password"
-ENVELOPE_KEYS = {"message", "data", "error"}
-INVALID_FIELDS = "The request has invalid fields."
-SESSION_ENDED = "Session has ended or the account is disabled."
-REFRESH_INVALID = "Refresh token is invalid or expired."
-REFRESH_REUSED = "Refresh token was already used; the session has been ended."
 CSRF_REFUSED = "The X-CSRF-Token header must match the csrf_token cookie."
 SESSION_NOT_FOUND = "Session not found."
 USER_AGENT = "pytest-session-tests/1.0"
@@ -34,10 +39,6 @@ class Session(NamedTuple):
     token: str
     refresh_token: str
     id: str  # the session id, from the access token's `sid` claim
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def sid_of(token: str) -> str:
@@ -89,28 +90,6 @@ def sessions_of(client, session: Session) -> list[dict]:
     return response.get_json()["data"]
 
 
-def assert_error(response, status: int, error, message: str):
-    """A failure in the JSON envelope with exactly this status, error name and message."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == ENVELOPE_KEYS
-    assert body["data"] is None
-    assert body["error"] == error
-    assert body["message"] == message
-    return body
-
-
-def assert_field_errors(response, expected: dict[str, str]):
-    """400 naming exactly the expected fields; each message contains its fragment."""
-    body = assert_error(response, 400, response.get_json()["error"], INVALID_FIELDS)
-    assert isinstance(body["error"], dict), body
-    assert set(body["error"]) == set(expected), body["error"]
-    for field, fragment in expected.items():
-        assert fragment in body["error"][field], (field, body["error"][field])
-    return body
-
-
 def assert_session_ended(response):
     """The access token is well formed and unexpired, but its session is over: 401 with a challenge."""
     assert_error(response, 401, "Unauthorized", SESSION_ENDED)
@@ -130,7 +109,7 @@ def assert_refresh_refused(response, message: str = REFRESH_INVALID):
 
 @pytest.fixture
 def email(auth):
-    """A signed-up account's email (password conftest.PASSWORD)."""
+    """A signed-up account's email (password helpers.PASSWORD)."""
     return auth.signup()
 
 
@@ -146,11 +125,7 @@ def other_email(auth):
 def test_login_returns_an_access_token_a_refresh_token_expires_in_and_token_type(client, email):
     response = client.post("/users/login", json={"email": email, "password": PASSWORD})
 
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["message"] == "Logged in."
-    assert body["error"] is None
-    data = body["data"]
+    data = assert_ok(response, 200, "Logged in.")
     assert data["email"] == email
     assert data["expires_in"] == ACCESS_TOKEN_SECONDS
     assert data["token_type"] == "Bearer"
@@ -187,11 +162,7 @@ def test_refresh_gives_new_tokens_for_the_same_session_and_the_old_refresh_token
 
     response = refresh(client, session.refresh_token)
 
-    assert response.status_code == 200, response.get_json()
-    body = response.get_json()
-    assert body["message"] == "Tokens refreshed."
-    assert body["error"] is None
-    data = body["data"]
+    data = assert_ok(response, 200, "Tokens refreshed.")
     assert data["expires_in"] == ACCESS_TOKEN_SECONDS
     assert data["token_type"] == "Bearer"
     new = session_from(data)
@@ -381,18 +352,15 @@ def test_sessions_lists_the_active_sessions_and_marks_the_current_one(client, em
 
     response = client.get("/users/sessions", headers=bearer(phone.token))
 
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["message"] == "Sessions."
-    assert body["error"] is None
-    listed = {s["id"]: s for s in body["data"]}
+    sessions = assert_ok(response, 200, "Sessions.")
+    listed = {s["id"]: s for s in sessions}
     assert set(listed) == {laptop.id, phone.id}
     for item in listed.values():
         assert {"id", "created_at", "last_used_at", "ip", "user_agent", "current"} <= set(item)
         assert item["ip"] == "127.0.0.1"
         assert item["created_at"].endswith("Z") and item["last_used_at"].endswith("Z")
         assert item["last_used_at"] >= item["created_at"]
-    assert [s["id"] for s in body["data"] if s["current"] is True] == [phone.id]
+    assert [s["id"] for s in sessions if s["current"] is True] == [phone.id]
     assert listed[laptop.id]["current"] is False
     assert listed[laptop.id]["user_agent"] == "Laptop Firefox/128.0"
     assert listed[phone.id]["user_agent"] == "Phone Safari/17.0"
@@ -610,13 +578,10 @@ def test_password_change_ends_other_sessions_and_gives_this_one_fresh_tokens(cli
 
     response = change_password(client, session)
 
-    assert response.status_code == 200, response.get_json()
-    body = response.get_json()
-    assert body["message"] == "Password changed."
-    assert body["error"] is None
-    assert body["data"]["expires_in"] == ACCESS_TOKEN_SECONDS
-    assert body["data"]["token_type"] == "Bearer"
-    fresh = session_from(body["data"])
+    data = assert_ok(response, 200, "Password changed.")
+    assert data["expires_in"] == ACCESS_TOKEN_SECONDS
+    assert data["token_type"] == "Bearer"
+    fresh = session_from(data)
     assert fresh.id == session.id
     assert fresh.refresh_token != session.refresh_token
     # Every other session is over, access and refresh tokens alike.
@@ -675,11 +640,7 @@ def test_events_list_the_callers_own_events_newest_first(client, auth, email, ot
 
     response = client.get("/users/events", headers=bearer(first.token))
 
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["message"] == "Events."
-    assert body["error"] is None
-    listed = body["data"]
+    listed = assert_ok(response, 200, "Events.")
     assert [e["type"] for e in listed] == ["logout", "login", "refresh", "login_failed", "login", "signup"]
     assert [e["at"] for e in listed] == sorted((e["at"] for e in listed), reverse=True)
     for event in listed:
@@ -767,12 +728,6 @@ def test_events_recorded_in_the_same_millisecond_are_still_newest_first(client, 
 
 
 # --- access-token expiry ----------------------------------------------------------
-
-
-def reissued(token: str, **changes) -> str:
-    """The same access token's claims with changes, correctly signed with the test key."""
-    claims = jwt.decode(token, options={"verify_signature": False})
-    return jwt.encode({**claims, **changes}, TEST_SECRET, algorithm="HS256", headers={"typ": "at+jwt"})
 
 
 def test_access_token_expired_beyond_the_leeway_is_401(client, email):

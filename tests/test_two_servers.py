@@ -5,16 +5,12 @@ behind a load balancer would run; every request goes over real HTTP.
 """
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import socket
 import string
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
@@ -23,7 +19,17 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from app import DEFAULTS
-from conftest import PASSWORD
+from helpers import (
+    PASSWORD,
+    REFRESH_INVALID,
+    REFRESH_REUSED,
+    SESSION_ENDED,
+    fail_if_exited,
+    free_port,
+    http_request,
+    log_tail,
+    wait_healthy,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -32,15 +38,7 @@ BIN = os.path.dirname(sys.executable)
 START_SECONDS = 30
 STOP_SECONDS = 15
 POLL = 0.1
-SESSION_ENDED = "Session has ended or the account is disabled."
-REFRESH_INVALID = "Refresh token is invalid or expired."
-REFRESH_REUSED = "Refresh token was already used; the session has been ended."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+USER_AGENT = {"User-Agent": "two-servers-test"}
 
 
 @dataclass
@@ -60,21 +58,7 @@ class Reply:
 
 def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> Reply:
     """One HTTP request; error statuses are replies too. Every response is closed."""
-    headers = {"User-Agent": "two-servers-test"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            status, reply_headers, raw = response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            status, reply_headers, raw = error.code, dict(error.headers), error.read()
-    return Reply(status, reply_headers, json.loads(raw) if raw else None)
+    return Reply(*http_request(method, url, body, token, headers=USER_AGENT))
 
 
 class Process:
@@ -89,14 +73,10 @@ class Process:
             )
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-        except FileNotFoundError:
-            return ""
+        return log_tail(self.log_path, 4000)
 
     def check_alive(self) -> None:
-        if self.popen.poll() is not None:
-            pytest.fail(f"{self.name} exited with {self.popen.returncode}:\n{self.log()}")
+        fail_if_exited(self.popen, self.name, self.log)
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -188,27 +168,14 @@ def start_servers(database_port: int, tmp, database: str, **settings) -> tuple[l
             processes.append(process)
             servers.append(Server(name, f"http://127.0.0.1:{port}", process))
         for server in servers:
-            wait_healthy(server)
+            wait_healthy(
+                server.process.popen, server.process.name, server.url, server.process.log,
+                seconds=START_SECONDS, poll=POLL, headers=USER_AGENT, label=f"server {server.name}: ",
+            )
     except BaseException:
         stop_all(processes)
         raise
     return processes, servers[0], servers[1]
-
-
-def wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        server.process.check_alive()
-        try:
-            if server("GET", "/healthz").status == 200:
-                return
-        except OSError:  # not listening yet
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"server {server.name}: /healthz not 200 within {START_SECONDS} s:\n{server.process.log()}"
-            )
-        time.sleep(POLL)
 
 
 @pytest.fixture(scope="module")
