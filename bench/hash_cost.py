@@ -30,11 +30,11 @@ def main() -> None:
         "parallelism": int(os.environ.get("PASSWORD_HASH_PARALLELISM", DEFAULTS["PASSWORD_HASH_PARALLELISM"])),
     }
     hasher = PasswordHasher(**params)
-    password = "An example passphrase, 2 words!"
-    stored = hasher.hash(password)
+    sample = "An example passphrase, 2 words!"
+    stored = hasher.hash(sample)
     print(f"Argon2id t={params['time_cost']} m={params['memory_cost']} KiB p={params['parallelism']}")
-    print(f"hash:   {median_ms(lambda: hasher.hash(password), 15):.1f} ms (median of 15)")
-    print(f"verify: {median_ms(lambda: hasher.verify(stored, password), 15):.1f} ms (median of 15)")
+    print(f"hash:   {median_ms(lambda: hasher.hash(sample), 15):.1f} ms (median of 15)")
+    print(f"verify: {median_ms(lambda: hasher.verify(stored, sample), 15):.1f} ms (median of 15)")
 
 
 if __name__ == "__main__":
