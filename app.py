@@ -23,9 +23,10 @@ from spectree import Response as SpecResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import (
     BadRequest,
+    Conflict,
+    Forbidden,
     HTTPException,
     InternalServerError,
-    Forbidden,
     NotFound,
     ServiceUnavailable,
     TooManyRequests,
@@ -626,6 +627,14 @@ def _require_second_factor(user: dict, fields, action: str) -> None:
         raise validate.InvalidInput({"code": "A current authenticator code or an unused recovery code is required."})
 
 
+def _user_with_mfa(current_user: dict) -> dict:
+    """The caller's full record, or 409 when two-factor authentication is off."""
+    user = User.find_by_id(current_user["_id"])
+    if not mfa_enabled(user):
+        raise Conflict("Two-factor authentication is not on.")
+    return user
+
+
 @users.post("/mfa/totp")
 @documented(tags=["mfa"], ok=(201, validate.Envelope[validate.MfaEnrollmentOut]), auth=True, errors=(409,))
 @token_required
@@ -668,10 +677,10 @@ def verify_mfa(current_user):
 def disable_mfa(current_user):
     """Turn the second factor off: needs the password and a code (or a recovery code)."""
     fields = validate.load(validate.MfaDisable, json_body())
-    user = User.find_by_id(current_user["_id"])
-    if not mfa_enabled(user):
-        return envelope("Two-factor authentication is not on.", status=409, error="Conflict")
+    user = _user_with_mfa(current_user)
+    throttle_key = _check_factor_lock(user)
     if not User.check_password(user, fields.password):
+        LoginThrottle.failed(throttle_key)  # a stolen token must not become a password oracle
         record("mfa_failed", user["_id"], step="disable")
         raise validate.InvalidInput({"password": "Password is incorrect."})
     _require_second_factor(user, fields, "disable")
@@ -686,9 +695,7 @@ def disable_mfa(current_user):
 def replace_recovery_codes(current_user):
     """A new set of recovery codes; the old set stops working. Needs a code."""
     fields = validate.load(validate.MfaFactor, json_body())
-    user = User.find_by_id(current_user["_id"])
-    if not mfa_enabled(user):
-        return envelope("Two-factor authentication is not on.", status=409, error="Conflict")
+    user = _user_with_mfa(current_user)
     _require_second_factor(user, fields, "recovery_codes")
     codes = new_recovery_codes()
     User.replace_recovery_codes(user["_id"], codes)
