@@ -17,6 +17,7 @@ import orjson
 from dotenv import load_dotenv
 from flask import Blueprint, Flask, current_app, g, jsonify, request, send_from_directory, url_for
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SessionInterface
 from flask_cors import CORS
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ExecutionTimeout
 from spectree import Response as SpecResponse
@@ -188,6 +189,16 @@ class OrjsonProvider(DefaultJSONProvider):
         return self._app.response_class(orjson.dumps(obj), mimetype=self.mimetype)
 
 
+class NoSessions(SessionInterface):
+    """Flask's cookie session is never used here; skip opening and saving it."""
+
+    def open_session(self, app, request):
+        return None  # Flask falls back to a null session
+
+    def save_session(self, app, session, response):
+        pass
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line, so logs can be searched by field."""
 
@@ -298,6 +309,7 @@ def create_app(config: dict | None = None) -> Flask:
     instance_path = config.get("INSTANCE_PATH") or os.environ.get("INSTANCE_PATH")
     app = Flask(__name__, instance_path=os.path.abspath(instance_path) if instance_path else None)
     app.json = OrjsonProvider(app)  # keeps the envelope's order: message, data, error
+    app.session_interface = NoSessions()  # a token API: no cookie session to open per request
     load_config(app, config)
     _configure_logging()
     if app.config["TRUSTED_PROXIES"]:

@@ -134,7 +134,31 @@ def _bearer_token() -> str:
     return token
 
 
+# Verified access tokens, per process: a client sends the same token for its whole
+# lifetime, and re-checking its signature and claims on every request is most of an
+# authenticated request's own CPU. Only successes are kept; expiry is checked on every
+# use, and revocation never depended on this (it is the one database lookup).
+VERIFIED_TOKENS_KEPT = 4096
+
+
 def _decode(token: str) -> dict:
+    verified = current_app.extensions.setdefault("verified_access_tokens", {})
+    claims = verified.get(token)
+    if claims is not None:
+        if claims["exp"] + LEEWAY_SECONDS > time.time():
+            return claims
+        del verified[token]
+    claims = _verify_access_token(token)
+    if len(verified) >= VERIFIED_TOKENS_KEPT:
+        try:
+            del verified[next(iter(verified))]  # the oldest entry
+        except (KeyError, RuntimeError, StopIteration):  # another thread got there first
+            pass
+    verified[token] = claims
+    return claims
+
+
+def _verify_access_token(token: str) -> dict:
     try:
         return _verify(token, ACCESS_TOKEN_TYPE, REQUIRED_CLAIMS)
     except WrongTokenType:
