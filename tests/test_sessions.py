@@ -900,3 +900,22 @@ class TestRefreshTokenCookie:
         assert client.get_cookie("refresh_token", path="/users") is None
         assert client.get_cookie("csrf_token") is None
         assert_refresh_refused(refresh(client, refresh_token))
+
+
+class TestATokenAlreadySeenStillExpires:
+    """Verified tokens are remembered per process; expiry must still be checked on each use."""
+
+    @pytest.fixture
+    def app_config(self):
+        # Already 3 s past exp when issued: accepted only thanks to the 5 s leeway.
+        return {"ACCESS_TOKEN_EXPIRES_SECONDS": -3}
+
+    def test_a_token_that_worked_is_refused_once_it_expires(self, client, email):
+        session = log_in(client, email)
+        headers = {"Authorization": f"Bearer {session.token}"}
+        assert client.get("/users/", headers=headers).status_code == 200
+
+        time.sleep(2.5)  # real time: the leeway runs out
+        response = client.get("/users/", headers=headers)
+
+        assert_error(response, 401, "Unauthorized", "Token has expired.")
