@@ -2,6 +2,7 @@
 app (in-process, over WSGI) with generated requests, authenticated ones included, and checks
 each response against the OpenAPI document: no 5xx, documented status codes, content types,
 headers and bodies."""
+import tempfile
 import uuid
 
 import mongomock
@@ -48,7 +49,7 @@ def _contract_app(tmp_root):
 
 
 # Schemathesis reads the document once, at collection; the app it tests is this one.
-CONTRACT_APP = _contract_app(f"/tmp/book-library-contract-{uuid.uuid4().hex[:8]}")
+CONTRACT_APP = _contract_app(tempfile.mkdtemp(prefix="book-library-contract-"))
 schema = schemathesis.openapi.from_wsgi("/openapi.json", CONTRACT_APP)
 
 
