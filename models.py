@@ -141,6 +141,16 @@ def isoformat(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class _Model:
+    """A model's MongoDB collection, named by its `collection` attribute."""
+
+    collection: str
+
+    @classmethod
+    def _col(cls):
+        return get_db()[cls.collection]
+
+
 # --- passwords -------------------------------------------------------------
 
 
@@ -174,14 +184,10 @@ def verify_password(stored: str, password: str) -> tuple[bool, bool]:
 # --- users -----------------------------------------------------------------
 
 
-class User:
+class User(_Model):
     collection = "users"
     # Active sessions per user; a new login beyond this ends the oldest one.
     MAX_SESSIONS = 50
-
-    @staticmethod
-    def _col():
-        return get_db()[User.collection]
 
     @staticmethod
     def create(name: str, email: str, password: str) -> dict:
@@ -330,14 +336,10 @@ def mfa_enabled(user: dict) -> bool:
     return bool((user.get("mfa") or {}).get("enabled"))
 
 
-class MfaTickets:
+class MfaTickets(_Model):
     """Second-step login tickets: single use, a few tries, gone after five minutes (TTL)."""
 
     collection = "mfa_tickets"
-
-    @staticmethod
-    def _col():
-        return get_db()[MfaTickets.collection]
 
     @staticmethod
     def create(jti: str, user_id: ObjectId, expires_at: datetime) -> None:
@@ -370,7 +372,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class Sessions:
+class Sessions(_Model):
     """A login: its refresh token (stored as a hash), rotated on every use.
 
     A refresh token reads "<session id>.<secret>", so finding its session is one
@@ -380,10 +382,6 @@ class Sessions:
 
     collection = "sessions"
     USED_HASHES_KEPT = 20
-
-    @staticmethod
-    def _col():
-        return get_db()[Sessions.collection]
 
     @staticmethod
     def create(user_id: ObjectId, ip: str | None, user_agent: str | None) -> tuple[dict, str]:
@@ -522,7 +520,7 @@ class Sessions:
 # --- audit events ----------------------------------------------------------
 
 
-class Events:
+class Events(_Model):
     """Auth events: what happened, to whom, from where. Never passwords or tokens."""
 
     collection = "auth_events"
@@ -539,13 +537,13 @@ class Events:
         if detail:
             doc["detail"] = detail
         try:
-            get_db()[Events.collection].insert_one(doc)
+            Events._col().insert_one(doc)
         except ConnectionFailure:
             log.warning("could not record auth event %s", kind)
 
     @staticmethod
     def recent(user_id: ObjectId, limit: int) -> list[dict]:
-        cursor = get_db()[Events.collection].find({"user_id": user_id})
+        cursor = Events._col().find({"user_id": user_id})
         cursor = cursor.sort([("at", DESCENDING), ("_id", DESCENDING)])
         return list(cursor.limit(limit))
 
@@ -563,7 +561,7 @@ class Events:
 # --- failed-login throttle ---------------------------------------------------
 
 
-class LoginThrottle:
+class LoginThrottle(_Model):
     """Failure counter with a growing, capped lock-out, per email and client IP.
 
     Keyed by the email as typed (normalised), whether or not an account has it,
@@ -575,10 +573,6 @@ class LoginThrottle:
     """
 
     collection = "login_failures"
-
-    @staticmethod
-    def _col():
-        return get_db()[LoginThrottle.collection]
 
     @staticmethod
     def key(email: str, ip: str | None) -> str:
@@ -631,12 +625,8 @@ BOOK_FIELDS = {
 }
 
 
-class Books:
+class Books(_Model):
     collection = "books"
-
-    @staticmethod
-    def _col():
-        return get_db()[Books.collection]
 
     @staticmethod
     def create(user_id: ObjectId, fields: dict, image: str) -> dict:
