@@ -640,11 +640,10 @@ def _require_second_factor(user: dict, fields, action: str) -> None:
 
 
 def _user_with_mfa(current_user: dict) -> dict:
-    """The caller's full record, or 409 when two-factor authentication is off."""
-    user = User.find_by_id(current_user["_id"])
-    if not mfa_enabled(user):
+    """The caller's record, or 409 when two-factor authentication is off."""
+    if not mfa_enabled(current_user):
         raise Conflict("Two-factor authentication is not on.")
-    return user
+    return current_user
 
 
 @users.post("/mfa/totp")
@@ -666,20 +665,19 @@ def start_mfa(current_user):
 def verify_mfa(current_user):
     """Turn the second factor on with a current code; returns recovery codes, once."""
     fields = validate.load(validate.MfaCode, json_body())
-    user = User.find_by_id(current_user["_id"])
-    pending = (user.get("mfa") or {}).get("pending")
-    if mfa_enabled(user):
+    pending = (current_user.get("mfa") or {}).get("pending")
+    if mfa_enabled(current_user):
         return envelope("Two-factor authentication is already on.", status=409, error="Conflict")
     if not pending:
         return envelope("Start enrolment with POST /users/mfa/totp first.", status=409, error="Conflict")
     step = totp_step(decrypt_totp_secret(pending), fields.code)
     if step is None:
-        record("mfa_failed", user["_id"], step="enrolment")
+        record("mfa_failed", current_user["_id"], step="enrolment")
         raise validate.InvalidInput({"code": "The code is not valid."})
     codes = new_recovery_codes()
-    if not User.activate_mfa(user["_id"], pending, step, codes):
+    if not User.activate_mfa(current_user["_id"], pending, step, codes):
         return envelope("Start enrolment with POST /users/mfa/totp first.", status=409, error="Conflict")
-    record("mfa_enabled", user["_id"])
+    record("mfa_enabled", current_user["_id"])
     return envelope("Two-factor authentication is on. Keep these recovery codes safe.", {"recovery_codes": codes})
 
 
@@ -833,11 +831,10 @@ def change_password(current_user):
     rate_limit("password", PASSWORD_RATE_LIMIT=request.remote_addr, PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
     user_inputs = (current_user["name"], current_user["email"])
     fields = validate.load(validate.PasswordChange, json_body(), context={"user_inputs": user_inputs})
-    user = User.find_by_id(user_id)
-    if not User.check_password(user, fields.current_password):
+    if not User.check_password(current_user, fields.current_password):
         record("password_change_failed", user_id)
         raise validate.InvalidInput({"current_password": "Current password is incorrect."})
-    _require_second_factor(user, fields, "password_change")
+    _require_second_factor(current_user, fields, "password_change")
     User.set_password(user_id, fields.new_password)
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
     new_refresh_token = Sessions.reissue(g.session_id)
@@ -881,7 +878,7 @@ def disable_user(current_user):
     With a second factor on, the JSON body must carry a `code` or `recovery_code`."""
     if mfa_enabled(current_user):
         body = json_body() if request.content_length or request.is_json else {}
-        _require_second_factor(User.find_by_id(current_user["_id"]), validate.load(validate.MfaFactor, body), "disable_account")
+        _require_second_factor(current_user, validate.load(validate.MfaFactor, body), "disable_account")
     User.disable(current_user["_id"])
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
     record("account_disabled", current_user["_id"])

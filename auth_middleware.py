@@ -158,27 +158,27 @@ def _decode(token: str) -> dict:
     return claims
 
 
+# What each verification failure is called in the 401; the first match wins, so the
+# catch-all InvalidTokenError ("malformed") comes last.
+TOKEN_PROBLEMS = (
+    (WrongTokenType, "Token is not an access token."),
+    (jwt.ExpiredSignatureError, "Token has expired."),
+    (jwt.InvalidSignatureError, "Token signature is invalid."),
+    (jwt.InvalidAlgorithmError, "Token algorithm is not allowed."),
+    (jwt.MissingRequiredClaimError, "Token is missing the '{claim}' claim."),
+    (jwt.ImmatureSignatureError, "Token is not valid yet."),
+    (jwt.InvalidAudienceError, "Token is not meant for this API."),
+    (jwt.InvalidIssuerError, "Token was not issued by this API."),
+    (jwt.InvalidTokenError, "Token is malformed."),
+)
+
+
 def _verify_access_token(token: str) -> dict:
     try:
         return _verify(token, ACCESS_TOKEN_TYPE, REQUIRED_CLAIMS)
-    except WrongTokenType:
-        raise BearerChallenge("Token is not an access token.") from None
-    except jwt.ExpiredSignatureError:
-        raise BearerChallenge("Token has expired.") from None
-    except jwt.InvalidSignatureError:
-        raise BearerChallenge("Token signature is invalid.") from None
-    except jwt.InvalidAlgorithmError:
-        raise BearerChallenge("Token algorithm is not allowed.") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise BearerChallenge(f"Token is missing the '{exc.claim}' claim.") from None
-    except jwt.ImmatureSignatureError:
-        raise BearerChallenge("Token is not valid yet.") from None
-    except jwt.InvalidAudienceError:
-        raise BearerChallenge("Token is not meant for this API.") from None
-    except jwt.InvalidIssuerError:
-        raise BearerChallenge("Token was not issued by this API.") from None
-    except jwt.InvalidTokenError:
-        raise BearerChallenge("Token is malformed.") from None
+    except jwt.InvalidTokenError as exc:
+        message = next(text for kind, text in TOKEN_PROBLEMS if isinstance(exc, kind))
+        raise BearerChallenge(message.format(claim=getattr(exc, "claim", ""))) from None
 
 
 def _object_id_claim(claims: dict, name: str):
@@ -187,7 +187,11 @@ def _object_id_claim(claims: dict, name: str):
 
 
 def token_required(view):
-    """Run the view as view(current_user, ...) for a valid token of a live session."""
+    """Run the view as view(current_user, ...) for a valid token of a live session.
+
+    current_user is the user's whole record (password hash and MFA state included,
+    for the views that check them); it leaves the API only through User.to_json.
+    """
 
     @wraps(view)
     def wrapper(*args, **kwargs):
