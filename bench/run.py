@@ -270,17 +270,17 @@ def multipart(fields: dict[str, str], file_field: str, filename: str, file_bytes
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def wait_http(server: Server, port: int, path: str, deadline: float) -> None:
+def wait_http(server: Server, port: int, path: str, deadline: float, expected: int = 200) -> None:
     while True:
         server.check_alive()
         try:
             status, _ = http(port, "GET", path, timeout=2)
-            if status == 200:
+            if status == expected:
                 return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise BenchError(f"{server.name} did not answer 200 on {path} in time:\n{server.log_tail()}")
+            raise BenchError(f"{server.name} did not answer {expected} on {path} in time:\n{server.log_tail()}")
         time.sleep(0.1)
 
 
@@ -427,18 +427,8 @@ class Bench:
         for server, port, ready_path in started:
             if ready_path:
                 wait_http(server, port, ready_path, deadline)
-        # The floor answers 404 until a user exists; wait for any answer.
-        while True:
-            self.by_name["floor"].check_alive()
-            try:
-                status, _ = http(self.ports["floor"], "GET", f"/users/{ObjectId()}", timeout=2)
-                if status == 404:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise BenchError(f"floor app did not start:\n{self.by_name['floor'].log_tail()}")
-            time.sleep(0.1)
+        # The floor answers 404 until a user exists.
+        wait_http(self.by_name["floor"], self.ports["floor"], f"/users/{ObjectId()}", deadline, expected=404)
         self.workers = {name: worker_pids(self.by_name[name].pid) for name in self.ports}
 
     def sign_up_and_log_in(self, name: str, email: str) -> tuple[str, str]:
