@@ -51,7 +51,7 @@ def request(method: str, url: str, body: dict | None = None, token: str | None =
 def group_processes(pgid: int) -> dict[int, str]:
     """Live processes (pid -> command line) of a process group."""
     out = subprocess.run(
-        ["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
+        ["ps", "-ww", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
     ).stdout
     found = {}
     for line in out.splitlines():
