@@ -556,13 +556,13 @@ def login():
     user_id = user["_id"] if user else None
     # Locked or not says nothing about whether the account exists: unknown emails
     # are counted and locked exactly like known ones.
-    throttle_key = LoginThrottle.key(email, request.remote_addr)
-    wait = LoginThrottle.locked_for(throttle_key)
+    throttle = LoginThrottle(email, request.remote_addr)
+    wait = throttle.locked_for()
     if wait:
         record("login_locked", user_id, email=email)
         raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
     if not User.check_password(user, fields.password) or user["disabled"]:
-        LoginThrottle.failed(throttle_key)
+        throttle.failed()
         record("login_failed", user_id, email=email)
         raise Unauthorized("Invalid email or password.")
     if mfa_enabled(user):
@@ -570,7 +570,7 @@ def login():
         record("mfa_challenge", user_id)
         ticket = {"mfa_required": True, "mfa_ticket": create_mfa_ticket(user_id), "expires_in": MFA_TICKET_SECONDS}
         return envelope("Enter the code from your authenticator app.", ticket)
-    LoginThrottle.succeeded(throttle_key)
+    throttle.succeeded()
     tokens = start_session(user_id)
     record("login", user_id)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
@@ -591,15 +591,15 @@ def login_mfa():
     rate_limit("login", LOGIN_ACCOUNT_RATE_LIMIT=user["email"])
     if MfaTickets.usable(claims["jti"], MFA_TICKET_ATTEMPTS) is None:
         raise Unauthorized("The sign-in ticket was used, expired or had too many wrong codes; log in again.")
-    throttle_key = _check_factor_lock(user)
+    throttle = _check_factor_lock(user)
     if not _second_factor_ok(user, fields):
         MfaTickets.failed_attempt(claims["jti"])
-        LoginThrottle.failed(throttle_key)
+        throttle.failed()
         record("mfa_failed", user["_id"], step="login")
         raise Unauthorized("The code is not valid.")
     if not MfaTickets.spend(claims["jti"], MFA_TICKET_ATTEMPTS):
         raise Unauthorized("The sign-in ticket was used, expired or had too many wrong codes; log in again.")
-    LoginThrottle.succeeded(throttle_key)
+    throttle.succeeded()
     tokens = start_session(user["_id"])
     record("login", user["_id"], mfa=True)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
@@ -616,14 +616,14 @@ def _second_factor_ok(user: dict, fields) -> bool:
     return False
 
 
-def _check_factor_lock(user: dict) -> str:
+def _check_factor_lock(user: dict) -> LoginThrottle:
     """Wrong passwords and wrong codes share one lock-out per account and IP; 429 while it holds."""
-    throttle_key = LoginThrottle.key(user["email"], request.remote_addr)
-    wait = LoginThrottle.locked_for(throttle_key)
+    throttle = LoginThrottle(user["email"], request.remote_addr)
+    wait = throttle.locked_for()
     if wait:
         record("login_locked", user["_id"], email=user["email"])
         raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
-    return throttle_key
+    return throttle
 
 
 def _require_second_factor(user: dict, fields, action: str) -> None:
@@ -631,10 +631,10 @@ def _require_second_factor(user: dict, fields, action: str) -> None:
     count towards the lock-out, so a stolen access token cannot guess codes for ever."""
     if not mfa_enabled(user):
         return
-    throttle_key = _check_factor_lock(user)
+    throttle = _check_factor_lock(user)
     if not _second_factor_ok(user, fields):
         if fields.code is not None or fields.recovery_code is not None:
-            LoginThrottle.failed(throttle_key)
+            throttle.failed()
         record("mfa_failed", user["_id"], step=action)
         raise validate.InvalidInput({"code": "A current authenticator code or an unused recovery code is required."})
 
@@ -688,9 +688,9 @@ def disable_mfa(current_user):
     """Turn the second factor off: needs the password and a code (or a recovery code)."""
     fields = validate.load(validate.MfaDisable, json_body())
     user = _user_with_mfa(current_user)
-    throttle_key = _check_factor_lock(user)
+    throttle = _check_factor_lock(user)
     if not User.check_password(user, fields.password):
-        LoginThrottle.failed(throttle_key)  # a stolen token must not become a password oracle
+        throttle.failed()  # a stolen token must not become a password oracle
         record("mfa_failed", user["_id"], step="disable")
         raise validate.InvalidInput({"password": "Password is incorrect."})
     _require_second_factor(user, fields, "disable")

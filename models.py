@@ -401,20 +401,22 @@ class Sessions(_Model):
             "revoked_at": None,
         }
         Sessions._col().insert_one(session)
-        users = User._col()
-        users.update_one({"_id": user_id}, {"$pull": {"sessions": {"exp": {"$lte": now}}}})
-        user = users.find_one_and_update(
+        # One update: the list is kept sorted by expiry and capped, so when it is full the
+        # entry that expires first (an expired one, or else the oldest login) drops off.
+        # An expired entry that stays meanwhile changes nothing: its refresh token has
+        # expired, and no access token outlives its session by more than its own lifetime.
+        entry = {"sid": session["_id"], "exp": expires}
+        before = User._col().find_one_and_update(
             {"_id": user_id},
-            {"$push": {"sessions": {"$each": [{"sid": session["_id"], "exp": expires}],
-                                    "$slice": -User.MAX_SESSIONS}}},
-            projection={"sessions.sid": 1},
-            return_document=ReturnDocument.AFTER,
+            {"$push": {"sessions": {"$each": [entry], "$sort": {"exp": 1}, "$slice": -User.MAX_SESSIONS}}},
+            projection={"sessions": 1},
         )
-        if len(user["sessions"]) >= User.MAX_SESSIONS:
-            # The oldest session fell off the user's list: end its record too.
-            live = [entry["sid"] for entry in user["sessions"]]
+        listed = sorted([*(before or {}).get("sessions", ()), entry], key=lambda item: item["exp"])
+        dropped = [item["sid"] for item in listed[: -User.MAX_SESSIONS]]
+        if dropped:
+            # The list was full: the session that fell off ends for good (by _id, no scan).
             Sessions._col().update_many(
-                {"user_id": user_id, "revoked_at": None, "_id": {"$nin": live}},
+                {"_id": {"$in": dropped}, "revoked_at": None},
                 {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}},
             )
         return session, f"{session['_id']}.{secret}"
@@ -574,41 +576,40 @@ class LoginThrottle(_Model):
 
     collection = "login_failures"
 
-    @staticmethod
-    def key(email: str, ip: str | None) -> str:
-        return f"{email} {ip or '-'}"
+    def __init__(self, email: str, ip: str | None):
+        self.key = f"{email} {ip or '-'}"
+        self._has_record = True  # until locked_for() has looked
 
-    @staticmethod
-    def locked_for(key: str) -> int:
+    def locked_for(self) -> int:
         """Seconds until this email may be tried again from this IP; 0 when it may now."""
-        doc = LoginThrottle._col().find_one({"_id": key}, {"locked_until": 1})
+        doc = self._col().find_one({"_id": self.key}, {"locked_until": 1})
+        self._has_record = doc is not None
         if not doc or not doc.get("locked_until"):
             return 0
         remaining = (doc["locked_until"] - utcnow()).total_seconds()
         return max(0, int(remaining + 0.999))
 
-    @staticmethod
-    def failed(key: str) -> None:
+    def failed(self) -> None:
         config = current_app.config
         now = utcnow()
-        doc = LoginThrottle._col().find_one_and_update(
-            {"_id": key},
+        doc = self._col().find_one_and_update(
+            {"_id": self.key},
             {"$inc": {"count": 1}, "$set": {"expires_at": now + timedelta(days=1)}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        self._has_record = True
         over = doc["count"] - config["LOGIN_LOCKOUT_THRESHOLD"]
         if over >= 0:
             seconds = min(
                 config["LOGIN_LOCKOUT_SECONDS"] * 2 ** min(over, 20), config["LOGIN_LOCKOUT_MAX_SECONDS"]
             )
-            LoginThrottle._col().update_one(
-                {"_id": key}, {"$set": {"locked_until": now + timedelta(seconds=seconds)}}
-            )
+            self._col().update_one({"_id": self.key}, {"$set": {"locked_until": now + timedelta(seconds=seconds)}})
 
-    @staticmethod
-    def succeeded(key: str) -> None:
-        LoginThrottle._col().delete_one({"_id": key})
+    def succeeded(self) -> None:
+        """Forget the failures; a round trip only when locked_for() found some."""
+        if self._has_record:
+            self._col().delete_one({"_id": self.key})
 
 
 _SPACES = re.compile(r"\s+")

@@ -461,6 +461,22 @@ def test_login_beyond_the_session_cap_ends_the_oldest_session_and_the_list_agree
     assert sorted(listed) == sorted(s.id for s in live[:-1])
 
 
+def test_a_full_session_list_drops_an_expired_session_before_a_live_one(client, db, email):
+    oldest = log_in(client, email)
+    others = [log_in(client, email) for _ in range(49)]
+    expired = others[10]
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    db.users.update_one({"sessions.sid": ObjectId(expired.id)}, {"$set": {"sessions.$.exp": past}})
+    db.sessions.update_one({"_id": ObjectId(expired.id)}, {"$set": {"expires_at": past}})
+
+    newest = log_in(client, email)
+
+    assert me(client, oldest.token).status_code == 200
+    assert_refresh_refused(refresh(client, expired.refresh_token))
+    listed = [s["id"] for s in sessions_of(client, newest)]
+    assert sorted(listed) == sorted(s.id for s in [oldest, *others, newest] if s is not expired)
+
+
 # --- password change --------------------------------------------------------------
 
 
