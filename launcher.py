@@ -21,6 +21,9 @@ from pymongo.errors import PyMongoError
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DB_START_SECONDS = 20
+# One node: no failover for a retried write to ride out, so the driver's retryable
+# writes only add work (the server stores every write's outcome for a possible retry).
+EMBEDDED_URL_OPTIONS = "directConnection=true&retryWrites=false"
 
 
 def free_port(host: str) -> int:
@@ -40,7 +43,7 @@ def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str]:
          "--log-level", "WARNING"],
         cwd=instance_path,  # so no stray secantusd.toml in the project is picked up
     )
-    url = f"mongodb://127.0.0.1:{port}/book_library?directConnection=true"
+    url = f"mongodb://127.0.0.1:{port}/book_library?{EMBEDDED_URL_OPTIONS}"
     deadline = time.monotonic() + DB_START_SECONDS
     with MongoClient(url, serverSelectionTimeoutMS=250) as client:
         while True:

@@ -50,6 +50,8 @@ from PIL import Image  # noqa: E402
 from pymongo import MongoClient  # noqa: E402
 from werkzeug.security import check_password_hash  # noqa: E402
 
+from launcher import EMBEDDED_URL_OPTIONS  # noqa: E402
+
 HOST = "127.0.0.1"
 DATABASE = "book_library_bench"
 PASSWORD = "Bench-passw0rd!"
@@ -367,7 +369,7 @@ class Bench:
             env=dict(os.environ), cwd=self.tmp, log_dir=self.tmp,
         )
         self.servers.insert(0, self.database)
-        url = f"mongodb://{HOST}:{port}/{DATABASE}?directConnection=true"
+        url = f"mongodb://{HOST}:{port}/{DATABASE}?{EMBEDDED_URL_OPTIONS}"  # as launcher.py has it
         self.client = MongoClient(url, serverSelectionTimeoutMS=250, tz_aware=True)
         deadline = time.monotonic() + START_SECONDS
         while True:
