@@ -412,13 +412,13 @@ class Sessions(_Model):
             projection={"sessions": 1},
         )
         listed = sorted([*(before or {}).get("sessions", ()), entry], key=lambda item: item["exp"])
-        dropped = [item["sid"] for item in listed[: -User.MAX_SESSIONS]]
-        if dropped:
-            # The list was full: the session that fell off ends for good (by _id, no scan).
-            Sessions._col().update_many(
-                {"_id": {"$in": dropped}, "revoked_at": None},
-                {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}},
-            )
+        for dropped in listed[: -User.MAX_SESSIONS]:
+            if dropped["exp"] > now:
+                # A live session fell off the full list: its record ends too. Ids in the
+                # list are never revoked ones (revoking pulls the id), so _id alone will do.
+                Sessions._col().update_one(
+                    {"_id": dropped["sid"]}, {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}}
+                )
         return session, f"{session['_id']}.{secret}"
 
     @staticmethod
