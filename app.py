@@ -571,7 +571,7 @@ def login():
         ticket = {"mfa_required": True, "mfa_ticket": create_mfa_ticket(user_id), "expires_in": MFA_TICKET_SECONDS}
         return envelope("Enter the code from your authenticator app.", ticket)
     throttle.succeeded()
-    tokens = start_session(user_id)
+    tokens = start_session(user)
     record("login", user_id)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
 
@@ -600,7 +600,7 @@ def login_mfa():
     if not MfaTickets.spend(claims["jti"], MFA_TICKET_ATTEMPTS):
         raise Unauthorized("The sign-in ticket was used, expired or had too many wrong codes; log in again.")
     throttle.succeeded()
-    tokens = start_session(user["_id"])
+    tokens = start_session(user)
     record("login", user["_id"], mfa=True)
     return _tokens_reply("Logged in.", {**User.to_json(user), **tokens})
 
@@ -807,7 +807,7 @@ def logout_all(current_user):
 @token_required
 def list_sessions(current_user):
     """The caller's active sessions, most recently used first."""
-    sessions = Sessions.active(current_user["_id"])
+    sessions = Sessions.active(current_user)
     return envelope("Sessions.", [Sessions.to_json(s, g.session_id) for s in sessions])
 
 
@@ -816,7 +816,8 @@ def list_sessions(current_user):
 @token_required
 def end_session(current_user, session_id):
     """End one of the caller's sessions."""
-    if not Sessions.revoke(current_user["_id"], session_id, reason="ended_by_user"):
+    live = session_id in User.session_ids(current_user)
+    if not live or not Sessions.revoke(current_user["_id"], session_id, reason="ended_by_user"):
         raise NotFound("Session not found.")
     record("session_ended", current_user["_id"], session_id=str(session_id))
     return "", 204

@@ -97,10 +97,10 @@ def client_info() -> tuple[str | None, str | None]:
     return request.remote_addr, request.headers.get("User-Agent")
 
 
-def start_session(user_id) -> dict:
-    """Log a user in: a new session, its refresh token, and an access token."""
-    session, refresh_token = Sessions.create(user_id, *client_info())
-    return token_response(user_id, session["_id"], refresh_token)
+def start_session(user: dict) -> dict:
+    """Log a user in (their record as just read): a new session, its refresh token, and an access token."""
+    session, refresh_token = Sessions.create(user, *client_info())
+    return token_response(user["_id"], session["_id"], refresh_token)
 
 
 def token_response(user_id, session_id, refresh_token: str) -> dict:

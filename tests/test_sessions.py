@@ -477,6 +477,18 @@ def test_a_full_session_list_drops_an_expired_session_before_a_live_one(client, 
     assert sorted(listed) == sorted(s.id for s in [oldest, *others, newest] if s is not expired)
 
 
+def test_a_session_off_the_user_list_is_not_listed_usable_or_endable(client, db, email):
+    """The user's list of session ids is the truth, even where a session record was
+    left open (a login racing the cap can leave one so)."""
+    keeper, dropped = log_in(client, email), log_in(client, email)
+    db.users.update_one({"email": email}, {"$pull": {"sessions": {"sid": ObjectId(dropped.id)}}})
+
+    assert [s["id"] for s in sessions_of(client, keeper)] == [keeper.id]
+    assert_session_ended(me(client, dropped.token))
+    assert_refresh_refused(refresh(client, dropped.refresh_token))
+    assert_error(client.delete(f"/users/sessions/{dropped.id}", headers=bearer(keeper.token)), 404, "Not Found", SESSION_NOT_FOUND)
+
+
 # --- password change --------------------------------------------------------------
 
 
