@@ -234,6 +234,25 @@ def _rate_limiter() -> MovingWindowRateLimiter:
     return state["rate_limiter"]
 
 
+REFUSALS_KEPT = 10_000
+
+
+def _first_refusal(name: tuple, until: float) -> bool:
+    """True once per limit, key and window in this process: a flood of refused requests
+    records one event per window instead of writing one for each request."""
+    recorded = current_app.extensions.setdefault("refusals_recorded", {})
+    now = time.time()
+    if recorded.get(name, 0) > now:
+        return False
+    if len(recorded) >= REFUSALS_KEPT:
+        for stale in [key for key, expires in recorded.items() if expires <= now]:
+            del recorded[stale]
+        if len(recorded) >= REFUSALS_KEPT:
+            recorded.clear()
+    recorded[name] = until
+    return True
+
+
 def rate_limit(scope: str, **keys) -> None:
     """Count this request against each `SETTING=key` pair; 429 when one is used up.
 
@@ -249,8 +268,9 @@ def rate_limit(scope: str, **keys) -> None:
         if limiter.hit(limit, scope, setting, str(key)):
             continue
         reset_at, _ = limiter.get_window_stats(limit, scope, setting, str(key))
-        user_id = getattr(g, "user_id", None)
-        Events.record("rate_limited", user_id, *client_info(), scope=scope, limit=str(limit))
+        if _first_refusal((scope, setting, str(key)), reset_at):
+            user_id = getattr(g, "user_id", None)
+            Events.record("rate_limited", user_id, *client_info(), scope=scope, limit=str(limit))
         raise TooManyRequests(
             "Too many requests; try again later.", retry_after=max(1, math.ceil(reset_at - time.time()))
         )

@@ -259,6 +259,17 @@ class TestPasswordChangeRateLimit:
         assert limited[0]["ip"] == "10.0.0.3"
         assert limited[0]["detail"]["scope"] == "password"
 
+    def test_a_flood_of_refused_changes_records_one_event(self, client, account):
+        headers = bearer(login(client, account).get_json()["data"]["token"])
+        change_password(client, headers, WRONG, addr=1)
+        change_password(client, headers, WRONG, addr=2)
+        for addr in (3, 4, 5, 6):
+            assert_429(change_password(client, headers, WRONG, addr=addr))
+
+        events = client.get("/users/events", headers=headers).get_json()["data"]
+
+        assert [event["ip"] for event in events if event["type"] == "rate_limited"] == ["10.0.0.3"]
+
     def test_another_account_is_unaffected_by_one_accounts_limit(self, client, account):
         headers = bearer(login(client, account).get_json()["data"]["token"])
         change_password(client, headers, WRONG, addr=1)
