@@ -677,8 +677,12 @@ class Books(_Model):
 
     @staticmethod
     def list(user_id: ObjectId, page: int, per_page: int, category: str | None = None):
-        total = Books._col().count_documents(Books._owned(user_id, category))
-        return list(Books.page_cursor(user_id, page, per_page, category)), total
+        items = list(Books.page_cursor(user_id, page, per_page, category))
+        if len(items) < per_page and (items or page == 1):
+            # The last page: the total follows from it, no count needed (the usual case
+            # for a small library, whose first page is its last).
+            return items, (page - 1) * per_page + len(items)
+        return items, Books._col().count_documents(Books._owned(user_id, category))
 
     @staticmethod
     def _owned(user_id: ObjectId, category: str | None) -> dict:
