@@ -775,7 +775,7 @@ def refresh():
     if User.get_for_session(user_id, session["_id"]) is None:
         raise Unauthorized("Refresh token is invalid or expired.")
     record("refresh", user_id, session_id=str(session["_id"]))
-    return _tokens_reply("Tokens refreshed.", token_response(user_id, session["_id"], new_token))
+    return _tokens_reply("Tokens refreshed.", token_response(user_id, session, new_token))
 
 
 @users.post("/logout")
@@ -838,9 +838,9 @@ def change_password(current_user):
     _require_second_factor(current_user, fields, "password_change")
     User.set_password(user_id, fields.new_password)
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
-    new_refresh_token = Sessions.reissue(g.session_id)
+    session, new_refresh_token = Sessions.reissue(g.session_id)
     record("password_changed", user_id)
-    return _tokens_reply("Password changed.", token_response(user_id, g.session_id, new_refresh_token))
+    return _tokens_reply("Password changed.", token_response(user_id, session, new_refresh_token))
 
 
 @users.get("/events")

@@ -85,9 +85,11 @@ def _declared_type(token: str) -> str | None:
         return None
 
 
-def create_access_token(user_id, session_id) -> tuple[str, int]:
-    """Sign an access token bound to a session; returns (token, lifetime in seconds)."""
-    lifetime = int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"])
+def create_access_token(user_id, session_id, session_expires: datetime) -> tuple[str, int]:
+    """Sign an access token bound to a session, expiring no later than the session;
+    returns (token, lifetime in seconds)."""
+    left = math.ceil((session_expires - datetime.now(timezone.utc)).total_seconds())
+    lifetime = min(int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"]), left)
     claims = {"sub": str(user_id), "sid": str(session_id)}
     return _sign(claims, ACCESS_TOKEN_TYPE, lifetime), lifetime
 
@@ -100,11 +102,12 @@ def client_info() -> tuple[str | None, str | None]:
 def start_session(user: dict) -> dict:
     """Log a user in (their record as just read): a new session, its refresh token, and an access token."""
     session, refresh_token = Sessions.create(user, *client_info())
-    return token_response(user["_id"], session["_id"], refresh_token)
+    return token_response(user["_id"], session, refresh_token)
 
 
-def token_response(user_id, session_id, refresh_token: str) -> dict:
-    token, lifetime = create_access_token(user_id, session_id)
+def token_response(user_id, session: dict, refresh_token: str) -> dict:
+    """The tokens a client gets for `session` (its record: _id and expires_at)."""
+    token, lifetime = create_access_token(user_id, session["_id"], session["expires_at"])
     return {"token": token, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh_token}
 
 

@@ -471,9 +471,9 @@ class Sessions(_Model):
         return f"{session['_id']}.{new_secret}"
 
     @staticmethod
-    def reissue(sid: ObjectId) -> str:
+    def reissue(sid: ObjectId) -> tuple[dict, str]:
         """A new refresh token for a live session (after a password change); the old one
-        counts as used."""
+        counts as used. Returns the session record as it was, and the new token."""
         secret = secrets.token_urlsafe(32)
         session = Sessions._col().find_one_and_update(
             {"_id": sid}, {"$set": {"refresh_hash": _digest(secret), "last_used_at": utcnow()}}
@@ -482,7 +482,7 @@ class Sessions(_Model):
             {"_id": sid},
             {"$push": {"used_hashes": {"$each": [session["refresh_hash"]], "$slice": -Sessions.USED_HASHES_KEPT}}},
         )
-        return f"{sid}.{secret}"
+        return session, f"{sid}.{secret}"
 
     @staticmethod
     def revoke(user_id: ObjectId, sid: ObjectId, reason: str) -> bool:

@@ -360,7 +360,7 @@ class UserOut(BaseModel):
 class TokensOut(BaseModel):
     token: str = Field(description="Access token (JWT), sent as `Authorization: Bearer <token>`.")
     token_type: str = "Bearer"
-    expires_in: int = Field(description="Seconds until the access token expires.")
+    expires_in: int = Field(description="Seconds until the access token expires: 15 minutes, or less when the session ends sooner.")
     refresh_token: Optional[str] = Field(
         default=None, description="Absent when the refresh token travels in a cookie (REFRESH_TOKEN_COOKIE)."
     )

@@ -304,6 +304,20 @@ def test_refresh_keeps_the_session_expiry_fixed(client, db, email):
     assert (before - created).total_seconds() == REFRESH_TOKEN_SECONDS
 
 
+def test_an_access_token_never_outlives_its_session(client, db, email):
+    session = log_in(client, email)
+    ends = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=2)
+    db.sessions.update_one({"_id": ObjectId(session.id)}, {"$set": {"expires_at": ends}})
+
+    response = refresh(client, session.refresh_token)
+
+    data = assert_ok(response, 200, "Tokens refreshed.")
+    assert 0 < data["expires_in"] <= 120
+    claims = jwt.decode(data["token"], options={"verify_signature": False})
+    assert claims["exp"] <= ends.timestamp()
+    assert_works(client, session_from(data))
+
+
 # --- logout -------------------------------------------------------------------
 
 
