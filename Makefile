@@ -2,20 +2,26 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The Postman tests use Node tools (package.json); without npm they are skipped.
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_TOOLS := $(if $(NPM),node_modules/.installed)
 
-.PHONY: run test bench install install-dev init-db clean
+.PHONY: run dev test bench install install-dev init-db clean
 
 run: $(VENV)/.installed ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-5000}
 	$(BIN)/python launcher.py
 
-test: $(VENV)/.installed-dev ## run the whole test suite
+dev: $(VENV)/.installed ## the same address, with Flask's reloader: an edit is live on save
+	$(BIN)/python launcher.py --dev
+
+test: $(VENV)/.installed-dev $(NODE_TOOLS) ## run the whole test suite
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed ## measure the API against its floor (a few minutes; installs wrk if needed)
 	$(BIN)/python bench/run.py
 
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev $(NODE_TOOLS)
 
 init-db: $(VENV)/.installed ## create the indexes on DATABASE_URL
 	$(BIN)/flask --app app:create_app init-db
@@ -32,5 +38,9 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
 
-clean: ## remove the virtual environment and caches (keeps instance/ data)
-	rm -rf $(VENV) .pytest_cache
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean: ## remove the virtual environment, Node tools and caches (keeps instance/ data)
+	rm -rf $(VENV) node_modules .pytest_cache

@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import time
+import weakref
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import wraps
@@ -234,6 +235,10 @@ def _rate_limiter() -> MovingWindowRateLimiter:
                 "socketTimeoutMS": config["DATABASE_SOCKET_TIMEOUT_MS"],
             }
         state["rate_limiter"] = MovingWindowRateLimiter(storage_from_string(uri, **options))
+        # The MongoDB store closes its client in __del__. Left to interpreter shutdown, that
+        # fails ("sys.meta_path is None") or waits on a database already gone; dropped at
+        # exit instead, it closes while the interpreter still works.
+        weakref.finalize(current_app._get_current_object(), state.pop, "rate_limiter", None)
     return state["rate_limiter"]
 
 

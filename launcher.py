@@ -1,13 +1,19 @@
-"""Serve the API with gunicorn; start an embedded SecantusDB daemon first when DATABASE_URL is unset.
+"""Serve the API; start an embedded SecantusDB daemon first when DATABASE_URL is unset.
 
 The app only ever sees a MongoDB URL. SecantusDB (GPL-2.0) runs as a separate
 process, started here, so the app modules never import it and every gunicorn
 worker shares one database.
 
-    python launcher.py            # HOST, PORT, DATABASE_URL, INSTANCE_PATH from env or .env
+    python launcher.py            # gunicorn (make run); HOST, PORT, DATABASE_URL, INSTANCE_PATH from env or .env
+    python launcher.py --dev      # Flask's reloader instead, debugger off (make dev)
+
+Ctrl-C, SIGTERM or a closed terminal stop the server first, letting requests in flight
+finish, and the database last. The server and the database run in sessions of their own,
+so the terminal's Ctrl-C reaches this process alone and the order is ours to keep.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -24,6 +30,7 @@ DB_START_SECONDS = 20
 # One node: no failover for a retried write to ride out, so the driver's retryable
 # writes only add work (the server stores every write's outcome for a possible retry).
 EMBEDDED_URL_OPTIONS = "directConnection=true&retryWrites=false"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def free_port(host: str) -> int:
@@ -32,7 +39,26 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str]:
+def check_port(host: str, port: int, command: str) -> None:
+    """Fail at once, naming PORT=, when the address is taken (gunicorn would retry for seconds)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise SystemExit(f"launcher: HOST={host} is not an address of this machine ({exc.strerror}).") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise SystemExit(f"launcher: cannot listen on {host}:{port} ({exc.strerror}).") from None
+            raise SystemExit(
+                f"launcher: port {port} on {host} is already in use (another server?). "
+                f"Stop it, or choose another port: PORT={port + 1} {command}"
+            ) from None
+
+
+def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str, int]:
     """Start secantusd-py on a free loopback port with its data under the instance folder."""
     storage = os.path.join(instance_path, "secantus")
     os.makedirs(storage, exist_ok=True)
@@ -42,8 +68,19 @@ def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str]:
         [daemon, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage,
          "--log-level", "WARNING"],
         cwd=instance_path,  # so no stray secantusd.toml in the project is picked up
+        start_new_session=True,  # Ctrl-C must not stop it before the server's last request
     )
     url = f"mongodb://127.0.0.1:{port}/book_library?{EMBEDDED_URL_OPTIONS}"
+    try:
+        wait_for_database(process, url, storage)
+    except BaseException:  # not started in time, or stopped while starting
+        stop_database(process, port)
+        raise
+    print(f"launcher: embedded database on 127.0.0.1:{port}, data in {storage}", flush=True)
+    return process, url, port
+
+
+def wait_for_database(process: subprocess.Popen, url: str, storage: str) -> None:
     deadline = time.monotonic() + DB_START_SECONDS
     with MongoClient(url, serverSelectionTimeoutMS=250) as client:
         while True:
@@ -54,13 +91,10 @@ def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str]:
                 )
             try:
                 client.admin.command("ping")
-                break
+                return
             except PyMongoError:
                 if time.monotonic() > deadline:
-                    stop(process)
-                    raise SystemExit("The embedded database did not start in time.")
-    print(f"launcher: embedded database on 127.0.0.1:{port}, data in {storage}", flush=True)
-    return process, url
+                    raise SystemExit("The embedded database did not start in time.") from None
 
 
 def stop(process: subprocess.Popen | None, timeout: float = 15) -> None:
@@ -74,35 +108,86 @@ def stop(process: subprocess.Popen | None, timeout: float = 15) -> None:
         process.wait()
 
 
-def main() -> int:
+def stop_database(process: subprocess.Popen | None, port: int, timeout: float = 15) -> None:
+    """SIGTERM (it stops cleanly, data flushed), then a connection now and then: its accept
+    loop notices the stop only when a client arrives, and would otherwise wait seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            process.wait(0.05)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            return
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:  # already closed: it is on its way out
+            pass
+
+
+def server_command(host: str, port: str, dev: bool) -> list[str]:
+    if dev:
+        return [sys.executable, "-m", "flask", "--app", "app:create_app", "run",
+                "--host", host, "--port", port, "--reload", "--no-debugger"]
+    return [sys.executable, "-m", "gunicorn", "--config", os.path.join(ROOT, "gunicorn.conf.py"),
+            "--bind", f"{host}:{port}", "app:create_app()"]
+
+
+def serve(command: list[str], env: dict, dev: bool) -> int:
+    """Run the server until it exits; the first stop signal stops it gracefully, a second at once."""
+    server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    try:
+        return wait_forwarding_signals(server, dev)
+    finally:
+        stop(server, timeout=35)
+
+
+def wait_forwarding_signals(server: subprocess.Popen, dev: bool) -> int:
+    stops = 0
+
+    def forward(_signum, _frame):
+        nonlocal stops
+        stops += 1
+        if dev:  # the reloader and its child stop on Ctrl-C, as in a terminal of their own
+            try:
+                os.killpg(server.pid, signal.SIGINT if stops == 1 else signal.SIGKILL)
+            except ProcessLookupError:  # already gone
+                pass
+        else:  # gunicorn: TERM lets workers finish their requests, QUIT does not wait
+            server.send_signal(signal.SIGTERM if stops == 1 else signal.SIGQUIT)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, forward)
+    return server.wait()
+
+
+def main(argv: list[str]) -> int:
+    dev = "--dev" in argv
+    for signum in STOP_SIGNALS:  # until the server runs, any of them stops the launcher cleanly
+        signal.signal(signum, signal.default_int_handler)
     load_dotenv(os.path.join(ROOT, ".env"))
     host = os.environ.get("HOST") or "127.0.0.1"
     port = os.environ.get("PORT") or "5000"
     instance_path = os.path.abspath(os.environ.get("INSTANCE_PATH") or os.path.join(ROOT, "instance"))
     env = dict(os.environ, INSTANCE_PATH=instance_path)
+    check_port(host, int(port), "make dev" if dev else "make run")
 
-    database = None
-    server = None
+    database, database_port = None, 0
     try:
         if not env.get("DATABASE_URL"):
-            database, env["DATABASE_URL"] = start_embedded_database(instance_path)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", os.path.join(ROOT, "gunicorn.conf.py"),
-             "--bind", f"{host}:{port}", "app:create_app()"],
-            cwd=ROOT,
-            env=env,
-        )
-
-        def forward(signum, _frame):
-            server.send_signal(signum)  # gunicorn drains in-flight requests on TERM
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
-        return server.wait()
+            database, env["DATABASE_URL"], database_port = start_embedded_database(instance_path)
+        return serve(server_command(host, port, dev), env, dev)
+    except KeyboardInterrupt:  # stopped before the server started
+        return 130
     finally:
-        stop(server, timeout=35)
-        stop(database)
+        stop_database(database, database_port)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

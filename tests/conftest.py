@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from app import JsonLogFormatter, create_app  # noqa: E402
-from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
+from helpers import TEST_SECRET, AuthActions, Launcher, book_form  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +135,13 @@ def log_lines():
     yield lines
     for logger in loggers:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    """`make run` in a subprocess (not started yet: call .start()); always stopped afterwards."""
+    server = Launcher(tmp_path)
+    try:
+        yield server
+    finally:
+        server.kill()

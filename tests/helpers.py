@@ -1,10 +1,15 @@
 """Plain helpers shared by the test modules: constants, envelope assertions, request helpers,
-image encoders and helpers for tests that start real servers. Fixtures live in conftest.py."""
+image encoders and helpers for tests that start real servers, the launcher among them.
+Fixtures live in conftest.py."""
 from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -248,3 +253,126 @@ def wait_healthy(popen, name: str, base_url: str, log, *, seconds, poll, headers
         if time.monotonic() > deadline:
             pytest.fail(f"{label}/healthz not 200 within {seconds} s:\n{log()}")
         time.sleep(poll)
+
+
+# --- the launcher (make run, make dev) in a subprocess ---------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCHER_START_SECONDS = 30
+LAUNCHER_STOP_SECONDS = 30
+POLL = 0.1
+
+
+def processes() -> dict[int, tuple[int, int, str]]:
+    """Live processes: pid -> (parent pid, process group, command line)."""
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,ppid=,pgid=,stat=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        pid, ppid, group, stat, args = (line.split(None, 4) + [""])[:5]
+        if not stat.startswith("Z"):
+            found[int(pid)] = (int(ppid), int(group), args)
+    return found
+
+
+def descendants(pid: int) -> dict[int, str]:
+    """Live descendants of a process: pid -> command line."""
+    table = processes()
+    found, parents = {}, {pid}
+    while parents:
+        children = {p for p, (ppid, _, _) in table.items() if ppid in parents and p not in found}
+        found.update({p: table[p][2] for p in children})
+        parents = children
+    return found
+
+
+def group_processes(pgids) -> dict[int, str]:
+    """Live processes (pid -> command line) of these process groups."""
+    pgids = {pgids} if isinstance(pgids, int) else set(pgids)
+    return {pid: args for pid, (_, group, args) in processes().items() if group in pgids}
+
+
+class Launcher:
+    """`python launcher.py` (with `args`, e.g. --dev) in a session of its own, as a terminal
+    runs `make run`, logging to a file. The server and the database it starts run in sessions
+    of their own: every group seen is remembered, so that kill() can always clean up."""
+
+    def __init__(self, tmp_path, *args, root=ROOT, **env):
+        self.args = list(args)
+        self.root = root
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.instance = tmp_path / "instance"
+        self.log_path = tmp_path / "launcher.log"
+        self.env = dict(
+            os.environ,
+            PORT=str(self.port),
+            HOST="127.0.0.1",
+            INSTANCE_PATH=str(self.instance),
+            UPLOAD_FOLDER=str(tmp_path / "covers"),
+            WEB_CONCURRENCY="2",
+        )
+        # Empty, not absent: a developer's .env must not fill these back in. Empty means
+        # "default": the embedded database and a generated key.
+        for key in ("DATABASE_URL", "SECRET_KEY", "EMBEDDED_DB_PORT", "APP_ENV"):
+            self.env[key] = ""
+        self.env.update(env)
+        self.process: subprocess.Popen | None = None
+        self.groups: set[int] = set()
+
+    def log(self) -> str:
+        return log_tail(self.log_path, 6000)
+
+    def start(self, wait=True) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, os.path.join(self.root, "launcher.py"), *self.args],
+                cwd=self.root,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # pgid == pid, as the shell gives a foreground job
+            )
+        self.groups.add(self.process.pid)
+        if wait:
+            wait_healthy(self.process, "launcher", self.base_url, self.log, seconds=LAUNCHER_START_SECONDS, poll=POLL)
+            table = processes()
+            self.groups |= {table[pid][1] for pid in descendants(self.process.pid) if pid in table}
+
+    def wait(self, seconds: float = LAUNCHER_STOP_SECONDS) -> int:
+        try:
+            return self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"launcher still running {seconds} s after it was told to stop:\n{self.log()}")
+
+    def stop(self, sig=signal.SIGTERM, seconds: float = LAUNCHER_STOP_SECONDS) -> int:
+        """Signal the launcher as `kill` would; its exit code."""
+        self.process.send_signal(sig)
+        return self.wait(seconds)
+
+    def interrupt(self, seconds: float = LAUNCHER_STOP_SECONDS) -> int:
+        """Ctrl-C: SIGINT to the terminal's foreground group; the exit code."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.wait(seconds)
+
+    def kill(self) -> None:
+        """Last-resort clean-up: terminate, then kill, every group the launcher started."""
+        if self.process is None:
+            return
+        for sig, grace in ((signal.SIGTERM, LAUNCHER_STOP_SECONDS), (signal.SIGKILL, 5)):
+            if not group_processes(self.groups):
+                break
+            for group in self.groups:
+                try:
+                    os.killpg(group, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + grace
+            while group_processes(self.groups) and time.monotonic() < deadline:
+                time.sleep(POLL)
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
