@@ -7,7 +7,7 @@ import hashlib
 import logging
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,7 +28,7 @@ USER_FIELDS = {"name": 1, "email": 1, "disabled": 1, "created_at": 1, "updated_a
 
 def utcnow() -> datetime:
     # MongoDB keeps milliseconds; truncating here keeps what we return equal to what we stored.
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -68,12 +68,8 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.auth_events.create_index(
         [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
     )
-    db.auth_events.create_index(
-        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * 86400, name="retention"
-    )
-    db.books.create_index(
-        [("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique"
-    )
+    db.auth_events.create_index([("at", ASCENDING)], expireAfterSeconds=audit_retention_days * 86400, name="retention")
+    db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="user_newest",
@@ -139,8 +135,8 @@ def digest(secret: str) -> str:
 
 def isoformat(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Model:
@@ -327,9 +323,7 @@ class User(_Model):
 
     @staticmethod
     def replace_recovery_codes(user_id: ObjectId, recovery_codes: list[str]) -> None:
-        User._col().update_one(
-            {"_id": user_id}, {"$set": {"mfa.recovery": [digest(code) for code in recovery_codes]}}
-        )
+        User._col().update_one({"_id": user_id}, {"$set": {"mfa.recovery": [digest(code) for code in recovery_codes]}})
 
     @staticmethod
     def disable_mfa(user_id: ObjectId) -> None:
@@ -350,7 +344,13 @@ def title_key(title: str) -> str:
 
 # What a book's JSON needs; title_key stays in the database.
 BOOK_FIELDS = {
-    "title": 1, "description": 1, "category": 1, "image": 1, "user_id": 1, "created_at": 1, "updated_at": 1,
+    "title": 1,
+    "description": 1,
+    "category": 1,
+    "image": 1,
+    "user_id": 1,
+    "created_at": 1,
+    "updated_at": 1,
 }
 
 
