@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 NPM := $(shell command -v npm 2>/dev/null)
 NODE_TOOLS := $(if $(NPM),node_modules/.installed)
 
-.PHONY: run dev test bench install install-dev init-db clean
+.PHONY: run dev test lint format bench install install-dev init-db clean
 
 run: $(VENV)/.installed ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-5000}
 	$(BIN)/python launcher.py
@@ -16,6 +16,14 @@ dev: $(VENV)/.installed ## the same address, with Flask's reloader: an edit is l
 
 test: $(VENV)/.installed-dev $(NODE_TOOLS) ## run the whole test suite
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev ## ruff: lint and check formatting (make test runs this first)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev ## ruff: fix what can be fixed and format every file
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: $(VENV)/.installed ## measure the API against its floor (a few minutes; installs wrk if needed)
 	$(BIN)/python bench/run.py

@@ -11,6 +11,7 @@ Ctrl-C, SIGTERM or a closed terminal stop the server first, letting requests in 
 finish, and the database last. The server and the database run in sessions of their own,
 so the terminal's Ctrl-C reaches this process alone and the order is ours to keep.
 """
+
 from __future__ import annotations
 
 import errno
@@ -65,8 +66,7 @@ def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str, 
     port = int(os.environ.get("EMBEDDED_DB_PORT") or free_port("127.0.0.1"))
     daemon = os.path.join(os.path.dirname(sys.executable), "secantusd-py")
     process = subprocess.Popen(
-        [daemon, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage,
-         "--log-level", "WARNING"],
+        [daemon, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"],
         cwd=instance_path,  # so no stray secantusd.toml in the project is picked up
         start_new_session=True,  # Ctrl-C must not stop it before the server's last request
     )
@@ -133,10 +133,30 @@ def stop_database(process: subprocess.Popen | None, port: int, timeout: float = 
 
 def server_command(host: str, port: str, dev: bool) -> list[str]:
     if dev:
-        return [sys.executable, "-m", "flask", "--app", "app:create_app", "run",
-                "--host", host, "--port", port, "--reload", "--no-debugger"]
-    return [sys.executable, "-m", "gunicorn", "--config", os.path.join(ROOT, "gunicorn.conf.py"),
-            "--bind", f"{host}:{port}", "app:create_app()"]
+        return [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "app:create_app",
+            "run",
+            "--host",
+            host,
+            "--port",
+            port,
+            "--reload",
+            "--no-debugger",
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        os.path.join(ROOT, "gunicorn.conf.py"),
+        "--bind",
+        f"{host}:{port}",
+        "app:create_app()",
+    ]
 
 
 def serve(command: list[str], env: dict, dev: bool) -> int:

@@ -1,4 +1,5 @@
 """Fixtures: every API test runs on mongomock and on a real SecantusDB server over the wire."""
+
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,8 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from app import JsonLogFormatter, create_app  # noqa: E402
+from app import create_app  # noqa: E402
+from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
 from helpers import TEST_SECRET, AuthActions, Launcher, book_form  # noqa: E402
 
 
@@ -129,7 +131,7 @@ def log_lines():
 
     handler = Collect()
     handler.setFormatter(JsonLogFormatter())
-    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware")]
+    loggers = [logging.getLogger(name) for name in LOGGERS]
     for logger in loggers:
         logger.addHandler(handler)
     yield lines

@@ -1,6 +1,7 @@
 """Plain helpers shared by the test modules: constants, envelope assertions, request helpers,
 image encoders and helpers for tests that start real servers, the launcher among them.
 Fixtures live in conftest.py."""
+
 from __future__ import annotations
 
 import io

@@ -1,6 +1,7 @@
 """A Flask developer's habits, on the real server started as `make run` and `make dev` start it:
 Ctrl-C and SIGTERM stop it promptly and quietly, a request in flight is still answered, a taken
 port fails at once, and `make dev` reloads an edited module."""
+
 from __future__ import annotations
 
 import os
@@ -89,7 +90,12 @@ def test_a_taken_port_fails_at_once_naming_port(tmp_path, args, command):
         env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", INSTANCE_PATH=str(tmp_path), DATABASE_URL="")
         result = subprocess.run(
             [sys.executable, os.path.join(ROOT, "launcher.py"), *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
         )
     assert result.returncode == 1
     assert result.stderr.strip() == (

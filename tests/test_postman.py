@@ -1,6 +1,7 @@
 """Postman: the shipped collection runs green with newman against the real server, and
 /openapi.json converts with openapi-to-postmanv2 (the converter Postman's importer uses) into
 requests a user can send as they are."""
+
 from __future__ import annotations
 
 import json
@@ -87,10 +88,29 @@ def test_newman_runs_the_collection_green_against_the_real_server(launcher, tmp_
     launcher.start()
     report = tmp_path / "newman.json"
     result = subprocess.run(
-        [newman, "run", COLLECTION, "--environment", ENVIRONMENT, "--env-var", f"baseUrl={launcher.base_url}",
-         "--working-dir", ROOT, "--reporters", "cli,json", "--reporter-json-export", str(report),
-         "--color", "off", "--disable-unicode"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        [
+            newman,
+            "run",
+            COLLECTION,
+            "--environment",
+            ENVIRONMENT,
+            "--env-var",
+            f"baseUrl={launcher.base_url}",
+            "--working-dir",
+            ROOT,
+            "--reporters",
+            "cli,json",
+            "--reporter-json-export",
+            str(report),
+            "--color",
+            "off",
+            "--disable-unicode",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     print("\n".join(result.stdout.splitlines()[-18:]))  # newman's summary table (shown with -s)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- server log\n{launcher.log()}"
