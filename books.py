@@ -58,8 +58,8 @@ def _book_input(load_fields, data, cover_required: bool):
 
 
 def _own_book(book_id, user_id) -> dict:
-    """The caller's book or 404: another user's book looks exactly like a missing one."""
-    book = Books.get(book_id, user_id)
+    """The caller's book or 404: another user's book, or a malformed id, looks exactly like a missing one."""
+    book = Books.get(book_id, user_id) if book_id else None
     if book is None:
         raise NotFound(BOOK_NOT_FOUND)
     return book
@@ -169,7 +169,7 @@ def update_book(current_user, book_id):
 @token_required
 def delete_book(current_user, book_id):
     """Delete a book and its cover."""
-    book = Books.delete(book_id, current_user["_id"])
+    book = Books.delete(book_id, current_user["_id"]) if book_id else None
     if book is None:
         raise NotFound(BOOK_NOT_FOUND)
     save_image.remove(book["image"], current_app.config["UPLOAD_FOLDER"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
 import models
@@ -11,13 +11,15 @@ from api_docs import documented
 from responses import envelope
 
 meta = Blueprint("meta", __name__)
+BANNER_LINKS = {"docs": "docs.swagger_ui", "openapi": "docs.openapi"}
 
 
 @meta.get("/")
 @documented(tags=["meta"], ok=(200, validate.Envelope[validate.Banner]), errors=())
 def index():
-    """A short banner."""
-    return envelope("Book Library API", {"name": "book-library", "docs": "See README.md"})
+    """A short banner with links to the documentation."""
+    links = {name: url_for(endpoint, _external=True) for name, endpoint in BANNER_LINKS.items()}
+    return envelope("Book Library API", {"name": "book-library", **links})
 
 
 @meta.get("/healthz")

@@ -16,7 +16,7 @@ from bson.errors import InvalidId
 from flask import current_app
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, uri_parser
 from pymongo.errors import ConnectionFailure
-from werkzeug.routing import BaseConverter, ValidationError
+from werkzeug.routing import BaseConverter
 from werkzeug.security import check_password_hash
 
 log = logging.getLogger(__name__)
@@ -114,15 +114,13 @@ def parse_object_id(value) -> ObjectId | None:
 
 
 class ObjectIdConverter(BaseConverter):
-    """URL converter: a malformed id fails to match, so the route answers 404."""
+    """URL converter: any path segment matches and a malformed id becomes None, so the
+    view answers the same 404 as for a missing record ("Book not found."), not a generic one."""
 
-    regex = "[0-9a-fA-F]{24}"
+    regex = "[^/]+"
 
     def to_python(self, value):
-        oid = parse_object_id(value)
-        if oid is None:
-            raise ValidationError()
-        return oid
+        return parse_object_id(value)
 
     def to_url(self, value):
         return str(value)

@@ -148,7 +148,7 @@ def list_sessions(current_user):
 @token_required
 def end_session(current_user, session_id):
     """End one of the caller's sessions."""
-    live = session_id in User.session_ids(current_user)
+    live = session_id is not None and session_id in User.session_ids(current_user)
     if not live or not Sessions.revoke(current_user["_id"], session_id, reason="ended_by_user"):
         raise NotFound("Session not found.")
     record("session_ended", current_user["_id"], session_id=str(session_id))

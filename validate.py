@@ -439,7 +439,8 @@ class EventOut(BaseModel):
 
 class Banner(BaseModel):
     name: str
-    docs: str
+    docs: str = Field(description="Interactive documentation (Swagger UI).")
+    openapi: str = Field(description="The OpenAPI 3.1 document: import it into Postman or a code generator.")
 
 
 class Health(BaseModel):

@@ -277,11 +277,11 @@ def test_delete_book_of_another_user_is_404_and_book_kept(client, auth, create_b
     "bad_id",
     ["abc", "123", "a" * 25, "z" * 24, "5f0c9a1b2c3d4e5f6a7b8c9", "5f0c9a1b2c3d4e5f6a7b8c9d0", "%00", "null"],
 )
-def test_malformed_book_id_is_404(client, auth, method, bad_id):
+def test_malformed_book_id_is_the_same_json_404_as_a_missing_book(client, auth, method, bad_id):
     headers = auth.headers()
     kwargs = {"json": {"title": "New"}} if method == "put" else {}
     response = getattr(client, method)(f"/books/{bad_id}", headers=headers, **kwargs)
-    failure(response, 404, "Not Found")
+    assert failure(response, 404, "Not Found")["message"] == "Book not found."
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
@@ -290,7 +290,7 @@ def test_nonexistent_book_id_is_404(client, auth, create_book, method):
     create_book(headers)
     kwargs = {"json": {"title": "New"}} if method == "put" else {}
     response = getattr(client, method)(book_url(OTHER_ID), headers=headers, **kwargs)
-    failure(response, 404, "Not Found")
+    assert failure(response, 404, "Not Found")["message"] == "Book not found."
 
 
 def test_books_collection_answers_without_a_trailing_slash(client, auth):

@@ -523,6 +523,15 @@ def test_banner_is_200_json(client):
     assert isinstance(body["message"], str) and body["message"]
 
 
+def test_banner_links_the_documentation_and_the_openapi_document(client):
+    links = client.get("/").get_json()["data"]
+    assert links["docs"] == "http://localhost/docs"
+    assert links["openapi"] == "http://localhost/openapi.json"
+    with client.get(links["docs"]) as docs:
+        assert docs.status_code == 200
+    assert client.get(links["openapi"]).get_json()["openapi"].startswith("3.1")
+
+
 def test_healthz_is_200_when_the_database_answers(client):
     response = client.get("/healthz")
 
