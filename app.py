@@ -182,18 +182,8 @@ class NoSessions(SessionInterface):
 def register_browser_policies(app: Flask) -> None:
     """CORS for the browser app, and the OWASP REST security headers on every response."""
     origins = app.config["CORS_ORIGINS"]
-    if origins:
-        CORS(
-            app,
-            origins=origins,
-            expose_headers=EXPOSED_HEADERS,
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-CSRF-Token"],
-            # Credentials only matter for the refresh cookie.
-            supports_credentials=app.config["REFRESH_TOKEN_COOKIE"],
-            max_age=CORS_PREFLIGHT_MAX_AGE,
-            always_send=False,  # no CORS headers for requests without an Origin
-        )
 
+    # Registered before flask-cors, so that it runs after it (Flask runs these in reverse).
     @app.after_request
     def _security_headers(response):
         headers = response.headers
@@ -206,9 +196,24 @@ def register_browser_policies(app: Flask) -> None:
         if origins:
             # CORS headers depend on the Origin, allowed or not: shared caches must keep them apart.
             response.vary.add("Origin")
+        if "Access-Control-Allow-Methods" in headers:
+            # flask-cors offers every method it knows (PATCH too); a preflight names the URL's own.
+            headers["Access-Control-Allow-Methods"] = headers.get("Allow", "")
         if request.is_secure:
             headers["Strict-Transport-Security"] = HSTS
         return response
+
+    if origins:
+        CORS(
+            app,
+            origins=origins,
+            expose_headers=EXPOSED_HEADERS,
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-CSRF-Token"],
+            # Credentials only matter for the refresh cookie.
+            supports_credentials=app.config["REFRESH_TOKEN_COOKIE"],
+            max_age=CORS_PREFLIGHT_MAX_AGE,
+            always_send=False,  # no CORS headers for requests without an Origin
+        )
 
 
 def create_app(config: dict | None = None) -> Flask:

@@ -12,7 +12,7 @@ import validate
 from api_docs import documented
 from auth_middleware import token_required
 from models import Books
-from responses import FORM_TYPES, envelope, form_or_json
+from responses import FORM_TYPES, envelope, form_or_json, query_args
 
 # Covers get random names that are never reused, so caches may keep them for a year.
 COVER_MAX_AGE = 365 * 86400
@@ -93,7 +93,7 @@ def create_book(current_user):
 @token_required
 def list_books(current_user):
     """The caller's books, newest first, a page at a time."""
-    query = validate.load(validate.BookQuery, request.args.to_dict())
+    query = validate.load(validate.BookQuery, query_args())
     items, total = Books.list(current_user["_id"], query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
     meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}

@@ -21,7 +21,7 @@ from auth_middleware import (
 )
 from auth_models import Events, RefreshOutcome, Sessions
 from models import User, mfa_enabled
-from responses import envelope, json_body, optional_json_body
+from responses import envelope, json_body, optional_json_body, query_args
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
 from two_factor import mfa_challenge, require_second_factor
 
@@ -194,7 +194,7 @@ def change_password(current_user):
 @token_required
 def list_events(current_user):
     """The caller's recent auth events, newest first."""
-    query = validate.load(validate.EventsQuery, request.args.to_dict())
+    query = validate.load(validate.EventsQuery, query_args())
     events = Events.recent(current_user["_id"], query.limit)
     return envelope("Events.", [Events.to_json(e) for e in events])
 
