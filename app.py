@@ -8,6 +8,7 @@ import os
 import secrets
 import tempfile
 
+import click
 import orjson
 from dotenv import load_dotenv
 from flask import Flask, g, jsonify, request
@@ -42,8 +43,13 @@ DOCS_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
-# Blueprints whose routes use the database: only they wait for the indexes.
+# Routes that use the database: only they wait for the indexes, or answer 503 without one.
 DATABASE_BLUEPRINTS = ("users", "two_factor", "books")
+DATABASE_ENDPOINTS = ("meta.healthz",)
+NO_DATABASE = (
+    "No database is configured: start the API with `make run` or `make dev` (they start an "
+    "embedded database), or set DATABASE_URL to a MongoDB URL."
+)
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 TUTORIAL_SECRET = "this is a secret"
@@ -51,7 +57,7 @@ MIN_SECRET_BYTES = 32
 
 DEFAULTS = {
     "APP_ENV": "development",
-    "DATABASE_URL": "mongodb://127.0.0.1:27017/book_library",
+    "DATABASE_URL": "",  # empty: no database; the launcher (make run, make dev) sets one
     "DATABASE_TIMEOUT_MS": 2000,
     "DATABASE_SOCKET_TIMEOUT_MS": 10000,
     "DATABASE_POOL_SIZE": 20,
@@ -232,6 +238,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.strict_slashes = False
 
     models.init_app(app)
+    if not models.configured(app):
+        log.warning(NO_DATABASE)
     models.try_ensure_indexes(app)
     models.init_passwords(app)
 
@@ -241,14 +249,20 @@ def create_app(config: dict | None = None) -> Flask:
     register_browser_policies(app)
 
     @app.before_request
-    def _indexes():
-        # Only routes that use the database wait for it; / and /healthz answer regardless.
+    def _database():
+        # Only routes that use the database need it; /, /docs and /openapi.json answer regardless.
+        if request.blueprint not in DATABASE_BLUEPRINTS and request.endpoint not in DATABASE_ENDPOINTS:
+            return
+        if not models.configured():
+            raise ServiceUnavailable(NO_DATABASE)
         if request.blueprint in DATABASE_BLUEPRINTS:
             models.ensure_indexes_once()
 
     @app.cli.command("init-db")
     def init_db():
         """Create the database indexes."""
+        if not models.configured():
+            raise click.ClickException(NO_DATABASE)
         models.ensure_indexes(models.get_db(), app.config["AUDIT_RETENTION_DAYS"])
         print("Indexes created.")
 

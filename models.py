@@ -33,8 +33,12 @@ def utcnow() -> datetime:
 
 
 def init_app(app) -> None:
-    """Create the process's MongoClient and keep it in app.extensions."""
+    """Create the process's MongoClient and keep it in app.extensions; with no DATABASE_URL
+    (and no client handed in) there is none, and configured() says so."""
     client = app.config.get("MONGO_CLIENT")
+    if client is None and not app.config["DATABASE_URL"]:
+        app.extensions["mongo"] = {"client": None, "db": None, "indexes_ready": False}
+        return
     if client is None:
         timeout_ms = app.config["DATABASE_TIMEOUT_MS"]
         client = MongoClient(
@@ -48,13 +52,19 @@ def init_app(app) -> None:
             connect=False,  # no I/O until the first query, so forking servers stay safe
         )
     # The URL's path names the database, also when a client is handed in (tests).
-    name = uri_parser.parse_uri(app.config["DATABASE_URL"])["database"] or DEFAULT_DATABASE
+    url = app.config["DATABASE_URL"]
+    name = (uri_parser.parse_uri(url)["database"] if url else None) or DEFAULT_DATABASE
     db = client[name]
     app.extensions["mongo"] = {"client": client, "db": db, "indexes_ready": False}
 
 
 def get_db():
     return current_app.extensions["mongo"]["db"]
+
+
+def configured(app=None) -> bool:
+    """Whether the app has a database at all (DATABASE_URL set, or a client handed in)."""
+    return (app or current_app).extensions["mongo"]["client"] is not None
 
 
 def ensure_indexes(db, audit_retention_days: int = 90) -> None:
@@ -90,6 +100,8 @@ def ensure_indexes_once() -> None:
 
 def try_ensure_indexes(app) -> None:
     state = app.extensions["mongo"]
+    if state["client"] is None:
+        return
     try:
         ensure_indexes(state["db"], app.config["AUDIT_RETENTION_DAYS"])
         state["indexes_ready"] = True

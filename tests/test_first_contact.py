@@ -4,9 +4,15 @@ with no database that says how to get one."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 
-from helpers import INVALID_FIELDS, assert_error
+from app import NO_DATABASE, create_app
+from helpers import INVALID_FIELDS, POLL, ROOT, TEST_SECRET, assert_error, free_port, http_request
 
 ORIGIN = "http://localhost:5173"
 
@@ -51,3 +57,64 @@ def test_vary_origin_is_sent_once(client, request_kind):
 def test_a_query_parameter_given_twice_is_400(client, auth, path, query, fields):
     response = client.get(f"{path}?{query}", headers=auth.headers())
     assert_error(response, 400, {field: "Give this parameter once." for field in fields}, INVALID_FIELDS)
+
+
+# --- no database configured -----------------------------------------------------------------
+
+
+@pytest.fixture
+def app_without_database(tmp_path, log_lines):
+    return create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": ""})
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("get", "/healthz"), ("post", "/users/"), ("post", "/users/login"), ("get", "/books/"), ("get", "/users/")],
+)
+def test_without_a_database_the_routes_that_need_one_say_how_to_start_one(app_without_database, method, path):
+    response = getattr(app_without_database.test_client(), method)(path)
+    assert_error(response, 503, "Service Unavailable", NO_DATABASE)
+    assert "make run" in NO_DATABASE and "make dev" in NO_DATABASE and "DATABASE_URL" in NO_DATABASE
+
+
+@pytest.mark.parametrize("path", ["/", "/openapi.json"])
+def test_without_a_database_the_banner_and_the_document_still_answer(app_without_database, path):
+    assert app_without_database.test_client().get(path).status_code == 200
+
+
+def test_without_a_database_start_up_logs_how_to_start_one_once(app_without_database, log_lines):
+    app_without_database.test_client().get("/books/")
+    assert sum(NO_DATABASE in line for line in log_lines) == 1
+
+
+@pytest.mark.e2e
+def test_flask_run_without_a_database_answers_503_saying_how_to_start_one(tmp_path):
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, DATABASE_URL="", INSTANCE_PATH=str(tmp_path), FLASK_SKIP_DOTENV="1")
+    log_path = tmp_path / "flask.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if http_request("GET", f"{base_url}/")[0] == 200:
+                    break
+            except OSError:  # not listening yet
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(POLL)
+        status, _, body = http_request("GET", f"{base_url}/books/")
+        assert (status, body["message"]) == (503, NO_DATABASE)
+        assert log_path.read_text().count(NO_DATABASE) == 1
+    finally:
+        server.terminate()
+        server.wait(10)
