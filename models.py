@@ -70,7 +70,9 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.auth_events.create_index(
         [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
     )
-    db.auth_events.create_index([("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention")
+    db.auth_events.create_index(
+        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
+    )
     db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
