@@ -10,8 +10,11 @@ import re
 from flask import Blueprint, current_app, send_from_directory
 from spectree import Response as SpecResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from werkzeug.exceptions import RequestEntityTooLarge, default_exceptions
+from werkzeug.http import HTTP_STATUS_CODES
 
 import validate
+from models import OBJECT_ID_HEX_LENGTH
 
 SWAGGER_ASSETS_MAX_AGE = 86400
 
@@ -35,39 +38,175 @@ api = SpecTree(
     ],
 )
 
-# Failures any documented route can answer, besides its own.
-COMMON_ERRORS = (500, 503)
+# Failures every operation can meet besides its own: the server in front (gunicorn) answers
+# 414 and 431 itself, in HTML; the app answers 500, and 503 while the database is away (database=True).
+SERVER_ERRORS = {414: "Request Line is too large", 431: "Error parsing headers"}
+BODY_ERRORS = (413, 415)
+# What each failure says, unless the operation says it more precisely (documented(messages=...)).
+ERROR_MESSAGES = {
+    401: "Token has expired.",
+    404: "Not found.",
+    413: RequestEntityTooLarge.description,
+    415: "Content-Type must be application/json.",
+    429: "Too many requests; try again later.",
+    500: "An unexpected error occurred.",
+    503: "The database is unavailable; try again shortly.",
+}
+INVALID_FIELDS = "The request has invalid fields."
+IMAGE_TYPES = "image/jpeg, image/png, image/gif, image/webp"  # the covers save_image accepts
+# What each operation says beyond its schemas (example messages, an optional body), by operationId.
+_NOTES: dict[str, dict] = {}
 
 
-def documented(*, tags, ok, json=None, form=None, query=None, auth=False, errors=(401,)):
+def documented(
+    *,
+    tags,
+    ok,
+    json=None,
+    form=None,
+    query=None,
+    auth=False,
+    errors=(),
+    messages=None,
+    operation_id=None,
+    optional_body=False,
+    database=True,
+):
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
-    requests with. Validation itself stays in the views (our envelope, our messages)."""
-    codes = set(errors) | set(COMMON_ERRORS) | ({401} if auth else set())
+    requests with. Validation itself stays in the views (our envelope, our messages).
+    `messages` gives a status its own example; the operationId is the view's name in camelCase.
+    `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none."""
+    codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
+    codes |= set(BODY_ERRORS) if json or form else set()
     responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code != 400}
     responses[f"HTTP_{ok[0]}"] = ok[1]
-    return api.validate(
-        json=json,
-        form=form,
-        query=query,
-        resp=SpecResponse(**responses),
-        tags=tags,
-        security={"bearerAuth": []} if auth else {},
-        skip_validation=True,
-    )
+
+    def decorate(view):
+        name = operation_id or _camel_case(view.__name__)
+        _NOTES[name] = {"messages": dict(messages or {}), "optional_body": optional_body}
+        return api.validate(
+            json=json,
+            form=form,
+            query=query,
+            resp=SpecResponse(**responses),
+            tags=tags,
+            security={"bearerAuth": []} if auth else {},
+            skip_validation=True,
+            operation_id=name,
+        )(view)
+
+    return decorate
+
+
+def _camel_case(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def openapi_document() -> dict:
-    """The document, built once per process from the routes and schemas."""
+    """The document, built once per process from the routes and schemas, then refined where
+    the generator cannot know: the server's address, examples where importers read them,
+    files, optional bodies, and an example of its own for every failure."""
     document = current_app.extensions.get("openapi")
     if document is None:
         document = copy.deepcopy(api.spec)
+        document["servers"] = [{"url": current_app.config["PUBLIC_URL"]}]
+        schemas = document["components"]["schemas"]
         for item in document["paths"].values():
             for operation in item.values():
-                for parameter in operation.get("parameters", []):
-                    if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
-                        parameter["schema"] = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"}
+                _refine_parameters(operation)
+                _refine_request_body(operation, schemas)
+                _refine_responses(operation, schemas)
         current_app.extensions["openapi"] = document
     return document
+
+
+def _component(media: dict, schemas: dict) -> dict:
+    return schemas[media["schema"]["$ref"].rsplit("/", 1)[1]]
+
+
+def _refine_parameters(operation: dict) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
+            parameter["schema"] = {"type": "string", "pattern": f"^[0-9a-fA-F]{{{OBJECT_ID_HEX_LENGTH}}}$"}
+        elif parameter["in"] == "query":
+            # An optional parameter is left out, never null; its default is its example.
+            parameter["schema"] = _without_null(parameter["schema"])
+            if parameter["schema"].get("default") is not None:
+                parameter["example"] = parameter["schema"]["default"]
+            else:
+                parameter["schema"].pop("default", None)
+
+
+def _without_null(schema: dict) -> dict:
+    """`X or null` as plain X, for forms and query strings, which have no null."""
+    branches = [branch for branch in schema.get("anyOf", []) if branch.get("type") != "null"]
+    if "anyOf" not in schema or len(branches) != 1:
+        return schema
+    outer = {key: value for key, value in schema.items() if key != "anyOf"}
+    if outer.get("default") is None:
+        outer.pop("default", None)
+    return {**branches[0], **outer}
+
+
+def _refine_request_body(operation: dict, schemas: dict) -> None:
+    body = operation.get("requestBody")
+    if body is None:
+        return
+    content = body["content"]
+    form = content.get("multipart/form-data")
+    if form is not None:
+        # Listed first, so that importers build the request that can carry the cover file.
+        body["content"] = content = {"multipart/form-data": form, **content}
+        component = _component(form, schemas)
+        component["properties"] = {name: _form_field(field) for name, field in component["properties"].items()}
+        files = [name for name, field in component["properties"].items() if field.get("format") == "binary"]
+        form["encoding"] = {name: {"contentType": IMAGE_TYPES} for name in files}
+    for media in content.values():
+        component = _component(media, schemas)
+        if component.get("examples"):
+            media["example"] = component["examples"][0]
+    if _NOTES.get(operation["operationId"], {}).get("optional_body"):
+        body["required"] = False
+
+
+def _form_field(field: dict) -> dict:
+    """A form field as a form carries it: a string, or a file (format binary), never null."""
+    return _without_null(field)
+
+
+def _refine_responses(operation: dict, schemas: dict) -> None:
+    responses = operation["responses"]
+    takes_input = "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", []))
+    if not takes_input:
+        responses.pop("400", None)  # nothing the client sends can be invalid
+    messages = _NOTES.get(operation["operationId"], {}).get("messages", {})
+    for status, response in responses.items():
+        code = int(status)
+        if code < 400:
+            continue
+        if code == 400:
+            example = {"message": INVALID_FIELDS, "data": None, "error": _field_error(operation, schemas)}
+        else:
+            message = messages.get(code) or ERROR_MESSAGES.get(code) or HTTP_STATUS_CODES[code] + "."
+            example = {"message": message, "data": None, "error": default_exceptions[code]().name}
+        response["content"]["application/json"]["example"] = example
+    for code, message in SERVER_ERRORS.items():
+        responses[str(code)] = {
+            "description": f"{HTTP_STATUS_CODES[code]}: answered by the server in front of the app, in HTML.",
+            "content": {"text/html": {"schema": {"type": "string"}, "example": f"<html>...{message}...</html>"}},
+        }
+
+
+def _field_error(operation: dict, schemas: dict) -> dict:
+    """A plausible 400 for the operation: its first required field missing, or a query parameter out of range."""
+    body = operation.get("requestBody")
+    if body is not None:
+        component = _component(next(iter(body["content"].values())), schemas)
+        field = (component.get("required") or list(component["properties"]))[0]
+        return {field: "This field is required."}
+    parameter = next(p for p in operation["parameters"] if p["in"] == "query")
+    return {parameter["name"]: f"Must be at least {parameter['schema'].get('minimum', 1)}."}
 
 
 docs = Blueprint("docs", __name__)

@@ -57,6 +57,9 @@ MIN_SECRET_BYTES = 32
 
 DEFAULTS = {
     "APP_ENV": "development",
+    # Where the API is reached from outside: the OpenAPI document's server (what Postman imports).
+    # The launcher sets it to the address it serves when it is unset.
+    "PUBLIC_URL": "http://127.0.0.1:5000",
     "DATABASE_URL": "",  # empty: no database; the launcher (make run, make dev) sets one
     "DATABASE_TIMEOUT_MS": 2000,
     "DATABASE_SOCKET_TIMEOUT_MS": 10000,
@@ -116,6 +119,7 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     for key in DEFAULTS:
         config[key] = _typed(key, config[key])
     config["SECRET_KEY"] = _secret_key(app)
+    config["PUBLIC_URL"] = config["PUBLIC_URL"].rstrip("/")
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
     # Relative to the project folder, whatever the working directory.
     config["UPLOAD_FOLDER"] = os.path.join(

@@ -12,12 +12,13 @@ import validate
 from api_docs import documented
 from auth_middleware import token_required
 from models import Books
-from responses import FORM_TYPES, envelope, form_or_json, query_args
+from responses import FORM_OR_JSON_REQUIRED, FORM_TYPES, envelope, form_or_json, query_args
 
 # Covers get random names that are never reused, so caches may keep them for a year.
 COVER_MAX_AGE = 365 * 86400
 DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
+MULTIPART_REQUIRED = "Content-Type must be multipart/form-data with a cover_image file."
 
 books = Blueprint("books", __name__)
 covers = Blueprint("covers", __name__)
@@ -71,13 +72,14 @@ def _own_book(book_id, user_id) -> dict:
     ok=(201, validate.Envelope[validate.BookOut]),
     form=validate.BookCreateForm,
     auth=True,
-    errors=(400, 409, 413, 415),
+    errors=(400, 409),
+    messages={409: DUPLICATE_TITLE, 415: MULTIPART_REQUIRED},
 )
 @token_required
 def create_book(current_user):
     """Add a book with its cover to the caller's library."""
     if request.mimetype not in FORM_TYPES:
-        raise UnsupportedMediaType("Content-Type must be multipart/form-data with a cover_image file.")
+        raise UnsupportedMediaType(MULTIPART_REQUIRED)
     fields, thumb = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
     folder = current_app.config["UPLOAD_FOLDER"]
     with save_image.stored(thumb, folder) as image:
@@ -126,7 +128,13 @@ def _page_links(query, pages: int) -> str:
 
 
 @books.get("/<objectid:book_id>")
-@documented(tags=["books"], ok=(200, validate.Envelope[validate.BookOut]), auth=True, errors=(404,))
+@documented(
+    tags=["books"],
+    ok=(200, validate.Envelope[validate.BookOut]),
+    auth=True,
+    errors=(404,),
+    messages={404: BOOK_NOT_FOUND},
+)
 @token_required
 def get_book(current_user, book_id):
     """One of the caller's books."""
@@ -140,7 +148,8 @@ def get_book(current_user, book_id):
     json=validate.BookUpdate,
     form=validate.BookUpdateForm,
     auth=True,
-    errors=(400, 404, 409, 413, 415),
+    errors=(400, 404, 409),
+    messages={404: BOOK_NOT_FOUND, 409: DUPLICATE_TITLE, 415: FORM_OR_JSON_REQUIRED},
 )
 @token_required
 def update_book(current_user, book_id):
@@ -165,7 +174,7 @@ def update_book(current_user, book_id):
 
 
 @books.delete("/<objectid:book_id>")
-@documented(tags=["books"], ok=(204, None), auth=True, errors=(404,))
+@documented(tags=["books"], ok=(204, None), auth=True, errors=(404,), messages={404: BOOK_NOT_FOUND})
 @token_required
 def delete_book(current_user, book_id):
     """Delete a book and its cover."""

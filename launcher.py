@@ -196,6 +196,9 @@ def main(argv: list[str]) -> int:
     port = os.environ.get("PORT") or "5000"
     instance_path = os.path.abspath(os.environ.get("INSTANCE_PATH") or os.path.join(ROOT, "instance"))
     env = dict(os.environ, INSTANCE_PATH=instance_path)
+    if not env.get("PUBLIC_URL"):  # the OpenAPI document names the address served here
+        shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        env["PUBLIC_URL"] = f"http://{shown_host}:{port}"
     check_port(host, int(port), "make dev" if dev else "make run")
 
     database, database_port = None, 0

@@ -15,7 +15,7 @@ BANNER_LINKS = {"docs": "docs.swagger_ui", "openapi": "docs.openapi"}
 
 
 @meta.get("/")
-@documented(tags=["meta"], ok=(200, validate.Envelope[validate.Banner]), errors=())
+@documented(tags=["meta"], ok=(200, validate.Envelope[validate.Banner]), operation_id="getBanner", database=False)
 def index():
     """A short banner with links to the documentation."""
     links = {name: url_for(endpoint, _external=True) for name, endpoint in BANNER_LINKS.items()}
@@ -23,7 +23,12 @@ def index():
 
 
 @meta.get("/healthz")
-@documented(tags=["meta"], ok=(200, validate.Envelope[validate.Health]), errors=(503,))
+@documented(
+    tags=["meta"],
+    ok=(200, validate.Envelope[validate.Health]),
+    operation_id="checkHealth",
+    messages={503: "The database is unavailable."},
+)
 def healthz():
     """200 when the database answers a ping, 503 when it does not."""
     if not models.ping():

@@ -8,6 +8,9 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 import validate
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+FORM_OR_JSON_REQUIRED = (
+    "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."
+)
 
 
 def envelope(message: str, data=None, status: int = 200, **extra):
@@ -46,6 +49,4 @@ def form_or_json() -> dict:
         return json_body()
     if request.mimetype in FORM_TYPES:
         return request.form.to_dict()
-    raise UnsupportedMediaType(
-        "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."
-    )
+    raise UnsupportedMediaType(FORM_OR_JSON_REQUIRED)

@@ -35,7 +35,7 @@ MFA_TICKET_SECONDS = 300
 MFA_TICKET_ATTEMPTS = 5
 TOTP_ISSUER = "Book Library"
 TOTP_DRIFT_STEPS = (0, -1, 1)  # the current step first, then one either side for clock drift
-RECOVERY_CODES = 10
+RECOVERY_CODES = validate.RECOVERY_CODES  # the number the document states
 QR_SCALE = 5
 NONCE_BYTES = 12  # AES-GCM's standard nonce
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
@@ -44,6 +44,7 @@ TICKET_INVALID = "The sign-in ticket is invalid or has expired; log in again."
 TICKET_SPENT = "The sign-in ticket was used, expired or had too many wrong codes; log in again."
 START_FIRST = "Start enrolment with POST /users/mfa/totp first."
 ALREADY_ON = "Two-factor authentication is already on."
+NOT_ON = "Two-factor authentication is not on."
 
 
 # --- secrets, codes and tickets ----------------------------------------------------
@@ -149,7 +150,7 @@ def require_second_factor(user: dict, fields, action: str) -> None:
 def _user_with_mfa(current_user: dict) -> dict:
     """The caller's record, or 409 when two-factor authentication is off."""
     if not mfa_enabled(current_user):
-        raise Conflict("Two-factor authentication is not on.")
+        raise Conflict(NOT_ON)
     return current_user
 
 
@@ -163,7 +164,9 @@ two_factor = Blueprint("two_factor", __name__)
     tags=["mfa"],
     ok=(200, validate.Envelope[validate.LoginOut]),
     json=validate.MfaLogin,
-    errors=(400, 401, 413, 415, 429),
+    errors=(400, 401, 429),
+    messages={401: "The code is not valid."},
+    operation_id="logInWithCode",
 )
 def login_mfa():
     """Finish a login with a second factor: the ticket from /users/login and a code."""
@@ -193,7 +196,13 @@ def login_mfa():
 
 
 @two_factor.post("/mfa/totp")
-@documented(tags=["mfa"], ok=(201, validate.Envelope[validate.MfaEnrollmentOut]), auth=True, errors=(409,))
+@documented(
+    tags=["mfa"],
+    ok=(201, validate.Envelope[validate.MfaEnrollmentOut]),
+    auth=True,
+    errors=(409,),
+    messages={409: ALREADY_ON},
+)
 @token_required
 def start_mfa(current_user):
     """Start enrolling an authenticator app; nothing is active until a code is verified."""
@@ -211,7 +220,8 @@ def start_mfa(current_user):
     ok=(200, validate.Envelope[validate.RecoveryCodesOut]),
     json=validate.MfaCode,
     auth=True,
-    errors=(400, 409, 413, 415),
+    errors=(400, 409),
+    messages={409: START_FIRST},
 )
 @token_required
 def verify_mfa(current_user):
@@ -234,7 +244,14 @@ def verify_mfa(current_user):
 
 
 @two_factor.delete("/mfa/totp")
-@documented(tags=["mfa"], ok=(204, None), json=validate.MfaDisable, auth=True, errors=(400, 409, 413, 415))
+@documented(
+    tags=["mfa"],
+    ok=(204, None),
+    json=validate.MfaDisable,
+    auth=True,
+    errors=(400, 409, 429),
+    messages={409: NOT_ON},
+)
 @token_required
 def disable_mfa(current_user):
     """Turn the second factor off: needs the password and a code (or a recovery code)."""
@@ -257,7 +274,8 @@ def disable_mfa(current_user):
     ok=(200, validate.Envelope[validate.RecoveryCodesOut]),
     json=validate.MfaFactor,
     auth=True,
-    errors=(400, 409, 413, 415),
+    errors=(400, 409, 429),
+    messages={409: NOT_ON},
 )
 @token_required
 def replace_recovery_codes(current_user):

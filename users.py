@@ -43,7 +43,8 @@ def _no_content():
     tags=["users"],
     ok=(201, validate.Envelope[validate.UserOut]),
     json=validate.SignUp,
-    errors=(400, 409, 413, 415, 429),
+    errors=(400, 409, 429),
+    messages={409: "An account with this email already exists."},
 )
 def sign_up():
     """Create an account."""
@@ -62,7 +63,8 @@ def sign_up():
     tags=["users"],
     ok=(200, validate.Envelope[validate.LoginOut | validate.MfaChallengeOut]),
     json=validate.Login,
-    errors=(400, 401, 413, 415, 429),
+    errors=(400, 401, 429),
+    messages={401: BAD_CREDENTIALS},
 )
 def login():
     """Exchange email and password for an access token and a refresh token."""
@@ -91,7 +93,9 @@ def login():
     tags=["sessions"],
     ok=(200, validate.Envelope[validate.TokensOut]),
     json=validate.RefreshRequest,
-    errors=(400, 401, 403, 413, 415, 429),
+    errors=(400, 401, 403, 429),
+    messages={401: REFRESH_INVALID, 403: "The X-CSRF-Token header must match the csrf_token cookie."},
+    operation_id="refreshToken",
 )
 def refresh():
     """Exchange a refresh token for new tokens; the old refresh token stops working."""
@@ -144,7 +148,7 @@ def list_sessions(current_user):
 
 
 @users.delete("/sessions/<objectid:session_id>")
-@documented(tags=["sessions"], ok=(204, None), auth=True, errors=(404,))
+@documented(tags=["sessions"], ok=(204, None), auth=True, errors=(404,), messages={404: "Session not found."})
 @token_required
 def end_session(current_user, session_id):
     """End one of the caller's sessions."""
@@ -161,7 +165,7 @@ def end_session(current_user, session_id):
     ok=(200, validate.Envelope[validate.TokensOut]),
     json=validate.PasswordChange,
     auth=True,
-    errors=(400, 413, 415, 429),
+    errors=(400, 429),
 )
 @token_required
 def change_password(current_user):
@@ -186,7 +190,7 @@ def change_password(current_user):
 @users.get("/events")
 @documented(
     tags=["users"],
-    ok=(200, validate.Envelope[list[validate.EventOut]]),
+    ok=(200, validate.EventList),
     query=validate.EventsQuery,
     auth=True,
     errors=(400,),
@@ -213,7 +217,7 @@ def get_current_user(current_user):
     ok=(200, validate.Envelope[validate.UserOut]),
     json=validate.UserUpdate,
     auth=True,
-    errors=(400, 413, 415),
+    errors=(400,),
 )
 @token_required
 def update_user(current_user):
@@ -224,13 +228,21 @@ def update_user(current_user):
 
 
 @users.delete("/")
-@documented(tags=["users"], ok=(204, None), json=validate.MfaFactor, auth=True, errors=(400, 413, 415))
+@documented(
+    tags=["users"],
+    ok=(204, None),
+    json=validate.MfaFactor,
+    auth=True,
+    errors=(400, 429),
+    optional_body=True,
+    operation_id="disableAccount",
+)
 @token_required
 def disable_user(current_user):
     """Disable the caller's account: every session ends and it can no longer log in.
     With a second factor on, the JSON body must carry a `code` or `recovery_code`."""
+    fields = validate.load(validate.MfaFactor, optional_json_body())  # a body sent is checked, needed or not
     if mfa_enabled(current_user):
-        fields = validate.load(validate.MfaFactor, optional_json_body())
         require_second_factor(current_user, fields, "disable_account")
     User.disable(current_user["_id"])
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Generic, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,6 +26,7 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
+RECOVERY_CODES = 10
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
 MIN_PASSWORD_SCORE = 2
@@ -38,13 +40,26 @@ class InvalidInput(Exception):
         self.errors = errors
 
 
+# Rules the OpenAPI document states as patterns are checked here with the same patterns, so
+# that the document and the server cannot disagree. \s and \S are Unicode-aware in both.
+NAME_PATTERN = rf"^\s*\S+(?:\s+\S+){{{NAME_MIN_WORDS - 1},{NAME_MAX_WORDS - 1}}}\s*$"
+NOT_BLANK_PATTERN = r"\S"
+# A password needs one of each; "special" is anything but an ASCII letter or digit.
+PASSWORD_CLASSES = {
+    "an upper-case letter": "[A-Z]",
+    "a lower-case letter": "[a-z]",
+    "a digit": "[0-9]",
+    "a special character": "[^A-Za-z0-9]",
+}
+PASSWORD_PATTERN = "^" + "".join(rf"(?=[\s\S]*{cls})" for cls in PASSWORD_CLASSES.values())
+
+
 def _name(value: str) -> str:
-    words = value.split()
-    if not NAME_MIN_WORDS <= len(words) <= NAME_MAX_WORDS or len(value) > NAME_MAX_CHARS:
+    if len(value) > NAME_MAX_CHARS or not re.match(NAME_PATTERN, value):
         raise ValueError(
             f"Name must be {NAME_MIN_WORDS} to {NAME_MAX_WORDS} words and at most {NAME_MAX_CHARS} characters."
         )
-    return " ".join(words)
+    return " ".join(value.split())
 
 
 def _email(value: str) -> str:
@@ -57,34 +72,24 @@ def _email(value: str) -> str:
 
 
 def _password(value: str) -> str:
-    problems = []
-    if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
-        problems.append(f"{PASSWORD_MIN} to {PASSWORD_MAX} characters")
-    if not any(c.isupper() for c in value):
-        problems.append("an upper-case letter")
-    if not any(c.islower() for c in value):
-        problems.append("a lower-case letter")
-    if not any(c.isdigit() for c in value):
-        problems.append("a digit")
-    if all(c.isalnum() for c in value):
-        problems.append("a special character")
+    problems = [] if PASSWORD_MIN <= len(value) <= PASSWORD_MAX else [f"{PASSWORD_MIN} to {PASSWORD_MAX} characters"]
+    problems += [name for name, cls in PASSWORD_CLASSES.items() if not re.search(cls, value)]
     if problems:
         raise ValueError("Password must have " + ", ".join(problems) + ".")
     return value
 
 
 def _title(value: str) -> str:
-    value = value.strip()
-    if not 1 <= len(value) <= TITLE_MAX:
+    # Measured as sent, as the document's maxLength measures it; stored without the outer spaces.
+    if len(value) > TITLE_MAX or not value.strip():
         raise ValueError(f"Title must be 1 to {TITLE_MAX} characters.")
-    return value
+    return value.strip()
 
 
 def _description(value: str) -> str:
-    value = value.strip()
     if len(value) > DESCRIPTION_MAX:
         raise ValueError(f"Description must be at most {DESCRIPTION_MAX} characters.")
-    return value
+    return value.strip()
 
 
 def _category(value: str) -> str:
@@ -99,27 +104,42 @@ def _doc(description: str, **schema) -> FieldInfo:
     return Field(description=description, json_schema_extra=schema or None)
 
 
-Name = Annotated[StrictStr, AfterValidator(_name), _doc("2 to 30 words.", maxLength=NAME_MAX_CHARS)]
+Name = Annotated[
+    StrictStr,
+    AfterValidator(_name),
+    _doc(f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words.", maxLength=NAME_MAX_CHARS, pattern=NAME_PATTERN),
+]
 Email = Annotated[StrictStr, AfterValidator(_email), _doc("Unique, compared case-insensitively.", format="email")]
 Password = Annotated[
     StrictStr,
     AfterValidator(_password),
     _doc(
-        "8 to 128 characters with an upper-case letter, a lower-case letter, a digit and a special "
-        "character; common, breached or easily guessed passwords are refused.",
+        f"{PASSWORD_MIN} to {PASSWORD_MAX} characters with an upper-case letter, a lower-case letter, a digit "
+        "and a special character (anything but an ASCII letter or digit). Beyond this pattern, common, breached "
+        "or easily guessed passwords are refused with 400: a check JSON Schema cannot express.",
         minLength=PASSWORD_MIN,
         maxLength=PASSWORD_MAX,
+        pattern=PASSWORD_PATTERN,
     ),
 ]
 Title = Annotated[
-    StrictStr, AfterValidator(_title), _doc("Unique per user, ignoring case.", minLength=1, maxLength=TITLE_MAX)
+    StrictStr,
+    AfterValidator(_title),
+    _doc("Unique per user, ignoring case; not blank.", minLength=1, maxLength=TITLE_MAX, pattern=NOT_BLANK_PATTERN),
 ]
 Description = Annotated[StrictStr, AfterValidator(_description), _doc("Optional.", maxLength=DESCRIPTION_MAX)]
 Category = Annotated[
     StrictStr,
     AfterValidator(_category),
-    _doc("One of: " + ", ".join(CATEGORIES) + " (any case).", examples=list(CATEGORIES)),
+    _doc("One of the eight categories (any case is accepted; stored in lower case).", enum=list(CATEGORIES)),
 ]
+
+
+def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[dict]:
+    """JSON Schema for "at least one of these fields, given as a string" (null counts as absent;
+    an empty file part, as Postman sends for a file left blank, too)."""
+    fields = [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]
+    return fields + [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in files]
 
 
 class _Schema(BaseModel):
@@ -180,7 +200,13 @@ class UserUpdate(_Schema):
     name: Name
 
 
-Code = Annotated[StrictStr, Field(description="The 6-digit code your authenticator app shows.", examples=["123456"])]
+Code = Annotated[
+    StrictStr,
+    Field(
+        description="The 6-digit code your authenticator app shows now (it changes every 30 seconds).",
+        examples=["123456"],
+    ),
+]
 RecoveryCode = Annotated[StrictStr, Field(max_length=64, description="One of your single-use recovery codes.")]
 
 
@@ -207,7 +233,12 @@ class MfaDisable(MfaFactor):
 
 class MfaLogin(MfaFactor):
     model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"mfa_ticket": "eyJhbGciOiJIUzI1NiIs...", "code": "123456"}]}
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"mfa_ticket": "eyJhbGciOiJIUzI1NiIs...", "code": "123456"}],
+            # The code, or a recovery code: at least one of them.
+            "anyOf": _at_least_one_of("code", "recovery_code"),
+        },
     )
     mfa_ticket: StrictStr = Field(max_length=4096)
 
@@ -249,9 +280,16 @@ class BookCreate(_Schema):
     category: Category
 
 
+BOOK_FIELDS = ("title", "description", "category")
+
+
 class BookUpdate(_Schema):
     model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"title": "Dune Messiah", "category": "fantasy"}]}
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"title": "Dune Messiah", "category": "fantasy"}],
+            "anyOf": _at_least_one_of(*BOOK_FIELDS),
+        },
     )
     title: Title | None = None
     description: Description | None = None
@@ -323,11 +361,8 @@ class Envelope(BaseModel, Generic[T]):
 
 
 class ErrorEnvelope(BaseModel):
-    """Every failed response: `error` names the failure."""
+    """Every failed response: `error` names the failure (each status shows its own example)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"message": "Token has expired.", "data": None, "error": "Unauthorized"}]}
-    )
     message: str
     data: None = None
     error: str
@@ -394,7 +429,9 @@ class MfaEnrollmentOut(BaseModel):
 
 
 class RecoveryCodesOut(BaseModel):
-    recovery_codes: list[str] = Field(description="Shown only now; each works once.")
+    recovery_codes: list[str] = Field(
+        description="Shown only now; each works once.", min_length=RECOVERY_CODES, max_length=RECOVERY_CODES
+    )
 
 
 class BookOut(BaseModel):
@@ -416,6 +453,7 @@ class PageMeta(BaseModel):
 
 
 class BookPage(Envelope[list[BookOut]]):
+    data: list[BookOut] = Field(max_length=PER_PAGE_MAX)
     meta: PageMeta
 
 
@@ -437,6 +475,10 @@ class EventOut(BaseModel):
     detail: dict
 
 
+class EventList(Envelope[list[EventOut]]):
+    data: list[EventOut] = Field(max_length=PER_PAGE_MAX)
+
+
 class Banner(BaseModel):
     name: str
     docs: str = Field(description="Interactive documentation (Swagger UI).")
@@ -453,10 +495,21 @@ class BookCreateForm(BookCreate):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"title": "Dune", "description": "Spice and sand.", "category": "science"}]}
     )
-    cover_image: UploadedFile = Field(description="JPEG, PNG, GIF or WebP; at most MAX_UPLOAD_BYTES.")
+    cover_image: UploadedFile = Field(
+        description="JPEG, PNG, GIF or WebP; at most MAX_UPLOAD_BYTES.", json_schema_extra={"minLength": 1}
+    )
 
 
 class BookUpdateForm(BookUpdate):
     """PUT /books/<id> as a form: any of the fields, and a new cover with multipart."""
 
-    cover_image: UploadedFile | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"description": "The sequel."}],
+            "anyOf": _at_least_one_of(*BOOK_FIELDS, files=("cover_image",)),
+        }
+    )
+
+    cover_image: UploadedFile | None = Field(
+        default=None, description="A new cover: JPEG, PNG, GIF or WebP; an empty part is no new cover."
+    )
