@@ -137,9 +137,11 @@ Category = Annotated[
 
 def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[dict]:
     """JSON Schema for "at least one of these fields, given as a string" (null counts as absent;
-    an empty file part, as Postman sends for a file left blank, too)."""
+    an empty file part, as Postman sends for a file left blank, too). Inside allOf, so that
+    importers still read the object's own properties."""
     fields = [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]
-    return fields + [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in files]
+    files_ = [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in files]
+    return [{"anyOf": fields + files_}]
 
 
 class _Schema(BaseModel):
@@ -237,7 +239,7 @@ class MfaLogin(MfaFactor):
         json_schema_extra={
             "examples": [{"mfa_ticket": "eyJhbGciOiJIUzI1NiIs...", "code": "123456"}],
             # The code, or a recovery code: at least one of them.
-            "anyOf": _at_least_one_of("code", "recovery_code"),
+            "allOf": _at_least_one_of("code", "recovery_code"),
         },
     )
     mfa_ticket: StrictStr = Field(max_length=4096)
@@ -288,7 +290,7 @@ class BookUpdate(_Schema):
         extra="ignore",
         json_schema_extra={
             "examples": [{"title": "Dune Messiah", "category": "fantasy"}],
-            "anyOf": _at_least_one_of(*BOOK_FIELDS),
+            "allOf": _at_least_one_of(*BOOK_FIELDS),
         },
     )
     title: Title | None = None
@@ -493,7 +495,12 @@ class BookCreateForm(BookCreate):
     """POST /books/ as multipart/form-data."""
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"title": "Dune", "description": "Spice and sand.", "category": "science"}]}
+        # The file's example is its name: importers then offer a file field for it.
+        json_schema_extra={
+            "examples": [
+                {"title": "Dune", "description": "Spice and sand.", "category": "science", "cover_image": "cover.png"}
+            ]
+        }
     )
     cover_image: UploadedFile = Field(
         description="JPEG, PNG, GIF or WebP; at most MAX_UPLOAD_BYTES.", json_schema_extra={"minLength": 1}
@@ -505,8 +512,8 @@ class BookUpdateForm(BookUpdate):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"description": "The sequel."}],
-            "anyOf": _at_least_one_of(*BOOK_FIELDS, files=("cover_image",)),
+            "examples": [{"description": "The sequel.", "cover_image": "cover.png"}],
+            "allOf": _at_least_one_of(*BOOK_FIELDS, files=("cover_image",)),
         }
     )
 

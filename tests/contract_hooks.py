@@ -92,13 +92,14 @@ def before_call(context, case, kwargs):
         case.body = {**case.body, "code": pyotp.TOTP(secret).now()}
     cover = case.body.get("cover_image")
     data = getattr(cover, "data", cover)  # Schemathesis wraps generated files
-    if isinstance(data, bytes) and data and not _is_image(data):
+    form = case.media_type == "multipart/form-data"
+    if form and isinstance(data, bytes | str) and data and not _is_image(data):
         case.body = {**case.body, "cover_image": COVER if cover is data else type(cover)(COVER)}
 
 
 def _is_image(data) -> bool:
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data.encode() if isinstance(data, str) else data)) as image:
             image.load()
         return True
     except Exception:  # anything Pillow cannot read is no cover

@@ -4,14 +4,17 @@ requests a user can send as they are."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from helpers import ROOT
+from app import create_app
+from helpers import ROOT, TEST_SECRET
 
 POSTMAN = os.path.join(ROOT, "examples", "postman")
 COLLECTION = os.path.join(POSTMAN, "book-library.postman_collection.json")
@@ -19,9 +22,9 @@ ENVIRONMENT = os.path.join(POSTMAN, "local.postman_environment.json")
 NODE_BIN = os.path.join(ROOT, "node_modules", ".bin")
 
 
-def node_tool(name: str) -> str:
+def node_tool(name: str, path: str | None = None) -> str:
     """The path of an npm tool from package.json; skipped (failed in CI) when it is missing."""
-    path = os.path.join(NODE_BIN, name)
+    path = path or os.path.join(NODE_BIN, name)
     if shutil.which("node") and os.path.exists(path):
         return path
     message = f"{name} is not installed: run `npm ci` (Node.js 18 or later) for the Postman tests"
@@ -119,3 +122,90 @@ def test_newman_runs_the_collection_green_against_the_real_server(launcher, tmp_
     assert stats["requests"]["failed"] == 0
     assert stats["assertions"]["failed"] == 0
     assert stats["assertions"]["total"] >= stats["requests"]["total"]
+
+
+# --- /openapi.json as Postman imports it ---------------------------------------------------
+
+CONVERTER = os.path.join(ROOT, "node_modules", "openapi-to-postmanv2")
+# Postman's import offers two ways to fill requests in: from the document's examples, or
+# made up from the schemas ("Schema", the converter's default).
+EXAMPLE, SCHEMA = {"parametersResolution": "Example"}, {}
+CONVERT = """
+const converter = require(process.argv[1]);
+const input = require("fs").readFileSync(0, "utf8");
+converter.convertV2({type: "string", data: input}, JSON.parse(process.argv[2]), (error, result) => {
+  if (error || !result.result) { console.error(error || result.reason); process.exit(1); }
+  process.stdout.write(JSON.stringify(result.output[0].data));
+});
+"""
+PLACEHOLDER = re.compile(r"<[a-z-]+>")
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory) -> str:
+    """/openapi.json as the app serves it (it needs no database)."""
+    instance = tmp_path_factory.mktemp("instance")
+    app = create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET, "INSTANCE_PATH": str(instance), "DATABASE_URL": ""})
+    return app.test_client().get("/openapi.json").get_data(as_text=True)
+
+
+def imported(document: str, options: dict) -> dict:
+    """The collection openapi-to-postmanv2 makes of the document, with these import options."""
+    node_tool("openapi-to-postmanv2", CONVERTER)
+    return json.loads(_convert(document, json.dumps(options)))
+
+
+@functools.cache
+def _convert(document: str, options: str) -> str:
+    result = subprocess.run(
+        ["node", "-e", CONVERT, CONVERTER, options],
+        input=document,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+def requests_by_name(collection: dict) -> dict[str, dict]:
+    """Imported requests by 'METHOD /path' (path variables as :name)."""
+    return {
+        f"{item['request']['method']} /{'/'.join(item['request']['url']['path'])}": item["request"]
+        for item in requests_of(collection["item"])
+    }
+
+
+@pytest.mark.parametrize("options", [EXAMPLE, SCHEMA], ids=["example", "schema"])
+def test_an_imported_collection_has_the_absolute_base_url_of_public_url(document, options):
+    variables = {variable["key"]: variable["value"] for variable in imported(document, options)["variable"]}
+    assert variables["baseUrl"] == "http://127.0.0.1:5000"
+
+
+def test_imported_requests_carry_the_documents_examples_not_placeholders(document):
+    requests = requests_by_name(imported(document, EXAMPLE))
+    bodies = [request["body"] for request in requests.values() if request.get("body", {}).get("mode")]
+    assert len(bodies) >= 12
+    for body in bodies:
+        text = body["raw"] if body["mode"] == "raw" else json.dumps(body["formdata"])
+        assert not PLACEHOLDER.search(text), text
+        if body["mode"] == "raw":
+            assert json.loads(text)
+    sign_up = json.loads(requests["POST /users/"]["body"]["raw"])
+    assert sign_up == {"name": "Ada Lovelace", "email": "ada@example.com", "password": "Corr3ct horse battery!"}
+
+
+@pytest.mark.parametrize("options", [EXAMPLE, SCHEMA], ids=["example", "schema"])
+def test_no_imported_query_parameter_is_an_enabled_placeholder(document, options):
+    for name, request in requests_by_name(imported(document, options)).items():
+        for parameter in request["url"].get("query", []):
+            assert parameter.get("disabled") or not PLACEHOLDER.search(parameter["value"]), (name, parameter)
+
+
+@pytest.mark.parametrize("options", [EXAMPLE, SCHEMA], ids=["example", "schema"])
+@pytest.mark.parametrize("request_name", ["POST /books/", "PUT /books/:book_id"])
+def test_an_imported_cover_upload_is_a_file_field(document, options, request_name):
+    request = requests_by_name(imported(document, options))[request_name]
+    assert request["body"]["mode"] == "formdata"
+    fields = {field["key"]: field["type"] for field in request["body"]["formdata"]}
+    assert fields["cover_image"] == "file"
