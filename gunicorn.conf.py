@@ -2,6 +2,7 @@
 
 Every value can be overridden from the environment or the command line.
 """
+
 import multiprocessing
 import os
 
