@@ -1,4 +1,5 @@
 """The reference browser app at /app/: the files of static/app, under their own page policy."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ origin) or from a second origin served by http.server, in token mode and in cook
 page's clock is Playwright's; the server's clock is moved with time-machine, so expiry is
 reached without waiting.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,7 +14,7 @@ import re
 import shutil
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pyotp
@@ -113,7 +114,7 @@ def browser():
 @pytest.fixture
 def server_clock():
     """The server process's clock, running, that a test can move forward."""
-    with time_machine.travel(datetime.now(timezone.utc), tick=True) as traveller:
+    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
         yield traveller
 
 
@@ -128,7 +129,7 @@ class Traffic:
 
     def _response(self, response):
         if response.url.startswith(self.api):
-            self.responses.append((response.request.method, response.url[len(self.api):], response.status))
+            self.responses.append((response.request.method, response.url[len(self.api) :], response.status))
 
     def _console(self, message):
         # Chromium logs every 4xx answer; the app's own errors and policy violations are what count.
