@@ -128,8 +128,9 @@ class Traffic:
         page.on("console", self._console)
 
     def _response(self, response):
-        if response.url.startswith(self.api):
-            self.responses.append((response.request.method, response.url[len(self.api) :], response.status))
+        path = response.url[len(self.api) :] if response.url.startswith(self.api) else ""
+        if path and not path.startswith(("/app/", "/static/")):  # API calls, not the app's files or covers
+            self.responses.append((response.request.method, path, response.status))
 
     def _console(self, message):
         # Chromium logs every 4xx answer; the app's own errors and policy violations are what count.
@@ -418,7 +419,7 @@ def signed_up(page, api):
 
 
 @pytest.mark.parametrize("mode", ["token"])
-def test_book_errors_are_shown_beside_their_fields(signed_up):
+def test_book_errors_are_shown_beside_their_fields(signed_up, app):
     page = signed_up
     page.get_by_role("button", name="Add a book").click()
     dialog = page.get_by_role("dialog", name="Add a book")
@@ -442,6 +443,13 @@ def test_book_errors_are_shown_beside_their_fields(signed_up):
         "Cover image must be a JPEG, PNG, GIF or WebP image. JPEG, PNG, GIF or WebP, up to 5 MB."
     )
     expect(dialog.get_by_label("Title")).not_to_have_attribute("aria-invalid", "true")
+
+    app.config["MAX_CONTENT_LENGTH"] = 50_000
+    fill_book(dialog, cover=os.urandom(100_000))
+    dialog.get_by_role("button", name="Save book").click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "The data value transmitted exceeds the capacity limit. Choose a smaller file."
+    )
     dialog.get_by_role("button", name="Cancel").click()
 
     add_book(page)

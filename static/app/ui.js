@@ -82,6 +82,7 @@ export function showError(failure, { form = null, region = $("#alert") } = {}) {
       lines.push(message);
     }
   }
+  if (failure.status === 413) lines.push("Choose a smaller file.");
   if (failure.retryAfter) lines.push(`You can try again in ${seconds(failure.retryAfter)}.`);
   alertText(lines.join(" "), region);
   if (firstInvalid) firstInvalid.focus();
