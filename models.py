@@ -22,6 +22,8 @@ from werkzeug.security import check_password_hash
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "book_library"
+OBJECT_ID_HEX_LENGTH = 24
+SECONDS_PER_DAY = 86400
 
 USER_FIELDS = {"name": 1, "email": 1, "disabled": 1, "created_at": 1, "updated_at": 1, "mfa.enabled": 1}
 
@@ -68,7 +70,9 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.auth_events.create_index(
         [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
     )
-    db.auth_events.create_index([("at", ASCENDING)], expireAfterSeconds=audit_retention_days * 86400, name="retention")
+    db.auth_events.create_index(
+        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
+    )
     db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
@@ -116,7 +120,7 @@ def parse_object_id(value) -> ObjectId | None:
 class ObjectIdConverter(BaseConverter):
     """URL converter: a malformed id fails to match, so the route answers 404."""
 
-    regex = "[0-9a-fA-F]{24}"
+    regex = f"[0-9a-fA-F]{{{OBJECT_ID_HEX_LENGTH}}}"
 
     def to_python(self, value):
         oid = parse_object_id(value)
