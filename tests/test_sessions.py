@@ -13,7 +13,6 @@ from bson import ObjectId
 from werkzeug.exceptions import NotFound
 
 from app import create_app
-
 from helpers import (
     ACCESS_TOKEN_SECONDS,
     PASSWORD,
