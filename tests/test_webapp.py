@@ -169,6 +169,8 @@ def sign_up(page, email, name=NAME):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Create account", exact=True).click()
     expect(page.get_by_role("heading", name="Your books")).to_be_visible()
+    # The empty list has loaded: no request is in flight when a test moves the server's clock.
+    expect(page.get_by_text("No books here yet.")).to_be_visible()
 
 
 def log_in(page, email, password=PASSWORD):
@@ -241,21 +243,7 @@ def add_books_over_http(client, token, count):
 # --- the whole flow ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("origin", ["same", "other"])
-def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
-    """Sign up, add, edit, page, outlive the access token, end a session, delete, reload, log out, log in."""
-    email = f"ada-{mode}-{origin}@example.com"
-    page.goto(app_url(other_origin if origin == "other" else "same", api))
-    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
-
-    sign_up(page, email)
-    expect(status(page)).to_have_text(f"Account created. Welcome, {NAME}.")
-    expect(page.get_by_role("navigation", name="Main")).to_contain_text(NAME)
-
-    add_book(page)
-    expect_cover_shown(page, TITLE)
-    expect(book(page, TITLE)).to_contain_text("Spice and sand.")
-
+def edit_the_book(page):
     page.get_by_role("button", name=f"Edit {TITLE}", exact=True).click()
     dialog = page.get_by_role("dialog", name=f"Edit “{TITLE}”")
     expect(dialog.get_by_label("Title")).to_have_value(TITLE)
@@ -267,17 +255,11 @@ def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
     expect(book(page, "Dune Messiah")).to_contain_text("fantasy")
     expect_cover_shown(page, "Dune Messiah")
 
-    # Another client of the same user adds twelve books: two pages of twelve.
-    client = app.test_client()
-    other_token = api_login(client, email)
-    add_books_over_http(client, other_token, 12)
-    page.get_by_role("button", name="Books", exact=True).click()
-    pages = page.get_by_role("navigation", name="Pages")
-    expect(pages).to_contain_text("Page 1 of 2")
-    expect(page.get_by_role("list", name="Books").get_by_role("article")).to_have_count(12)
 
-    # The laptop slept past the access token's expiry: the next request is refused, the app
-    # refreshes once and repeats it, and the user sees nothing of it.
+def outlive_the_access_token(page, server_clock):
+    """The laptop slept past the access token's expiry: the next request is refused, the app
+    refreshes once and repeats it, and the user sees nothing of it."""
+    pages = page.get_by_role("navigation", name="Pages")
     server_clock.shift(PAST_EXPIRY)
     pages.get_by_role("button", name="Next page").click()
     expect(pages).to_contain_text("Page 2 of 2")
@@ -288,16 +270,20 @@ def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
         ("GET", "/books/?page=2&per_page=12", 200),
     ]
 
+
+def end_the_other_session(page, client, other_token):
     page.get_by_role("button", name="Sessions", exact=True).click()
     sessions = page.get_by_role("list", name="Sessions").get_by_role("listitem")
     expect(sessions).to_have_count(2)
     expect(sessions.filter(has_text="(this session)")).to_contain_text("Chrome on Linux")
-    other = sessions.filter(has_text="curl")
-    other.get_by_role("button", name="End this session").click()
+    sessions.filter(has_text="curl").get_by_role("button", name="End this session").click()
     expect(status(page)).to_have_text("Ended the session of curl.")
     expect(sessions).to_have_count(1)
     assert client.get("/users/", headers=bearer(other_token)).status_code == 401
 
+
+def delete_the_last_book_of_page_two(page):
+    pages = page.get_by_role("navigation", name="Pages")
     page.get_by_role("button", name="Books", exact=True).click()
     expect(pages).to_contain_text("Page 2 of 2")  # where the user left the list
     page.get_by_role("button", name="Delete Dune Messiah", exact=True).click()
@@ -307,9 +293,8 @@ def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
     expect(pages).to_be_hidden()
     expect(page.get_by_role("list", name="Books").get_by_role("article")).to_have_count(12)
 
-    page.reload()
-    expect(page.get_by_role("heading", name="Your books")).to_be_visible()
 
+def log_out_and_in_again(page, email):
     page.get_by_role("button", name="Log out", exact=True).click()
     expect(status(page)).to_have_text("You are logged out.")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
@@ -320,6 +305,36 @@ def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
     log_in(page, email)
     expect(status(page)).to_have_text(f"Welcome back, {NAME}.")
     expect(page.get_by_role("list", name="Books").get_by_role("article")).to_have_count(12)
+
+
+@pytest.mark.parametrize("origin", ["same", "other"])
+def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
+    """Sign up, add, edit, page, outlive the access token, end a session, delete, reload, log out, log in."""
+    email = f"ada-{mode}-{origin}@example.com"
+    page.goto(app_url(other_origin if origin == "other" else "same", api))
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    sign_up(page, email)
+    expect(status(page)).to_have_text(f"Account created. Welcome, {NAME}.")
+    expect(page.get_by_role("navigation", name="Main")).to_contain_text(NAME)
+
+    add_book(page)
+    expect_cover_shown(page, TITLE)
+    expect(book(page, TITLE)).to_contain_text("Spice and sand.")
+    edit_the_book(page)
+
+    # Another client of the same user adds twelve books: two pages of twelve.
+    client = app.test_client()
+    other_token = api_login(client, email)
+    add_books_over_http(client, other_token, 12)
+    page.get_by_role("button", name="Books", exact=True).click()
+    expect(page.get_by_role("navigation", name="Pages")).to_contain_text("Page 1 of 2")
+
+    outlive_the_access_token(page, server_clock)
+    end_the_other_session(page, client, other_token)
+    delete_the_last_book_of_page_two(page)
+    page.reload()  # the session survives a reload
+    expect(page.get_by_role("heading", name="Your books")).to_be_visible()
+    log_out_and_in_again(page, email)
 
 
 # --- tokens ----------------------------------------------------------------------------------------
