@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from app import JsonLogFormatter, create_app  # noqa: E402
-from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
+from helpers import AuthActions, book_form, testing_config  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -73,21 +73,13 @@ def app_config():
 @pytest.fixture
 def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
     application = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": TEST_SECRET,
-            "MONGO_CLIENT": mongo_client,
-            "DATABASE_URL": f"mongodb://unused/{db_name}",
-            # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
-            "PASSWORD_HASH_TIME_COST": 1,
-            "PASSWORD_HASH_MEMORY_KIB": 1024,
-            # Limits are switched on by the tests that are about them.
-            "RATELIMIT_ENABLED": False,
-            "RATELIMIT_STORAGE_URI": rate_limit_uri,
-            "UPLOAD_FOLDER": str(tmp_path / "covers"),
+        testing_config(
+            tmp_path,
+            MONGO_CLIENT=mongo_client,
+            DATABASE_URL=f"mongodb://unused/{db_name}",
+            RATELIMIT_STORAGE_URI=rate_limit_uri,
             **app_config,
-        }
+        )
     )
     yield application
     mongo_client.drop_database(db_name)
