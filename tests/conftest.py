@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from app import JsonLogFormatter, create_app  # noqa: E402
-from helpers import AuthActions, book_form, testing_config  # noqa: E402
+from helpers import AuthActions, book_form, config_for_tests  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +73,7 @@ def app_config():
 @pytest.fixture
 def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
     application = create_app(
-        testing_config(
+        config_for_tests(
             tmp_path,
             MONGO_CLIENT=mongo_client,
             DATABASE_URL=f"mongodb://unused/{db_name}",

@@ -59,7 +59,7 @@ TOO_LARGE = "The data value transmitted exceeds the capacity limit."
 OMIT = object()  # as an override's value: leave that setting out, so the app takes its default
 
 
-def testing_config(tmp_path, **overrides) -> dict:
+def config_for_tests(tmp_path, **overrides) -> dict:
     """The configuration of every app the tests build: files under tmp_path, the test signing key, a cheap
     Argon2id (production uses the OWASP parameters) and rate limits off (the tests about them switch them
     on); then the overrides, where OMIT removes a setting."""
@@ -198,7 +198,7 @@ def documented_security() -> dict[tuple[str, str], bool]:
     operation requires a bearer token. Read once, when tests are collected, so that they can be
     parametrised by it; test_browser checks that the running app answers 401 exactly where it says so."""
     with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(testing_config(tmp, MONGO_CLIENT=mongomock.MongoClient(tz_aware=True), REQUEST_LOG=False))
+        app = create_app(config_for_tests(tmp, MONGO_CLIENT=mongomock.MongoClient(tz_aware=True), REQUEST_LOG=False))
         document = app.test_client().get("/openapi.json").get_json()
         return {
             (method, concrete_path(rule)): bool(document["paths"][openapi_path(rule)][method.lower()].get("security"))

@@ -24,7 +24,7 @@ from helpers import (
     WRONG_METHOD,
     Fragment,
     assert_envelope,
-    testing_config,
+    config_for_tests,
 )
 
 NAME = "Ada Lovelace"
@@ -340,7 +340,7 @@ def test_same_password_hashes_differently_for_two_users(client, db, email):
 def test_default_password_hash_uses_the_owasp_argon2id_parameters(tmp_path):
     """m=19 MiB, t=2, p=1 unless configured otherwise (the tests configure a cheap hash)."""
     app = create_app(
-        testing_config(
+        config_for_tests(
             tmp_path,
             MONGO_CLIENT=mongomock.MongoClient(tz_aware=True),
             PASSWORD_HASH_TIME_COST=OMIT,
