@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from app import JsonLogFormatter, create_app  # noqa: E402
-from helpers import AuthActions, book_form, config_for_tests  # noqa: E402
+from helpers import AN_INSTANT, AuthActions, book_form, config_for_tests  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -127,3 +127,11 @@ def log_lines():
     yield lines
     for logger in loggers:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def clock(time_machine):
+    """The clock that the app, the database and the rate limiter read, stopped at AN_INSTANT: it moves
+    only when the test says, with clock.shift(seconds or timedelta)."""
+    time_machine.move_to(AN_INSTANT, tick=False)
+    return time_machine
