@@ -435,7 +435,7 @@ def test_list_with_several_invalid_parameters_names_each(client, auth):
 
 
 @pytest.mark.parametrize("category", ["science", "SCIENCE", "Science"])
-def test_list_filters_by_category(client, auth, create_book, category):
+def test_list_with_a_category_in_any_case_shows_only_that_category(client, auth, create_book, category):
     headers = auth.headers()
     science = [create_book(headers, title=f"Science {n}", category="science", cover=TINY_COVER)
                for n in range(3)]
@@ -445,7 +445,7 @@ def test_list_filters_by_category(client, auth, create_book, category):
     assert meta == {"page": 1, "per_page": 2, "total": 3, "pages": 2}
 
 
-def test_list_filters_by_a_two_word_category(client, auth, create_book):
+def test_list_with_a_two_word_category_shows_only_that_category(client, auth, create_book):
     headers = auth.headers()
     picture = create_book(headers, title="Gruffalo", category="picture book")
     create_book(headers, title="Dune", category="science")
@@ -457,7 +457,7 @@ def test_list_filters_by_a_two_word_category(client, auth, create_book):
 # --- update -------------------------------------------------------------------
 
 
-def test_update_book_with_json(client, auth, create_book):
+def test_update_book_with_json_changes_the_fields_and_keeps_id_cover_and_owner(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
     changes = {"title": "Dune Messiah", "description": "The sequel.", "category": "Fantasy"}
@@ -471,7 +471,7 @@ def test_update_book_with_json(client, auth, create_book):
     assert get_book(client, headers, book) == updated
 
 
-def test_update_book_with_urlencoded_form(client, auth, create_book):
+def test_update_book_with_an_urlencoded_form_changes_only_the_sent_field(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
     response = client.put(book_url(book), data={"description": "Edited & re-read."}, headers=headers,
@@ -482,7 +482,7 @@ def test_update_book_with_urlencoded_form(client, auth, create_book):
     assert get_book(client, headers, book) == updated
 
 
-def test_update_book_with_multipart_fields(client, auth, create_book):
+def test_update_book_with_multipart_fields_and_no_file_keeps_the_cover(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
     response = client.put(book_url(book), data={"title": "Children of Dune", "category": "thriller"},
@@ -494,7 +494,7 @@ def test_update_book_with_multipart_fields(client, auth, create_book):
     assert updated["image_url"] == book["image_url"]
 
 
-def test_update_book_with_multipart_fields_and_a_new_cover(client, auth, create_book):
+def test_update_book_with_multipart_fields_and_a_new_cover_replaces_both(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers, cover=image_bytes("PNG"))
     form = {"title": "Heretics of Dune", "cover_image": (io.BytesIO(image_bytes("JPEG")), "new.jpg")}
@@ -508,7 +508,7 @@ def test_update_book_with_multipart_fields_and_a_new_cover(client, auth, create_
     assert get_book(client, headers, book) == updated
 
 
-def test_update_book_with_only_a_new_cover(client, auth, create_book):
+def test_update_book_with_only_a_new_cover_keeps_the_fields(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
     form = {"cover_image": (io.BytesIO(image_bytes("GIF")), "new.gif")}

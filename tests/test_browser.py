@@ -476,7 +476,7 @@ class TestCorsWithConfiguredOrigins:
         assert actual.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
 
     @pytest.mark.parametrize("origin", [DEV_ORIGIN, "http://app.example.com", "https://app.example.com.evil.example"])
-    def test_other_origins_are_not(self, client, origin):
+    def test_other_origins_are_not_allowed(self, client, origin):
         assert "Access-Control-Allow-Origin" not in preflight(client, "/books/", "POST", origin).headers
         assert "Access-Control-Allow-Origin" not in client.get("/", headers={"Origin": origin}).headers
 

@@ -933,7 +933,7 @@ class TestLoginMfaRateLimitPerIp:
 
         assert_envelope(login_mfa(client, ticket, addr=2, code=at(mfa_user.secret, 1)), 200, "Logged in.")
 
-    def test_bogus_tickets_count_too(self, client):
+    def test_second_steps_with_bogus_tickets_count_against_the_ip_limit_too(self, client):
         for _ in range(3):
             assert_envelope(login_mfa(client, "bogus", code="123456"), 401, TICKET_INVALID, "Unauthorized")
 
@@ -999,7 +999,7 @@ class TestGuessingCodesAtSensitiveActions:
         return limits()  # the default lock-out threshold, every rate limit generous
 
     @pytest.mark.parametrize("path, method", [("/users/mfa/recovery-codes", "post"), ("/users/", "delete")])
-    def test_wrong_codes_are_not_unlimited(self, client, mfa_user, path, method):
+    def test_wrong_codes_at_a_sensitive_action_end_in_a_lock_out(self, client, mfa_user, path, method):
         # A stolen access token must not be enough to guess the second factor: a sensitive
         # action with wrong codes has to hit a limit, as the second login step does.
         for _ in range(20):

@@ -401,9 +401,8 @@ def test_get_current_user_returns_the_token_owner(client, auth):
     ada_body = client.get("/users/", headers=ada).get_json()
     response = client.get("/users/", headers=grace)
 
-    assert response.status_code == 200
+    assert_envelope(response, 200, "Current user.")
     body = response.get_json()
-    assert body["error"] is None
     assert body["data"]["name"] == "Grace Hopper"
     assert body["data"]["email"] == grace_email
     assert body["data"]["id"] != ada_body["data"]["id"]
@@ -451,10 +450,7 @@ def test_update_user_changes_the_name_only_ignoring_email_password_and_disabled(
         headers=headers,
     )
 
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["error"] is None
-    user = body["data"]
+    user = assert_envelope(response, 200, "Account updated.")
     assert user["name"] == "Augusta Ada King"
     assert user["email"] == email
     assert user["id"] == before["id"]
