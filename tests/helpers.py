@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -32,7 +32,7 @@ TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 PASSWORD = "Str0ng!pass"
 WRONG_PASSWORD = "Wr0ng!password"
 ACCESS_TOKEN_SECONDS = 15 * 60
-AN_INSTANT = datetime(2031, 3, 14, 15, 9, 26, 535000, tzinfo=timezone.utc)  # where the `clock` fixture stops time
+AN_INSTANT = datetime(2031, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)  # where the `clock` fixture stops time
 
 ENVELOPE_KEYS = {"message", "data", "error"}
 INVALID_FIELDS = "The request has invalid fields."

@@ -10,7 +10,6 @@ import os
 import stat
 import time
 import uuid
-
 from typing import NamedTuple
 
 import jwt

@@ -415,7 +415,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def png_bomb(width: int, height: int) -> bytes:
     """A complete, valid 1-bit PNG of all-black pixels: a huge image in a small file."""
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte + packed pixels

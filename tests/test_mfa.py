@@ -19,7 +19,7 @@ import json
 import re
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -490,7 +490,7 @@ def test_a_ticket_whose_record_has_expired_is_401_and_the_code_is_not_spent(clie
     ticket = ticket_for(client, mfa_user.email)
     jti = jwt.decode(ticket, options={"verify_signature": False})["jti"]
     db.mfa_tickets.update_one(
-        {"_id": jti}, {"$set": {"expires_at": datetime.now(timezone.utc) - timedelta(seconds=1)}}
+        {"_id": jti}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}}
     )
     code = at(mfa_user.secret, 1)
 

@@ -3,7 +3,7 @@ password change, audit events, access-token expiry, and the refresh-token cookie
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import jwt
@@ -290,7 +290,7 @@ def test_refresh_of_an_expired_session_is_401_and_it_is_no_longer_listed(client,
     session = log_in(client, email)
     db.sessions.update_one(
         {"_id": ObjectId(session.id)},
-        {"$set": {"expires_at": datetime.now(timezone.utc) - timedelta(minutes=1)}},
+        {"$set": {"expires_at": datetime.now(UTC) - timedelta(minutes=1)}},
     )
 
     assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_INVALID, "Unauthorized")
@@ -311,7 +311,7 @@ def test_refresh_keeps_the_session_expiry_fixed(client, db, email):
 
 def test_an_access_token_never_outlives_its_session(client, db, email):
     session = log_in(client, email)
-    ends = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=2)
+    ends = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=2)
     db.sessions.update_one({"_id": ObjectId(session.id)}, {"$set": {"expires_at": ends}})
 
     response = refresh(client, session.refresh_token)
@@ -484,7 +484,7 @@ def test_a_full_session_list_drops_an_expired_session_before_a_live_one(client, 
     oldest = log_in(client, email)
     others = [log_in(client, email) for _ in range(49)]
     expired = others[10]
-    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    past = datetime.now(UTC) - timedelta(minutes=1)
     db.users.update_one({"sessions.sid": ObjectId(expired.id)}, {"$set": {"sessions.$.exp": past}})
     db.sessions.update_one({"_id": ObjectId(expired.id)}, {"$set": {"expires_at": past}})
 
@@ -762,7 +762,7 @@ def test_events_recorded_in_the_same_millisecond_are_still_newest_first(client, 
     """Timestamps have millisecond precision, so two requests can share one; the order must not flip."""
     session = log_in(client, email)
     user_id = db.users.find_one({"email": email})["_id"]
-    at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=1)
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=1)
     for kind in ("logout", "login", "refresh"):  # recorded in this order, all at once
         db.auth_events.insert_one({"type": kind, "user_id": user_id, "at": at, "ip": None, "user_agent": ""})
 
