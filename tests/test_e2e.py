@@ -11,13 +11,16 @@ import signal
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 from helpers import (
+    OMIT,
     PASSWORD,
     LoggedProcess,
     assert_envelope,
+    config_for_tests,
     free_port,
     http_request,
     server_env,
@@ -33,6 +36,10 @@ START_MARKER = "<!-- walkthrough:start -->\n"
 END_MARKER = "<!-- walkthrough:end -->"
 START_SECONDS = 30
 STOP_SECONDS = 30
+# The settings `make run` starts with: a generated key, the production hash cost, rate limits on.
+AS_MAKE_RUNS_IT = dict.fromkeys(
+    ["SECRET_KEY", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_KIB", "RATELIMIT_ENABLED"], OMIT
+)
 
 
 def test_readme_shows_the_walkthrough_script_verbatim():
@@ -68,10 +75,11 @@ class Launcher:
     def __init__(self, tmp_path):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.instance = tmp_path / "instance"
         self.log_path = tmp_path / "launcher.log"
+        config = config_for_tests(tmp_path, **AS_MAKE_RUNS_IT)  # files under tmp_path, the rest as make run
+        self.instance = Path(config["INSTANCE_PATH"])
         self.env = server_env(
-            {"INSTANCE_PATH": str(self.instance), "UPLOAD_FOLDER": str(tmp_path / "covers")},
+            config,
             PORT=str(self.port),
             HOST="127.0.0.1",
             WEB_CONCURRENCY="2",
