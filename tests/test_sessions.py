@@ -109,10 +109,6 @@ def assert_works(client, session: Session):
     assert_envelope(me(client, session.token), 200, "Current user.")
 
 
-def assert_refresh_refused(response, message: str = REFRESH_INVALID):
-    assert_envelope(response, 401, message, "Unauthorized")
-
-
 @pytest.fixture
 def email(auth):
     """A signed-up account's email (password helpers.PASSWORD)."""
