@@ -1,4 +1,5 @@
 """Fixtures: every API test runs on mongomock and on a real SecantusDB server over the wire."""
+
 from __future__ import annotations
 
 import logging

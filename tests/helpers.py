@@ -1,6 +1,7 @@
 """Plain helpers shared by the test modules: constants, the one configuration factory, the one
 envelope check, the API's operations, request helpers, image encoders and helpers for tests
 that start real servers. Fixtures live in conftest.py."""
+
 from __future__ import annotations
 
 import functools
@@ -312,8 +313,9 @@ class Reply:
         return (self.get_json() or {}).get("data")
 
 
-def http_request(method: str, url: str, body: dict | None = None, token: str | None = None, headers=None,
-                 timeout: float = 10) -> Reply:
+def http_request(
+    method: str, url: str, body: dict | None = None, token: str | None = None, headers=None, timeout: float = 10
+) -> Reply:
     """One HTTP request; error statuses are replies too. Every response is closed."""
     headers = dict(headers or {})
     data = None

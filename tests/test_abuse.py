@@ -3,6 +3,7 @@
 Rate limits are off in the suite unless a class's `app_config` switches them on; on the
 SecantusDB backend their counters then live in the real server, on mongomock in memory.
 """
+
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,5 @@
 """Logging in, bearer access tokens, the secret key, and the database going away and coming back."""
+
 from __future__ import annotations
 
 import base64
@@ -409,11 +410,11 @@ BAD_TOKENS = [
     ),
     pytest.param(lambda uid, sid, tok: tamper_payload(tok, sub=str(ObjectId())), BAD_SIGNATURE, id="tampered-sub"),
     pytest.param(lambda uid, sid, tok: tamper_payload(tok, sid=str(ObjectId())), BAD_SIGNATURE, id="tampered-sid"),
-    pytest.param(lambda uid, sid, tok: tamper_payload(tok, exp=_now() + 365 * DAY), BAD_SIGNATURE,
-                 id="tampered-exp"),
+    pytest.param(lambda uid, sid, tok: tamper_payload(tok, exp=_now() + 365 * DAY), BAD_SIGNATURE, id="tampered-exp"),
     pytest.param(_zeroed_signature, BAD_SIGNATURE, id="wrong-signature-bytes"),
-    pytest.param(lambda uid, sid, tok: make_token(uid, sid, key=OTHER_SECRET), BAD_SIGNATURE,
-                 id="signed-with-another-key"),
+    pytest.param(
+        lambda uid, sid, tok: make_token(uid, sid, key=OTHER_SECRET), BAD_SIGNATURE, id="signed-with-another-key"
+    ),
     pytest.param(_alg_none, BAD_ALGORITHM, id="alg-none"),
     pytest.param(_alg_none_capitalised, BAD_ALGORITHM, id="alg-None"),
     pytest.param(_hs512, BAD_ALGORITHM, id="hs512-with-the-right-key"),
@@ -426,20 +427,22 @@ BAD_TOKENS = [
     pytest.param(lambda uid, sid, tok: make_token(uid, sid, jti=...), missing_claim("jti"), id="missing-jti"),
     pytest.param(lambda uid, sid, tok: make_token(uid, sid, iss=...), missing_claim("iss"), id="missing-iss"),
     pytest.param(lambda uid, sid, tok: make_token(uid, sid, aud=...), missing_claim("aud"), id="missing-aud"),
-    pytest.param(lambda uid, sid, tok: make_token(uid, sid, iss="someone-else"), WRONG_ISSUER,
-                 id="wrong-iss"),
-    pytest.param(lambda uid, sid, tok: make_token(uid, sid, aud="another-api"), WRONG_AUDIENCE,
-                 id="wrong-aud"),
-    pytest.param(lambda uid, sid, tok: make_token(uid, sid, aud=["another-api"]), WRONG_AUDIENCE,
-                 id="aud-list-without-this-api"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, iss="someone-else"), WRONG_ISSUER, id="wrong-iss"),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, aud="another-api"), WRONG_AUDIENCE, id="wrong-aud"),
+    pytest.param(
+        lambda uid, sid, tok: make_token(uid, sid, aud=["another-api"]), WRONG_AUDIENCE, id="aud-list-without-this-api"
+    ),
     pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ=...), NOT_ACCESS_TOKEN, id="typ-missing"),
     pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ="JWT"), NOT_ACCESS_TOKEN, id="typ-JWT"),
-    pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ="refresh+jwt"), NOT_ACCESS_TOKEN,
-                 id="typ-another-kind"),
-    pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ="AT+JWT"), NOT_ACCESS_TOKEN,
-                 id="typ-in-other-case"),
-    pytest.param(lambda uid, sid, tok: hand_signed(header(typ=...), claims(uid, sid)), NOT_ACCESS_TOKEN,
-                 id="typ-missing-hand-signed"),
+    pytest.param(
+        lambda uid, sid, tok: make_token(uid, sid, typ="refresh+jwt"), NOT_ACCESS_TOKEN, id="typ-another-kind"
+    ),
+    pytest.param(lambda uid, sid, tok: make_token(uid, sid, typ="AT+JWT"), NOT_ACCESS_TOKEN, id="typ-in-other-case"),
+    pytest.param(
+        lambda uid, sid, tok: hand_signed(header(typ=...), claims(uid, sid)),
+        NOT_ACCESS_TOKEN,
+        id="typ-missing-hand-signed",
+    ),
     pytest.param(lambda uid, sid, tok: make_token("not-an-object-id", sid), BAD_SUBJECT, id="sub-not-an-objectid"),
     pytest.param(lambda uid, sid, tok: make_token("g" * 24, sid), BAD_SUBJECT, id="sub-24-non-hex"),
     pytest.param(lambda uid, sid, tok: make_token(12345, sid), MALFORMED, id="sub-a-number"),
@@ -448,11 +451,13 @@ BAD_TOKENS = [
     pytest.param(lambda uid, sid, tok: make_token(uid, sid, jti=12345), MALFORMED, id="jti-a-number"),
     pytest.param(lambda uid, sid, tok: make_token(str(ObjectId()), sid), SESSION_ENDED, id="sub-of-no-user"),
     pytest.param(lambda uid, sid, tok: make_token(uid, str(ObjectId())), SESSION_ENDED, id="sid-of-no-session"),
-    pytest.param(lambda uid, sid, tok: make_token(uid, sid, iat=_now() + DAY, exp=_now() + 2 * DAY),
-                 NOT_YET_VALID, id="iat-in-the-future"),
+    pytest.param(
+        lambda uid, sid, tok: make_token(uid, sid, iat=_now() + DAY, exp=_now() + 2 * DAY),
+        NOT_YET_VALID,
+        id="iat-in-the-future",
+    ),
     pytest.param(lambda uid, sid, tok: make_token(uid, sid, exp="tomorrow"), MALFORMED, id="exp-not-a-number"),
-    pytest.param(lambda uid, sid, tok: hand_signed(header(), [uid, sid]), MALFORMED,
-                 id="payload-not-an-object"),
+    pytest.param(lambda uid, sid, tok: hand_signed(header(), [uid, sid]), MALFORMED, id="payload-not-an-object"),
     pytest.param(lambda uid, sid, tok: "garbage", MALFORMED, id="garbage"),
     pytest.param(lambda uid, sid, tok: "a.b.c", MALFORMED, id="three-garbage-segments"),
     pytest.param(lambda uid, sid, tok: tok.rsplit(".", 1)[0], MALFORMED, id="signature-segment-dropped"),
@@ -525,8 +530,12 @@ LONG = "a" * 10 * 1024
         pytest.param("Bearer ", "invalid_request", BAD_HEADER, id="scheme-and-space"),
         pytest.param("Bearer    ", "invalid_request", BAD_HEADER, id="empty-token"),
         pytest.param("Basic abc", "invalid_request", BAD_HEADER, id="basic-scheme"),
-        pytest.param("Basic " + base64.b64encode(b"ada@example.com:Str0ng!pass").decode(), "invalid_request",
-                     BAD_HEADER, id="basic-credentials"),
+        pytest.param(
+            "Basic " + base64.b64encode(b"ada@example.com:Str0ng!pass").decode(),
+            "invalid_request",
+            BAD_HEADER,
+            id="basic-credentials",
+        ),
         pytest.param("Token abc", "invalid_request", BAD_HEADER, id="other-scheme"),
         pytest.param("Bearer a b", "invalid_request", BAD_HEADER, id="two-tokens"),
         pytest.param("Bearer a.b.c, Bearer d.e.f", "invalid_request", BAD_HEADER, id="two-credentials"),
@@ -535,8 +544,9 @@ LONG = "a" * 10 * 1024
         pytest.param("Bearer " + LONG, "invalid_token", MALFORMED, id="10kb-token"),
         pytest.param("Bearer " + ".".join([LONG[:3400]] * 3), "invalid_token", MALFORMED, id="10kb-three-segments"),
         # What a WSGI server hands over for raw UTF-8 bytes: each byte as a latin-1 character.
-        pytest.param("Bearer " + "ünïcödé€".encode().decode("latin-1"), "invalid_token", MALFORMED,
-                     id="utf8-bytes-token"),
+        pytest.param(
+            "Bearer " + "ünïcödé€".encode().decode("latin-1"), "invalid_token", MALFORMED, id="utf8-bytes-token"
+        ),
         pytest.param("Bearer \xff\xfe\xfd", "invalid_token", MALFORMED, id="latin1-bytes-token"),
         pytest.param("Bearer ü.ü.ü", "invalid_token", MALFORMED, id="non-ascii-segments"),
         pytest.param("Bearer \x00", "invalid_token", MALFORMED, id="nul-byte"),
@@ -593,8 +603,11 @@ class TestConfiguredIssuerAndAudience:
 
     def test_tokens_carry_the_configured_issuer_and_audience(self, client, user):
         payload = jwt.decode(
-            user.token, TEST_SECRET, algorithms=["HS256"],
-            audience="library-api.example.org", issuer="library.example.org",
+            user.token,
+            TEST_SECRET,
+            algorithms=["HS256"],
+            audience="library-api.example.org",
+            issuer="library.example.org",
         )
 
         assert payload["sub"] == user.id
@@ -814,9 +827,7 @@ def test_database_down_gives_503_and_the_app_recovers_when_it_is_back(tmp_path, 
             signup = client.post("/users/", json={"name": "Back Again", **credentials})
             assert signup.status_code == 201, signup.get_json()
             # The unique index was created once the database came back.
-            duplicate = client.post(
-                "/users/", json={"name": "Back Again", **credentials, "email": "BACK@example.com"}
-            )
+            duplicate = client.post("/users/", json={"name": "Back Again", **credentials, "email": "BACK@example.com"})
             assert_envelope(duplicate, 409, "An account with this email already exists.", "Conflict")
             assert client.post("/users/login", json=credentials).status_code == 200
         finally:

@@ -1,4 +1,5 @@
 """Books over HTTP: create, validate, own, list, update and delete, on both database backends."""
+
 from __future__ import annotations
 
 import io
@@ -80,7 +81,14 @@ def test_create_book_is_201_with_the_book(client, auth):
     response = client.post("/books/", data=book_form(), headers=headers)
     book = assert_envelope(response, 201, "Book created.")
     assert set(book) == {
-        "id", "title", "description", "category", "image_url", "user_id", "created_at", "updated_at",
+        "id",
+        "title",
+        "description",
+        "category",
+        "image_url",
+        "user_id",
+        "created_at",
+        "updated_at",
     }
     assert book["title"] == "Dune"
     assert book["description"] == "Spice and sand."
@@ -131,8 +139,14 @@ def test_create_book_owner_is_the_caller_even_if_form_sends_user_id(client, auth
         ({"category": "HORROR"}, {"category": "horror"}),
     ],
     ids=[
-        "title-200-chars", "title-padded", "description-2000-chars", "description-empty",
-        "description-omitted", "category-mixed-case", "category-odd-spacing", "category-upper-case",
+        "title-200-chars",
+        "title-padded",
+        "description-2000-chars",
+        "description-empty",
+        "description-omitted",
+        "category-mixed-case",
+        "category-odd-spacing",
+        "category-upper-case",
     ],
 )
 def test_create_book_accepts_valid_fields(client, auth, fields, expected):
@@ -166,9 +180,18 @@ def test_create_book_accepts_valid_fields(client, auth, fields, expected):
         ({"cover_image": "not a file"}, "cover_image", COVER_REQUIRED),
     ],
     ids=[
-        "title-empty", "title-whitespace", "title-201-chars", "title-missing", "description-2001-chars",
-        "category-unknown", "category-empty", "category-unspaced", "category-missing", "cover-missing",
-        "cover-blank-part", "cover-as-text-field",
+        "title-empty",
+        "title-whitespace",
+        "title-201-chars",
+        "title-missing",
+        "description-2001-chars",
+        "category-unknown",
+        "category-empty",
+        "category-unspaced",
+        "category-missing",
+        "cover-missing",
+        "cover-blank-part",
+        "cover-as-text-field",
     ],
 )
 def test_create_book_with_invalid_field_is_400(client, auth, fields, field, message):
@@ -267,8 +290,9 @@ def test_get_book_of_another_user_is_404(client, auth, create_book):
 def test_update_book_of_another_user_is_404_and_book_unchanged(client, auth, create_book):
     owner, stranger = auth.headers(), auth.headers()
     book = create_book(owner)
-    response = client.put(book_url(book), json={"title": "Stolen", "user_id": user_id(client, stranger)},
-                          headers=stranger)
+    response = client.put(
+        book_url(book), json={"title": "Stolen", "user_id": user_id(client, stranger)}, headers=stranger
+    )
     assert_envelope(response, 404, BOOK_NOT_FOUND, "Not Found")
     assert get_book(client, owner, book) == book
 
@@ -276,8 +300,9 @@ def test_update_book_of_another_user_is_404_and_book_unchanged(client, auth, cre
 def test_update_book_of_another_user_with_a_form_is_404_and_book_unchanged(client, auth, create_book):
     owner, stranger = auth.headers(), auth.headers()
     book = create_book(owner)
-    response = client.put(book_url(book), data={"title": "Stolen"}, headers=stranger,
-                          content_type="application/x-www-form-urlencoded")
+    response = client.put(
+        book_url(book), data={"title": "Stolen"}, headers=stranger, content_type="application/x-www-form-urlencoded"
+    )
     assert_envelope(response, 404, BOOK_NOT_FOUND, "Not Found")
     assert get_book(client, owner, book) == book
 
@@ -437,8 +462,7 @@ def test_list_with_several_invalid_parameters_names_each(client, auth):
 @pytest.mark.parametrize("category", ["science", "SCIENCE", "Science"])
 def test_list_with_a_category_in_any_case_shows_only_that_category(client, auth, create_book, category):
     headers = auth.headers()
-    science = [create_book(headers, title=f"Science {n}", category="science", cover=TINY_COVER)
-               for n in range(3)]
+    science = [create_book(headers, title=f"Science {n}", category="science", cover=TINY_COVER) for n in range(3)]
     create_book(headers, title="Romance", category="romance", cover=TINY_COVER)
     data, meta = listed(client, headers, f"?category={category}&per_page=2")
     assert [b["id"] for b in data] == [science[2]["id"], science[1]["id"]]
@@ -463,10 +487,14 @@ def test_update_book_with_json_changes_the_fields_and_keeps_id_cover_and_owner(c
     changes = {"title": "Dune Messiah", "description": "The sequel.", "category": "Fantasy"}
     updated = assert_envelope(client.put(book_url(book), json=changes, headers=headers), 200, "Book updated.")
     assert (updated["title"], updated["description"], updated["category"]) == (
-        "Dune Messiah", "The sequel.", "fantasy",
+        "Dune Messiah",
+        "The sequel.",
+        "fantasy",
     )
     assert (updated["id"], updated["image_url"], updated["user_id"]) == (
-        book["id"], book["image_url"], book["user_id"],
+        book["id"],
+        book["image_url"],
+        book["user_id"],
     )
     assert get_book(client, headers, book) == updated
 
@@ -474,8 +502,12 @@ def test_update_book_with_json_changes_the_fields_and_keeps_id_cover_and_owner(c
 def test_update_book_with_an_urlencoded_form_changes_only_the_sent_field(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
-    response = client.put(book_url(book), data={"description": "Edited & re-read."}, headers=headers,
-                          content_type="application/x-www-form-urlencoded")
+    response = client.put(
+        book_url(book),
+        data={"description": "Edited & re-read."},
+        headers=headers,
+        content_type="application/x-www-form-urlencoded",
+    )
     updated = assert_envelope(response, 200, "Book updated.")
     assert updated["description"] == "Edited & re-read."
     assert (updated["title"], updated["category"]) == (book["title"], book["category"])
@@ -485,11 +517,17 @@ def test_update_book_with_an_urlencoded_form_changes_only_the_sent_field(client,
 def test_update_book_with_multipart_fields_and_no_file_keeps_the_cover(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
-    response = client.put(book_url(book), data={"title": "Children of Dune", "category": "thriller"},
-                          headers=headers, content_type="multipart/form-data")
+    response = client.put(
+        book_url(book),
+        data={"title": "Children of Dune", "category": "thriller"},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
     updated = assert_envelope(response, 200, "Book updated.")
     assert (updated["title"], updated["category"], updated["description"]) == (
-        "Children of Dune", "thriller", book["description"],
+        "Children of Dune",
+        "thriller",
+        book["description"],
     )
     assert updated["image_url"] == book["image_url"]
 
@@ -530,8 +568,15 @@ def test_update_book_with_only_a_new_cover_keeps_the_fields(client, auth, create
         {"data": {"author": "Frank Herbert"}, "content_type": "multipart/form-data"},
         {"data": {"cover_image": BLANK_FILE}, "content_type": "multipart/form-data"},
     ],
-    ids=["json-empty", "json-unknown", "json-user-id", "json-null-title", "urlencoded-unknown",
-         "multipart-unknown", "multipart-blank-file"],
+    ids=[
+        "json-empty",
+        "json-unknown",
+        "json-user-id",
+        "json-null-title",
+        "urlencoded-unknown",
+        "multipart-unknown",
+        "multipart-blank-file",
+    ],
 )
 def test_update_book_without_known_fields_is_400(client, auth, create_book, request_kwargs):
     headers = auth.headers()
@@ -556,8 +601,7 @@ def test_update_book_without_known_fields_is_400(client, auth, create_book, requ
         ({"category": ""}, "category", CATEGORY_UNKNOWN),
     ],
 )
-def test_update_book_with_invalid_field_is_400_and_book_unchanged(client, auth, create_book, changes,
-                                                                   field, message):
+def test_update_book_with_invalid_field_is_400_and_book_unchanged(client, auth, create_book, changes, field, message):
     headers = auth.headers()
     book = create_book(headers)
     response = client.put(book_url(book), json=changes, headers=headers)
@@ -677,8 +721,9 @@ def test_update_book_ignores_user_id(client, auth, create_book, as_form):
     book = create_book(headers)
     changes = {"title": "Moved?", "user_id": user_id(client, other)}
     if as_form:
-        response = client.put(book_url(book), data=changes, headers=headers,
-                              content_type="application/x-www-form-urlencoded")
+        response = client.put(
+            book_url(book), data=changes, headers=headers, content_type="application/x-www-form-urlencoded"
+        )
     else:
         response = client.put(book_url(book), json=changes, headers=headers)
     updated = assert_envelope(response, 200, "Book updated.")

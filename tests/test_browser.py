@@ -1,5 +1,6 @@
 """What browser clients rely on: offline docs, the OpenAPI document, CORS, security headers,
 cover caching, pagination links and 415s, all checked over HTTP."""
+
 from __future__ import annotations
 
 import re
@@ -625,7 +626,10 @@ def test_middle_page_links_to_first_prev_next_and_last(client, five_books):
         assert (parts.scheme, parts.netloc, parts.path) == ("http", "localhost", "/books/")
         assert query_of(url)["per_page"] == "2"
     assert {rel: query_of(url)["page"] for rel, url in links.items()} == {
-        "first": "1", "prev": "1", "next": "3", "last": "3",
+        "first": "1",
+        "prev": "1",
+        "next": "3",
+        "last": "3",
     }
 
 
@@ -690,6 +694,7 @@ def test_empty_library_has_no_link_header(client, auth):
 
 # --- 415 for a body the endpoint does not take -------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("method", "path", "content_type", "message"),
     [
@@ -707,8 +712,9 @@ def test_empty_library_has_no_link_header(client, auth):
         ),
     ],
 )
-def test_body_of_an_unsupported_content_type_is_415(client, auth, create_book, document, method, path, content_type,
-                                                     message):
+def test_body_of_an_unsupported_content_type_is_415(
+    client, auth, create_book, document, method, path, content_type, message
+):
     headers = auth.headers()
     if "{id}" in path:
         path = path.replace("{id}", create_book(headers)["id"])

@@ -2,6 +2,7 @@
 app (in-process, over WSGI) with generated requests, authenticated ones included, and checks
 each response against the OpenAPI document: no 5xx, documented status codes, content types,
 headers and bodies."""
+
 import tempfile
 import uuid
 

@@ -4,6 +4,7 @@
 exactly as `make run` does; then `examples/walkthrough.sh` (which the README shows
 verbatim) runs against it, and a restart proves that accounts and tokens survive.
 """
+
 from __future__ import annotations
 
 import os

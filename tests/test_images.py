@@ -1,4 +1,5 @@
 """Cover images over HTTP: real formats, thumbnails, metadata, limits, bombs and the files on disk."""
+
 from __future__ import annotations
 
 import functools
@@ -69,8 +70,8 @@ def noise_png(size=(200, 200), seed=0):
 
 def post_cover(client, headers, cover, filename="cover.png", content_type=None, **fields):
     form = book_form(cover=False, **fields)
-    form["cover_image"] = (io.BytesIO(cover), filename) if content_type is None else (
-        io.BytesIO(cover), filename, content_type
+    form["cover_image"] = (
+        (io.BytesIO(cover), filename) if content_type is None else (io.BytesIO(cover), filename, content_type)
     )
     return client.post("/books/", data=form, headers=headers)
 
@@ -159,8 +160,7 @@ def test_cover_in_each_allowed_format_is_stored_in_that_format(client, auth, app
         ("WEBP", "cover.gif.exe", None),
     ],
 )
-def test_cover_format_comes_from_the_bytes_not_the_name_or_content_type(client, auth, fmt, filename,
-                                                                       content_type):
+def test_cover_format_comes_from_the_bytes_not_the_name_or_content_type(client, auth, fmt, filename, content_type):
     extension, mimetype = FORMATS[fmt]
     cover = encode(gradient(), fmt)
     book = created_book(post_cover(client, auth.headers(), cover, filename, content_type))
@@ -198,8 +198,19 @@ def test_multi_picture_jpeg_is_accepted_as_a_jpeg(client, auth):
         (encode(gradient((64, 64)), "ICO"), "cover.ico", NOT_AN_IMAGE),
         (encode(gradient((200, 150)), "PPM"), "cover.png", NOT_AN_IMAGE),
     ],
-    ids=["text", "svg", "html", "pdf", "png-signature-only", "bmp", "bmp-named-png", "tiff",
-         "tiff-named-jpg", "ico", "ppm"],
+    ids=[
+        "text",
+        "svg",
+        "html",
+        "pdf",
+        "png-signature-only",
+        "bmp",
+        "bmp-named-png",
+        "tiff",
+        "tiff-named-jpg",
+        "ico",
+        "ppm",
+    ],
 )
 def test_cover_that_is_not_an_allowed_image_is_400(client, auth, app, cover, filename, message):
     headers = auth.headers()
@@ -306,8 +317,11 @@ def _icc():
         ("JPEG", lambda: {"icc_profile": _icc()}, {"icc_profile"}),
         ("PNG", lambda: {"pnginfo": _png_text()}, {"Author", "Comment", "Description"}),
         ("PNG", lambda: {"exif": _exif()}, {"exif"}),
-        ("WEBP", lambda: {"exif": _exif().tobytes(), "xmp": f"<x:xmpmeta>{MARKER}</x:xmpmeta>".encode()},
-         {"exif", "xmp"}),
+        (
+            "WEBP",
+            lambda: {"exif": _exif().tobytes(), "xmp": f"<x:xmpmeta>{MARKER}</x:xmpmeta>".encode()},
+            {"exif", "xmp"},
+        ),
         ("GIF", lambda: {"comment": MARKER.encode()}, {"comment"}),
     ],
     ids=["jpeg-exif", "jpeg-comment", "jpeg-icc", "png-text", "png-exif", "webp-exif-xmp", "gif-comment"],
@@ -424,8 +438,7 @@ def png_bomb(width: int, height: int) -> bytes:
     parts = [compressor.compress(block) for _ in range(height // 1000)]
     parts += [compressor.compress(row * (height % 1000)), compressor.flush()]
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # depth 1, greyscale
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts))
-            + _chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
 
 
 def gif_bomb() -> bytes:
@@ -439,7 +452,7 @@ def jpeg_bomb() -> bytes:
     """A small JPEG whose frame header claims 65000x65000 pixels."""
     data = bytearray(encode(Image.new("RGB", (16, 16)), "JPEG"))
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", 65000, 65000)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 65000, 65000)
     return bytes(data)
 
 
@@ -542,8 +555,9 @@ def test_create_with_duplicate_title_leaves_no_file_or_document(client, auth, ap
         ({"description": "d" * 2001}, "description", "Description must be at most 2000 characters."),
     ],
 )
-def test_create_with_invalid_field_and_valid_cover_leaves_no_file_or_document(client, auth, app, fields, field,
-                                                                              message):
+def test_create_with_invalid_field_and_valid_cover_leaves_no_file_or_document(
+    client, auth, app, fields, field, message
+):
     headers = auth.headers()
     response = post_cover(client, headers, image_bytes("PNG"), **fields)
     assert_envelope(response, 400, INVALID_FIELDS, {field: message})

@@ -10,6 +10,7 @@ The clock is stopped for every test here (the `clock` fixture), so no test sees 
 change part-way; an expired ticket is made by signing one with a past expiry or by moving
 its database record's expiry into the past.
 """
+
 from __future__ import annotations
 
 import base64
@@ -169,7 +170,7 @@ def test_enrolment_is_201_with_a_base32_secret_an_otpauth_uri_and_a_png_qr_code(
 
     prefix = "data:image/png;base64,"
     assert data["qr_code"].startswith(prefix)
-    image = Image.open(io.BytesIO(base64.b64decode(data["qr_code"][len(prefix):], validate=True)))
+    image = Image.open(io.BytesIO(base64.b64decode(data["qr_code"][len(prefix) :], validate=True)))
     assert image.format == "PNG"
     assert image.width == image.height >= 100
 
@@ -489,9 +490,7 @@ def test_a_ticket_past_its_expiry_is_401(client, mfa_user):
 def test_a_ticket_whose_record_has_expired_is_401_and_the_code_is_not_spent(client, db, mfa_user):
     ticket = ticket_for(client, mfa_user.email)
     jti = jwt.decode(ticket, options={"verify_signature": False})["jti"]
-    db.mfa_tickets.update_one(
-        {"_id": jti}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}}
-    )
+    db.mfa_tickets.update_one({"_id": jti}, {"$set": {"expires_at": datetime.now(UTC) - timedelta(seconds=1)}})
     code = at(mfa_user.secret, 1)
 
     assert_envelope(login_mfa(client, ticket, code=code), 401, TICKET_SPENT, "Unauthorized")

@@ -1,5 +1,6 @@
 """Sessions over HTTP: refresh-token rotation and reuse, logout, the session list,
 password change, audit events, access-token expiry, and the refresh-token cookie."""
+
 from __future__ import annotations
 
 import uuid
@@ -222,8 +223,9 @@ FORGED = [
     pytest.param(lambda own, other: own.id + "." + "A" * 43, id="own-session-secret-shaped-but-wrong"),
     pytest.param(lambda own, other: "." + own.refresh_token.split(".", 1)[1], id="right-secret-no-session-id"),
     pytest.param(lambda own, other: other.id + ".wrong-secret", id="other-users-session-wrong-secret"),
-    pytest.param(lambda own, other: other.id + "." + own.refresh_token.split(".", 1)[1],
-                 id="other-users-session-with-own-secret"),
+    pytest.param(
+        lambda own, other: other.id + "." + own.refresh_token.split(".", 1)[1], id="other-users-session-with-own-secret"
+    ),
     pytest.param(lambda own, other: f"{ObjectId()}.{own.refresh_token.split('.', 1)[1]}", id="unknown-session"),
     pytest.param(lambda own, other: own.token[:200], id="an-access-token-cut-to-the-size-limit"),
     pytest.param(lambda own, other: "g" * 24 + ".secret", id="24-non-hex"),
@@ -598,8 +600,11 @@ def test_password_change_accepts_any_strong_password_of_8_to_128_characters(clie
         pytest.param({}, {"current_password": REQUIRED, "new_password": REQUIRED}, id="empty"),
         pytest.param({"current_password": PASSWORD}, {"new_password": REQUIRED}, id="no-new-password"),
         pytest.param({"new_password": NEW_PASSWORD}, {"current_password": REQUIRED}, id="no-current-password"),
-        pytest.param({"current_password": None, "new_password": NEW_PASSWORD}, {"current_password": NOT_A_STRING},
-                     id="current-password-null"),
+        pytest.param(
+            {"current_password": None, "new_password": NEW_PASSWORD},
+            {"current_password": NOT_A_STRING},
+            id="current-password-null",
+        ),
     ],
 )
 def test_password_change_with_missing_fields_is_400(client, email, body, expected):

@@ -1,4 +1,5 @@
 """The first thing to run: the app answers, and a book goes in and comes back out."""
+
 from helpers import assert_envelope
 
 

@@ -3,6 +3,7 @@
 One SecantusDB daemon and two separate gunicorn processes (A and B), as two machines
 behind a load balancer would run; every request goes over real HTTP.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,17 @@ def database(tmp_path_factory):
     port = free_port()
     daemon = LoggedProcess(
         "secantusd-py",
-        [os.path.join(BIN, "secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", str(tmp / "data"), "--log-level", "INFO"],
+        [
+            os.path.join(BIN, "secantusd-py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(tmp / "data"),
+            "--log-level",
+            "INFO",
+        ],
         tmp / "secantusd.log",
         cwd=str(tmp),  # no stray secantusd.toml is picked up
     )
@@ -103,8 +113,18 @@ def start_servers(database_port: int, tmp, database: str, **settings) -> tuple[l
             )
             process = LoggedProcess(
                 f"server {name}",
-                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--workers", "1",
-                 "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--config",
+                    "gunicorn.conf.py",
+                    "--workers",
+                    "1",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "app:create_app()",
+                ],
                 folder / "gunicorn.log",
                 cwd=ROOT,
                 env=server_env(config, GUNICORN_ACCESS_LOG=""),
@@ -195,8 +215,9 @@ def test_password_change_on_b_ends_the_other_sessions_on_a(servers):
     kept, other = log_in(a, email), log_in(a, email)
     new_password = "N3w!Secret-Lantern"
 
-    reply = b("PUT", "/users/password", {"current_password": PASSWORD, "new_password": new_password},
-              token=kept["token"])
+    reply = b(
+        "PUT", "/users/password", {"current_password": PASSWORD, "new_password": new_password}, token=kept["token"]
+    )
 
     assert_envelope(reply, 200, "Password changed.")
     assert_envelope(a("GET", "/users/", token=other["token"]), 401, SESSION_ENDED, "Unauthorized")

@@ -1,4 +1,5 @@
 """Accounts over HTTP: sign-up, the current user, renaming, disabling, and the routing envelope."""
+
 from __future__ import annotations
 
 import json
@@ -159,13 +160,16 @@ SIGN_UP_INVALID = [
     # password
     pytest.param({"password": "Abcde1!"}, {"password": LENGTH}, id="password-7-chars"),
     pytest.param({"password": "Aa1!" + "x" * 125}, {"password": LENGTH}, id="password-129-chars"),
-    pytest.param({"password": "str0ng!pass"}, {"password": "Password must have an upper-case letter."},
-                 id="password-no-upper"),
-    pytest.param({"password": "STR0NG!PASS"}, {"password": "Password must have a lower-case letter."},
-                 id="password-no-lower"),
+    pytest.param(
+        {"password": "str0ng!pass"}, {"password": "Password must have an upper-case letter."}, id="password-no-upper"
+    ),
+    pytest.param(
+        {"password": "STR0NG!PASS"}, {"password": "Password must have a lower-case letter."}, id="password-no-lower"
+    ),
     pytest.param({"password": "Strong!pass"}, {"password": "Password must have a digit."}, id="password-no-digit"),
-    pytest.param({"password": "Str0ngpass1"}, {"password": "Password must have a special character."},
-                 id="password-no-special"),
+    pytest.param(
+        {"password": "Str0ngpass1"}, {"password": "Password must have a special character."}, id="password-no-special"
+    ),
     pytest.param(
         {"password": ""},
         {
@@ -360,8 +364,10 @@ def test_default_password_hash_uses_the_owasp_argon2id_parameters(tmp_path):
     [
         pytest.param(lambda password: generate_password_hash(password, "pbkdf2:sha256:1000"), id="werkzeug-pbkdf2"),
         pytest.param(lambda password: generate_password_hash(password, "scrypt:1024:8:1"), id="werkzeug-scrypt"),
-        pytest.param(lambda password: PasswordHasher(time_cost=1, memory_cost=512).hash(password),
-                     id="argon2id-weaker-parameters"),
+        pytest.param(
+            lambda password: PasswordHasher(time_cost=1, memory_cost=512).hash(password),
+            id="argon2id-weaker-parameters",
+        ),
     ],
 )
 def test_hash_with_older_parameters_is_upgraded_at_the_next_successful_login(client, auth, db, email, legacy):
