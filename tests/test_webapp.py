@@ -24,7 +24,6 @@ CHROMIUM = shutil.which("chromium")
 if CHROMIUM is None:
     pytest.skip("Chromium not found: apt-get install chromium", allow_module_level=True)
 
-import time_machine  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
@@ -112,10 +111,11 @@ def browser():
 
 
 @pytest.fixture
-def server_clock():
-    """The server process's clock, running, that a test can move forward."""
-    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
-        yield traveller
+def server_clock(time_machine):
+    """The server's clock (this process's), running, that a test moves forward; the page's clock
+    is Playwright's."""
+    time_machine.move_to(datetime.now(UTC), tick=True)
+    return time_machine
 
 
 class Traffic:
