@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, url_for
+from flask import Blueprint, current_app, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
 import models
@@ -17,9 +17,11 @@ BANNER_LINKS = {"docs": "docs.swagger_ui", "openapi": "docs.openapi"}
 @meta.get("/")
 @documented(tags=["meta"], ok=(200, validate.Envelope[validate.Banner]), operation_id="getBanner", database=False)
 def index():
-    """A short banner with links to the documentation."""
+    """A short banner with links to the documentation; `refresh_token_cookie` tells a browser
+    app which way refresh tokens travel."""
     links = {name: url_for(endpoint, _external=True) for name, endpoint in BANNER_LINKS.items()}
-    return envelope("Book Library API", {"name": "book-library", **links})
+    data = {"name": "book-library", **links, "refresh_token_cookie": current_app.config["REFRESH_TOKEN_COOKIE"]}
+    return envelope("Book Library API", data)
 
 
 @meta.get("/healthz")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from helpers import PASSWORD, POLL, descendants, group_processes, http_request
+from helpers import PASSWORD, assert_envelope, descendants, group_processes, http_request, wait_until_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +35,6 @@ def test_readme_shows_the_walkthrough_script_verbatim():
 
 
 # --- the real server ----------------------------------------------------------
-
-
-def request(method: str, url: str, body: dict | None = None, token: str | None = None):
-    """(status, parsed JSON body or None); HTTP errors are answers too."""
-    status, _, parsed = http_request(method, url, body, token)
-    return status, parsed
 
 
 def test_walkthrough_script_against_the_launched_server(launcher):
@@ -70,30 +63,24 @@ def test_accounts_and_tokens_survive_a_restart(launcher):
     launcher.start()
     base = launcher.base_url
     email = f"durable-{uuid.uuid4().hex[:8]}@example.com"
-    status, body = request("POST", f"{base}/users/", {"name": "Grace Hopper", "email": email, "password": PASSWORD})
-    assert status == 201, body
-    status, body = request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
-    assert status == 200, body
-    token = body["data"]["token"]
+    reply = http_request("POST", f"{base}/users/", {"name": "Grace Hopper", "email": email, "password": PASSWORD})
+    assert_envelope(reply, 201, "Account created.")
+    reply = http_request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
+    token = assert_envelope(reply, 200, "Logged in.")["token"]
 
     # The launcher started the embedded database and gunicorn (master and workers).
-    children = descendants(launcher.process.pid)
+    children = descendants(launcher.process.popen.pid)
     assert any("secantusd" in args for args in children.values()), children
     assert sum("gunicorn" in args for args in children.values()) >= 3, children  # master + 2 workers
 
     assert launcher.stop() == 0, launcher.log()
-    deadline = time.monotonic() + 5
-    while group_processes(launcher.groups) and time.monotonic() < deadline:
-        time.sleep(POLL)
-    left = group_processes(launcher.groups)
-    assert left == {}, f"left running after the launcher exited: {left}"
+    left = wait_until_gone(group_processes(launcher.groups), 5)  # woken as each one ends
+    assert left == set(), f"left running after the launcher exited: {group_processes(launcher.groups)}"
     key_file = launcher.instance / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
 
     launcher.start()  # same INSTANCE_PATH: same database files, same generated key
-    status, body = request("GET", f"{base}/users/", token=token)
-    assert status == 200, body  # a token issued before the restart still works
-    assert body["data"]["email"] == email
-    status, body = request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
-    assert status == 200, body
-    assert body["data"]["token"]
+    reply = http_request("GET", f"{base}/users/", token=token)
+    assert assert_envelope(reply, 200, "Current user.")["email"] == email  # a token from before the restart works
+    reply = http_request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
+    assert assert_envelope(reply, 200, "Logged in.")["token"]

@@ -4,15 +4,21 @@ with no database that says how to get one."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 
 import pytest
 
 from app import NO_DATABASE, create_app
-from helpers import INVALID_FIELDS, POLL, ROOT, TEST_SECRET, assert_error, free_port, http_request
+from helpers import (
+    INVALID_FIELDS,
+    ROOT,
+    LoggedProcess,
+    assert_envelope,
+    config_for_tests,
+    free_port,
+    http_request,
+    server_env,
+)
 
 ORIGIN = "http://localhost:5173"
 
@@ -56,7 +62,7 @@ def test_vary_origin_is_sent_once(client, request_kind):
 )
 def test_a_query_parameter_given_twice_is_400(client, auth, path, query, fields):
     response = client.get(f"{path}?{query}", headers=auth.headers())
-    assert_error(response, 400, {field: "Give this parameter once." for field in fields}, INVALID_FIELDS)
+    assert_envelope(response, 400, INVALID_FIELDS, {field: "Give this parameter once." for field in fields})
 
 
 # --- no database configured -----------------------------------------------------------------
@@ -64,7 +70,7 @@ def test_a_query_parameter_given_twice_is_400(client, auth, path, query, fields)
 
 @pytest.fixture
 def app_without_database(tmp_path, log_lines):
-    return create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET, "INSTANCE_PATH": str(tmp_path), "DATABASE_URL": ""})
+    return create_app(config_for_tests(tmp_path, DATABASE_URL=""))
 
 
 @pytest.mark.parametrize(
@@ -73,7 +79,7 @@ def app_without_database(tmp_path, log_lines):
 )
 def test_without_a_database_the_routes_that_need_one_say_how_to_start_one(app_without_database, method, path):
     response = getattr(app_without_database.test_client(), method)(path)
-    assert_error(response, 503, "Service Unavailable", NO_DATABASE)
+    assert_envelope(response, 503, NO_DATABASE, "Service Unavailable")
     assert "make run" in NO_DATABASE and "make dev" in NO_DATABASE and "DATABASE_URL" in NO_DATABASE
 
 
@@ -90,31 +96,17 @@ def test_without_a_database_start_up_logs_how_to_start_one_once(app_without_data
 @pytest.mark.e2e
 def test_flask_run_without_a_database_answers_503_saying_how_to_start_one(tmp_path):
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, DATABASE_URL="", INSTANCE_PATH=str(tmp_path), FLASK_SKIP_DOTENV="1")
-    log_path = tmp_path / "flask.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    server = LoggedProcess(
+        "flask run",
+        [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)],
+        tmp_path / "flask.log",
+        cwd=ROOT,
+        env=server_env(config_for_tests(tmp_path, DATABASE_URL=""), FLASK_SKIP_DOTENV="1"),
+    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if http_request("GET", f"{base_url}/")[0] == 200:
-                    break
-            except OSError:  # not listening yet
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(POLL)
-        status, _, body = http_request("GET", f"{base_url}/books/")
-        assert (status, body["message"]) == (503, NO_DATABASE)
-        assert log_path.read_text().count(NO_DATABASE) == 1
+        server.wait_for(r"Running on http", 30)
+        reply = http_request("GET", f"http://127.0.0.1:{port}/books/")
+        assert_envelope(reply, 503, NO_DATABASE, "Service Unavailable")
+        assert server.log().count(NO_DATABASE) == 1
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop(10)

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from app import create_app
-from helpers import ROOT, TEST_SECRET
+from helpers import ROOT, config_for_tests
 
 POSTMAN = os.path.join(ROOT, "examples", "postman")
 COLLECTION = os.path.join(POSTMAN, "book-library.postman_collection.json")
@@ -144,8 +144,7 @@ PLACEHOLDER = re.compile(r"<[a-z-]+>")
 @pytest.fixture(scope="module")
 def document(tmp_path_factory) -> str:
     """/openapi.json as the app serves it (it needs no database)."""
-    instance = tmp_path_factory.mktemp("instance")
-    app = create_app({"TESTING": True, "SECRET_KEY": TEST_SECRET, "INSTANCE_PATH": str(instance), "DATABASE_URL": ""})
+    app = create_app(config_for_tests(tmp_path_factory.mktemp("app"), DATABASE_URL=""))
     return app.test_client().get("/openapi.json").get_data(as_text=True)
 
 
