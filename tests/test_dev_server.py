@@ -61,7 +61,7 @@ def test_a_request_in_flight_when_ctrl_c_arrives_is_answered(launcher):
         )
         # gunicorn answers 100 Continue once a worker has the request: it is in flight.
         assert conn.recv(64).startswith(b"HTTP/1.1 100 Continue")
-        os.killpg(launcher.process.pid, signal.SIGINT)  # Ctrl-C
+        os.killpg(launcher.process.popen.pid, signal.SIGINT)  # Ctrl-C
         launcher.process.wait_for(r"Handling signal: term", 10)
         conn.sendall(body)
         reply = b""
