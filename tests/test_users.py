@@ -548,7 +548,8 @@ def test_banner_is_200_json(client):
 
     assert assert_envelope(response, 200, "Book Library API") == {
         "name": "book-library",
-        "docs": "See README.md",
+        "docs": "http://localhost/docs",
+        "openapi": "http://localhost/openapi.json",
         "refresh_token_cookie": False,
     }
     assert set(response.get_json()) == {"message", "data", "error"}
