@@ -21,6 +21,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import cover_storage
 import models
 import validate
 from api_docs import docs
@@ -83,6 +84,7 @@ DEFAULTS = {
     "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 50_000_000,
     "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
+    "COVER_STORAGE": "local",  # local (UPLOAD_FOLDER) or gridfs (the database)
     "TRUSTED_PROXIES": 0,
     "REQUEST_LOG": True,  # one JSON line per request on standard error
     "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
@@ -303,6 +305,7 @@ def create_app(config: dict | None = None) -> Flask:
     models.init_app(app)
     models.try_ensure_indexes(app)
     models.init_passwords(app)
+    cover_storage.init_app(app)
 
     app.register_blueprint(meta)
     app.register_blueprint(docs)

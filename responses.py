@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import orjson
 from flask import jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
@@ -40,3 +43,17 @@ def form_or_json() -> dict:
     raise UnsupportedMediaType(
         "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."
     )
+
+
+def entity_tag(value) -> str:
+    """A strong ETag for a JSON value: its digest, the same on every app server."""
+    return hashlib.sha256(orjson.dumps(value)).hexdigest()[:32]
+
+
+def conditional(reply, tag: str | None = None):
+    """A GET reply with an ETag (the given one, or the digest of its body); when the client's
+    If-None-Match holds it, 304 with no body instead."""
+    response, status = reply
+    response.status_code = status
+    response.set_etag(tag or entity_tag(response.get_json()))
+    return response.make_conditional(request)

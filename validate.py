@@ -1,7 +1,7 @@
 """All input validation: request schemas and the mapping of their errors to field messages."""
 from __future__ import annotations
 
-from typing import Annotated, Generic, Optional, TypeVar
+from typing import Annotated, Generic, Optional, TypeVar, Union
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
@@ -24,6 +24,7 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
+CURSOR_MAX = 100
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
 MIN_PASSWORD_SCORE = 2
@@ -255,9 +256,16 @@ class BookUpdate(_Schema):
 
 
 class BookQuery(_Schema):
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX)
+    page: int = Field(default=1, ge=1, le=1_000_000, description="Page-number mode: the page (with totals).")
+    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX, description="Page-number mode.")
     category: Optional[Category] = None
+    limit: Optional[int] = Field(
+        default=None, ge=1, le=PER_PAGE_MAX, description=f"Cursor mode: books per page ({PER_PAGE_DEFAULT} by default)."
+    )
+    after: Optional[StrictStr] = Field(
+        default=None, min_length=1, max_length=CURSOR_MAX,
+        description="Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page.",
+    )
 
 
 _MESSAGES = {
@@ -406,8 +414,31 @@ class PageMeta(BaseModel):
     pages: int
 
 
+class CursorMeta(BaseModel):
+    limit: int
+    next_cursor: Optional[str] = Field(description="Send as `after` for the next page; null on the last page.")
+
+
 class BookPage(Envelope[list[BookOut]]):
-    meta: PageMeta
+    meta: Union[PageMeta, CursorMeta]
+
+
+class IfNoneMatch(BaseModel):
+    """Conditional GET."""
+
+    if_none_match: Optional[str] = Field(
+        default=None, alias="If-None-Match",
+        description="The ETag of an earlier response: 304 with no body while it still matches.",
+    )
+
+
+class IfMatch(BaseModel):
+    """Conditional change."""
+
+    if_match: Optional[str] = Field(
+        default=None, alias="If-Match",
+        description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+    )
 
 
 class SessionOut(BaseModel):

@@ -5,8 +5,10 @@ import logging
 import os
 import sys
 import uuid
+from types import SimpleNamespace
 
 import mongomock
+import mongomock.gridfs
 import pytest
 from pymongo import MongoClient
 
@@ -18,6 +20,13 @@ sys.path.insert(0, ROOT)
 
 from app import LOGGERS, JsonLogFormatter, create_app  # noqa: E402
 from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
+
+# PyMongo's gridfs accepts mongomock's databases once told to, and reads one client option.
+mongomock.gridfs.enable_gridfs_integration()
+
+
+class MongomockClient(mongomock.MongoClient):
+    options = SimpleNamespace(timeout=None)  # no client-wide operation timeout
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +50,7 @@ def backend(request):
 @pytest.fixture
 def mongo_client(backend, request):
     if backend == "mongomock":
-        client = mongomock.MongoClient(tz_aware=True)
+        client = MongomockClient(tz_aware=True)
         yield client
         client.close()
         return
@@ -71,26 +80,47 @@ def app_config():
 
 
 @pytest.fixture
-def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
-    application = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": TEST_SECRET,
-            "MONGO_CLIENT": mongo_client,
-            "DATABASE_URL": f"mongodb://unused/{db_name}",
-            # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
-            "PASSWORD_HASH_TIME_COST": 1,
-            "PASSWORD_HASH_MEMORY_KIB": 1024,
-            # Limits are switched on by the tests that are about them.
-            "RATELIMIT_ENABLED": False,
-            "RATELIMIT_STORAGE_URI": rate_limit_uri,
-            "UPLOAD_FOLDER": str(tmp_path / "covers"),
-            **app_config,
-        }
-    )
+def cover_storage():
+    """Where covers are kept; test modules about covers run both storages."""
+    return "local"
+
+
+@pytest.fixture
+def app_settings(mongo_client, tmp_path, app_config, db_name, rate_limit_uri, cover_storage):
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": TEST_SECRET,
+        "MONGO_CLIENT": mongo_client,
+        "DATABASE_URL": f"mongodb://unused/{db_name}",
+        # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
+        "PASSWORD_HASH_TIME_COST": 1,
+        "PASSWORD_HASH_MEMORY_KIB": 1024,
+        # Limits are switched on by the tests that are about them.
+        "RATELIMIT_ENABLED": False,
+        "RATELIMIT_STORAGE_URI": rate_limit_uri,
+        "UPLOAD_FOLDER": str(tmp_path / "covers"),
+        "COVER_STORAGE": cover_storage,
+        **app_config,
+    }
+
+
+@pytest.fixture
+def app(app_settings, mongo_client, db_name):
+    application = create_app(app_settings)
     yield application
     mongo_client.drop_database(db_name)
+
+
+@pytest.fixture
+def make_app(app, app_settings, tmp_path):
+    """Another app process on the same database (its own instance folder), with changes."""
+
+    def make(**changes):
+        folder = tmp_path / f"instance-{uuid.uuid4().hex[:6]}"
+        return create_app({**app_settings, "INSTANCE_PATH": str(folder), **changes})
+
+    return make
 
 
 @pytest.fixture
