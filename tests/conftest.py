@@ -5,10 +5,7 @@ import logging
 import os
 import sys
 import uuid
-from types import SimpleNamespace
 
-import mongomock
-import mongomock.gridfs
 import pytest
 from pymongo import MongoClient
 
@@ -19,14 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from app import LOGGERS, JsonLogFormatter, create_app  # noqa: E402
-from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
-
-# PyMongo's gridfs accepts mongomock's databases once told to, and reads one client option.
-mongomock.gridfs.enable_gridfs_integration()
-
-
-class MongomockClient(mongomock.MongoClient):
-    options = SimpleNamespace(timeout=None)  # no client-wide operation timeout
+from helpers import TEST_SECRET, AuthActions, MongomockClient, book_form  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from types import SimpleNamespace
 
 import jwt
+import mongomock
+import mongomock.gridfs
 import pytest
 from PIL import Image
 
@@ -26,6 +29,14 @@ REFRESH_INVALID = "Refresh token is invalid or expired."
 REFRESH_REUSED = "Refresh token was already used; the session has been ended."
 RATE_LIMITED = "Too many requests; try again later."
 LOCKED = "Too many failed logins; try again later."
+
+
+# PyMongo's gridfs accepts mongomock's databases once told to, and reads one client option.
+mongomock.gridfs.enable_gridfs_integration()
+
+
+class MongomockClient(mongomock.MongoClient):
+    options = SimpleNamespace(timeout=None)  # no client-wide operation timeout
 
 
 # --- requests ----------------------------------------------------------------------------

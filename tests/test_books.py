@@ -10,6 +10,12 @@ from PIL import Image
 
 from helpers import book_form, envelope, failure, image_bytes, ok
 
+
+@pytest.fixture(params=["local", "gridfs"])
+def cover_storage(request):
+    """Every book test runs with covers in a folder and in GridFS."""
+    return request.param
+
 TINY_COVER = image_bytes("PNG", size=(8, 8))
 BLANK_FILE = object()  # stands for Postman's blank file field, built afresh for each request
 OTHER_ID = "5f0c9a1b2c3d4e5f6a7b8c9d"  # a well-formed ObjectId that no book has

@@ -5,7 +5,6 @@ headers and bodies."""
 import tempfile
 import uuid
 
-import mongomock
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -18,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from helpers import PASSWORD, TEST_SECRET
+from helpers import PASSWORD, TEST_SECRET, MongomockClient
 
 # What is checked. Not "positive data acceptance": the document states the shape of inputs,
 # while some rules (a common password, a one-word name) are checked beyond it and answered 400.
@@ -36,7 +35,7 @@ def _contract_app(tmp_root):
         {
             "TESTING": True,
             "SECRET_KEY": TEST_SECRET,
-            "MONGO_CLIENT": mongomock.MongoClient(tz_aware=True),
+            "MONGO_CLIENT": MongomockClient(tz_aware=True),
             "DATABASE_URL": "mongodb://unused/contract",
             "INSTANCE_PATH": f"{tmp_root}/instance",
             "UPLOAD_FOLDER": f"{tmp_root}/covers",

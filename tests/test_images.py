@@ -1,4 +1,5 @@
-"""Cover images over HTTP: real formats, thumbnails, metadata, limits, bombs and the files on disk."""
+"""Cover images over HTTP: real formats, thumbnails, metadata, limits, bombs and the stored files,
+with covers in a folder and in GridFS."""
 from __future__ import annotations
 
 import functools
@@ -26,6 +27,12 @@ FORMATS = {
 }
 NAME = re.compile(r"^[0-9a-f]{32}\.(jpg|png|gif|webp)$")
 MARKER = "Marker-7f3a9c"  # planted in metadata; must not survive into a thumbnail
+
+
+@pytest.fixture(params=["local", "gridfs"])
+def cover_storage(request):
+    """Every cover test runs with covers in a folder and in GridFS."""
+    return request.param
 
 
 # --- helpers --------------------------------------------------------------------
@@ -90,9 +97,11 @@ def file_name(book):
 
 
 def stored(app):
-    """Every file in the upload folder, hidden temporaries included."""
+    """Every cover kept in either storage: the upload folder (hidden temporaries included)
+    and the GridFS bucket."""
     folder = app.config["UPLOAD_FOLDER"]
-    return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    files = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    return files | {doc["_id"] for doc in app.extensions["mongo"]["db"]["covers.files"].find({}, {"_id": 1})}
 
 
 def total_books(client, headers):
