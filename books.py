@@ -76,8 +76,9 @@ def _book_etag(book: dict) -> str:
 def _pinned_version(book: dict) -> int | None:
     """The version an If-Match header pins a change to (None without the header);
     412 when the book is no longer in the state the client read."""
-    if not request.if_match:
+    if "If-Match" not in request.headers:
         return None
+    # A header that names no tag at all (malformed) matches nothing, rather than being ignored.
     if not (request.if_match.star_tag or request.if_match.contains(_book_etag(book))):
         raise PreconditionFailed(BOOK_CHANGED)
     return Books.version(book)
@@ -243,7 +244,7 @@ def update_book(current_user, book_id):
 def delete_book(current_user, book_id):
     """Delete a book and its cover. With If-Match, only if the book is still as the client read it."""
     user_id = current_user["_id"]
-    version = _pinned_version(_own_book(book_id, user_id)) if request.if_match else None
+    version = _pinned_version(_own_book(book_id, user_id)) if "If-Match" in request.headers else None
     book = Books.delete(book_id, user_id, version)
     if book is None:
         raise _vanished_or_changed(book_id, user_id) if version is not None else NotFound(BOOK_NOT_FOUND)
