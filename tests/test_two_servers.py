@@ -1,20 +1,27 @@
-"""Two real API servers on one database agree at once: revocations, refresh-token reuse, rate limits.
+"""Two real API servers on one database agree at once: revocations, refresh-token reuse, rate limits,
+and covers kept in GridFS.
 
 One SecantusDB daemon and two separate gunicorn processes (A and B), as two machines
 behind a load balancer would run; every request goes over real HTTP.
 """
 from __future__ import annotations
 
+import io
+import json
 import os
 import secrets
 import string
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -317,3 +324,64 @@ def test_login_rate_limit_is_counted_across_both_servers(database, tmp_path_fact
             assert 1 <= int(reply.headers["Retry-After"]) <= 60, reply.headers
     finally:
         stop_all(processes)
+
+
+# --- covers in GridFS, served by either server ---------------------------------------------------
+
+
+def send_cover(server: Server, method: str, path: str, token: str, fields: dict, cover: bytes) -> Reply:
+    """A multipart form with a cover file, as a browser's FormData sends it."""
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+             for key, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="cover_image"; filename="c.png"\r\n'
+                 "Content-Type: image/png\r\n\r\n".encode() + cover + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(server.url + path, data=body, method=method, headers={
+        **USER_AGENT, "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return Reply(response.status, dict(response.headers), json.loads(response.read()))
+
+
+def fetch_cover(server: Server, image_url: str) -> tuple[int, str | None, bytes]:
+    """(status, content type, bytes) of a cover fetched from this server, whoever made the URL."""
+    try:
+        with urllib.request.urlopen(server.url + urlsplit(image_url).path, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers["Content-Type"], error.read()
+
+
+def test_covers_in_gridfs_are_served_by_both_servers_and_replaced_on_either(database, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two_servers_gridfs")
+    processes, a, b = start_servers(database, tmp, "two_servers_gridfs", RATELIMIT_ENABLED="false",
+                                    COVER_STORAGE="gridfs")
+    try:
+        token = log_in(a, new_account(a))["token"]
+        created = send_cover(a, "POST", "/books/", token, {"title": "Dune", "category": "science"}, png(40, "red"))
+        assert created.status == 201, created
+        old_url = created.data["image_url"]
+
+        status, content_type, served = fetch_cover(b, old_url)
+        assert (status, content_type) == (200, "image/png")
+        assert fetch_cover(a, old_url)[2] == served
+
+        replaced = send_cover(b, "PUT", f"/books/{created.data['id']}", token, {}, png(60, "blue"))
+        assert replaced.status == 200, replaced
+        new_url = replaced.data["image_url"]
+
+        for server in (a, b):
+            status, content_type, body = fetch_cover(server, old_url)
+            assert (status, content_type, json.loads(body)["message"]) == (404, "application/json", "Cover not found.")
+            assert fetch_cover(server, new_url)[:2] == (200, "image/png")
+        # Nothing of it on either server's disk.
+        assert [path.name for path in tmp.rglob("*.png")] == []
+    finally:
+        stop_all(processes)
+
+
+def png(size: int, color: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(out, "PNG")
+    return out.getvalue()
