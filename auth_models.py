@@ -16,12 +16,14 @@ from flask import current_app
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import ConnectionFailure
 
-from models import User, _Model, digest, isoformat, parse_object_id, utcnow
+from models import OBJECT_ID_HEX_LENGTH, User, _Model, digest, isoformat, parse_object_id, utcnow
 
 log = logging.getLogger(__name__)
 
 # Stored user agents are cut to this many characters.
 USER_AGENT_MAX = 300
+# Random bytes in each refresh token's secret part.
+SECRET_BYTES = 32
 
 
 class MfaTickets(_Model):
@@ -84,7 +86,7 @@ class Sessions(_Model):
         user_id = user["_id"]
         now = utcnow()
         expires = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_EXPIRES_SECONDS"])
-        secret = secrets.token_urlsafe(32)
+        secret = secrets.token_urlsafe(SECRET_BYTES)
         session = {
             "_id": ObjectId(),
             "user_id": user_id,
@@ -124,7 +126,9 @@ class Sessions(_Model):
         (REUSED, session) for a secret already exchanged, or (INVALID, None)."""
         user_text, _, rest = refresh_token.partition(".")
         sid_text, _, secret = rest.partition(".")
-        user_id, sid = (parse_object_id(text) if len(text) == 24 else None for text in (user_text, sid_text))
+        user_id, sid = (
+            parse_object_id(text) if len(text) == OBJECT_ID_HEX_LENGTH else None for text in (user_text, sid_text)
+        )
         if user_id is None or sid is None or not secret:
             return RefreshOutcome.INVALID, None
         session = Sessions._col().find_one({"_id": sid, "user_id": user_id})
@@ -141,7 +145,7 @@ class Sessions(_Model):
     def rotate(session: dict, ip: str | None, user_agent: str | None) -> str | None:
         """Replace the session's refresh token; None when another request exchanged the
         same token a moment ago (then it counts as reuse)."""
-        new_secret = secrets.token_urlsafe(32)
+        new_secret = secrets.token_urlsafe(SECRET_BYTES)
         current = session["refresh_hash"]
         updated = Sessions._col().update_one(
             # Conditional on the hash: of two concurrent exchanges only one wins.
@@ -164,7 +168,7 @@ class Sessions(_Model):
     def reissue(user_id: ObjectId, sid: ObjectId) -> tuple[dict, str]:
         """A new refresh token for a live session (after a password change); the old one
         counts as used. Returns the session record as it was, and the new token."""
-        secret = secrets.token_urlsafe(32)
+        secret = secrets.token_urlsafe(SECRET_BYTES)
         session = Sessions._col().find_one_and_update(
             {"_id": sid, "user_id": user_id}, {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}}
         )

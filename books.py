@@ -14,7 +14,7 @@ import validate
 from api_docs import documented
 from auth_middleware import token_required
 from models import Books
-from responses import FORM_TYPES, conditional, entity_tag, envelope, form_or_json
+from responses import FORM_TYPES, conditional, envelope, form_or_json
 
 DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
@@ -121,7 +121,11 @@ def create_book(current_user):
 
 @books.get("/")
 @documented(
-    tags=["books"], ok=(200, validate.BookPage), query=validate.BookQuery, auth=True, errors=(304, 400),
+    tags=["books"],
+    ok=(200, validate.BookPage),
+    query=validate.BookQuery,
+    auth=True,
+    errors=(304, 400),
     headers=validate.IfNoneMatch,
 )
 @token_required
@@ -192,7 +196,10 @@ def _page_links(query, pages: int) -> str:
 
 @books.get("/<objectid:book_id>")
 @documented(
-    tags=["books"], ok=(200, validate.Envelope[validate.BookOut]), auth=True, errors=(304, 404),
+    tags=["books"],
+    ok=(200, validate.Envelope[validate.BookOut]),
+    auth=True,
+    errors=(304, 404),
     headers=validate.IfNoneMatch,
 )
 @token_required

@@ -6,6 +6,7 @@ URL, the ETag and a year of caching work the same whichever storage holds it. Th
 not in use is still read and cleaned: a cover that `flask covers migrate` has not moved yet
 is served from where it is, and replacing or deleting it removes it there too.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -200,8 +201,10 @@ def init_app(app) -> None:
     kind = app.config["COVER_STORAGE"]
     if kind not in KINDS:
         raise RuntimeError(f"COVER_STORAGE must be one of {', '.join(KINDS)}, not {kind!r}.")
-    storages = {"local": LocalCovers(app.config["UPLOAD_FOLDER"]),
-                "gridfs": GridFSCovers(app.extensions["mongo"]["db"])}
+    storages = {
+        "local": LocalCovers(app.config["UPLOAD_FOLDER"]),
+        "gridfs": GridFSCovers(app.extensions["mongo"]["db"]),
+    }
     app.extensions["covers"] = Covers(storages[kind], storages["gridfs" if kind == "local" else "local"])
     app.cli.add_command(covers_cli)
 

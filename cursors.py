@@ -4,6 +4,7 @@ A cursor carries the list position (the `seq` of the last book served) and an HM
 that position and the owner's id, keyed from SECRET_KEY. A client cannot forge or edit a
 position, nor use one user's cursor in another user's list: either way it is refused.
 """
+
 from __future__ import annotations
 
 import base64

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,13 +22,15 @@ from werkzeug.security import check_password_hash
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "book_library"
+OBJECT_ID_HEX_LENGTH = 24
+SECONDS_PER_DAY = 86400
 
 USER_FIELDS = {"name": 1, "email": 1, "disabled": 1, "created_at": 1, "updated_at": 1, "mfa.enabled": 1}
 
 
 def utcnow() -> datetime:
     # MongoDB keeps milliseconds; truncating here keeps what we return equal to what we stored.
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -69,11 +71,9 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
         [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
     )
     db.auth_events.create_index(
-        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * 86400, name="retention"
+        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
     )
-    db.books.create_index(
-        [("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique"
-    )
+    db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="user_newest",
@@ -125,7 +125,7 @@ def parse_object_id(value) -> ObjectId | None:
 class ObjectIdConverter(BaseConverter):
     """URL converter: a malformed id fails to match, so the route answers 404."""
 
-    regex = "[0-9a-fA-F]{24}"
+    regex = f"[0-9a-fA-F]{{{OBJECT_ID_HEX_LENGTH}}}"
 
     def to_python(self, value):
         oid = parse_object_id(value)
@@ -144,8 +144,8 @@ def digest(secret: str) -> str:
 
 def isoformat(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Model:
@@ -333,9 +333,7 @@ class User(_Model):
 
     @staticmethod
     def replace_recovery_codes(user_id: ObjectId, recovery_codes: list[str]) -> None:
-        User._col().update_one(
-            {"_id": user_id}, {"$set": {"mfa.recovery": [digest(code) for code in recovery_codes]}}
-        )
+        User._col().update_one({"_id": user_id}, {"$set": {"mfa.recovery": [digest(code) for code in recovery_codes]}})
 
     @staticmethod
     def disable_mfa(user_id: ObjectId) -> None:
@@ -356,7 +354,13 @@ def title_key(title: str) -> str:
 
 # What a book's JSON needs; title_key stays in the database.
 BOOK_FIELDS = {
-    "title": 1, "description": 1, "category": 1, "image": 1, "user_id": 1, "created_at": 1, "updated_at": 1,
+    "title": 1,
+    "description": 1,
+    "category": 1,
+    "image": 1,
+    "user_id": 1,
+    "created_at": 1,
+    "updated_at": 1,
 }
 # A cursor page also needs each book's list position.
 CURSOR_FIELDS = {**BOOK_FIELDS, "seq": 1}
@@ -406,7 +410,9 @@ class Books(_Model):
         """Give positions to the books of an account from before positions existed, oldest
         first, and start its counter after them. Safe to run twice at once: both compute
         the same numbers, and each write only fills in what is missing."""
-        owned = Books._col().find({"user_id": user_id}, {"seq": 1}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        owned = (
+            Books._col().find({"user_id": user_id}, {"seq": 1}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        )
         books = list(owned)
         for position, book in enumerate(books, start=1):
             if "seq" not in book:

@@ -3,8 +3,6 @@ password change, the audit log and the account itself."""
 
 from __future__ import annotations
 
-from typing import Union
-
 from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, Unauthorized
@@ -22,8 +20,8 @@ from auth_middleware import (
     tokens_reply,
 )
 from auth_models import Events, RefreshOutcome, Sessions
-from models import User, mfa_enabled
 from books import remove_covers_of
+from models import User, mfa_enabled
 from responses import conditional, envelope, json_body, optional_json_body
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
 from two_factor import mfa_challenge, require_second_factor
@@ -63,7 +61,7 @@ def sign_up():
 @users.post("/login")
 @documented(
     tags=["users"],
-    ok=(200, validate.Envelope[Union[validate.LoginOut, validate.MfaChallengeOut]]),
+    ok=(200, validate.Envelope[validate.LoginOut | validate.MfaChallengeOut]),
     json=validate.Login,
     errors=(400, 401, 413, 415, 429),
 )
@@ -204,7 +202,10 @@ def list_events(current_user):
 
 @users.get("/")
 @documented(
-    tags=["users"], ok=(200, validate.Envelope[validate.UserOut]), auth=True, errors=(304,),
+    tags=["users"],
+    ok=(200, validate.Envelope[validate.UserOut]),
+    auth=True,
+    errors=(304,),
     headers=validate.IfNoneMatch,
 )
 @token_required

@@ -15,7 +15,8 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from app import LOGGERS, JsonLogFormatter, create_app  # noqa: E402
+from app import create_app  # noqa: E402
+from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
 from helpers import TEST_SECRET, AuthActions, MongomockClient, book_form  # noqa: E402
 
 

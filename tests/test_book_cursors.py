@@ -1,5 +1,6 @@
 """Cursor pages of GET /books/: ?limit=N&after=<cursor>, stable while books come and go,
 refused when tampered with or used by another user, and bounded reads proven with explain()."""
+
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
 """Covers in either storage (a folder or GridFS): serving, the other storage still read and
 cleaned, and `flask covers migrate` in both directions, re-run after interruptions."""
+
 from __future__ import annotations
 
 import io
@@ -109,8 +110,9 @@ def test_unknown_cover_storage_refuses_to_start(make_app):
 # --- the storage not in use is still read and cleaned ------------------------------------
 
 
-def test_covers_not_yet_migrated_are_served_and_removed_from_the_other_storage(client, auth, app, db, make_app,
-                                                                              cover_storage):
+def test_covers_not_yet_migrated_are_served_and_removed_from_the_other_storage(
+    client, auth, app, db, make_app, cover_storage
+):
     headers = auth.headers()
     kept, deleted, replaced = (add_book(client, headers, title) for title in ("Kept", "Deleted", "Replaced"))
     other = make_app(COVER_STORAGE=other_than(cover_storage), UPLOAD_FOLDER=app.config["UPLOAD_FOLDER"])

@@ -1,5 +1,6 @@
 """Cheap re-reads and safe concurrent edits: ETag and If-None-Match (304) on GET /books/<id>,
 GET /books/ and GET /users/; If-Match (412) on PUT and DELETE /books/<id>."""
+
 from __future__ import annotations
 
 import io

@@ -3,6 +3,7 @@ sessions or auth events names the owning user, so that user_id can be their shar
 
 The app gets a PyMongo client with a command listener (the database's query log, as the
 driver sees it), on the embedded server."""
+
 from __future__ import annotations
 
 import io
@@ -136,8 +137,9 @@ def walk_the_account(call, email, auth, refresh_token):
     other = call("POST", "/users/login", 200, json={"email": email, "password": PASSWORD})
     call("GET", "/users/sessions", 200, headers=auth)
     call("DELETE", f"/users/sessions/{other['refresh_token'].split('.')[1]}", 204, headers=auth)
-    tokens = call("PUT", "/users/password", 200, json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
-                  headers=auth)
+    tokens = call(
+        "PUT", "/users/password", 200, json={"current_password": PASSWORD, "new_password": NEW_PASSWORD}, headers=auth
+    )
     auth = {"Authorization": f"Bearer {tokens['token']}"}
     call("GET", "/users/events", 200, headers=auth)
     call("POST", "/users/login", 401, json={"email": "nobody@example.com", "password": PASSWORD})
