@@ -178,6 +178,16 @@ def proc_status_kib(pid: int, field: str) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process (all its threads) has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def reset_peak_rss(pids: list[int]) -> bool:
     """Set each process's VmHWM back to its current RSS (Linux clear_refs 5)."""
     ok = True
@@ -618,8 +628,11 @@ class Bench:
         print(f"  {label} ...", end="", flush=True)
         if self.args.warmup > 0:
             run_wrk(self.wrk, port, env, connections, threads, self.args.warmup * longer)
+        cpu_before = cpu_seconds(self.database.pid)
         result = summarise(run_wrk(self.wrk, port, env, connections, threads, self.args.duration * longer))
+        database_cpu = cpu_seconds(self.database.pid) - cpu_before
         result.update(key=key, case=label, server=server, connections=connections)
+        result["db_cpu_ms_per_request"] = database_cpu * 1000 / result["requests"] if result["requests"] else None
         self.results.append(result)
         flag = f"  ({result['non2xx']} non-2xx!)" if result["flagged"] else ""
         print(f" {result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms{flag}", flush=True)
@@ -816,7 +829,9 @@ class Bench:
         for r in self.results:
             r["ratio_to_floor"] = r["rps"] / floor if floor else None
 
-        header = f"{'case':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'x floor':>8}"
+        header = (
+            f"{'case':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'x floor':>8} {'db ms/req':>10}"
+        )
         lines = [header, "-" * len(header)]
         for r in self.results:
             ratio = f"{r['ratio_to_floor']:.2f}" if r["ratio_to_floor"] is not None else "-"
@@ -828,9 +843,11 @@ class Bench:
                     flag += f" (first {r['first_non2xx_status']})"
                 if socket_errors:
                     flag += f", {socket_errors} socket errors"
+            db_ms = r.get("db_cpu_ms_per_request")
+            db_ms = f"{db_ms:.2f}" if db_ms is not None and r["server"] != "ceiling" else "-"
             lines.append(
                 f"{r['case']:<32} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-                f"{r['non2xx']:>8} {ratio:>8}{flag}"
+                f"{r['non2xx']:>8} {ratio:>8} {db_ms:>10}{flag}"
             )
         lines.append("")
 
@@ -864,14 +881,15 @@ class Bench:
                     f"GET /books/ cursor {position} page p50 at 100k books / at 1k books: {large['p50_ms']:.1f} / "
                     f"{small['p50_ms']:.1f} ms = {growth:.2f}x"
                 )
-        busy, one = by_key.get("cursor_first_1k"), by_key.get("cursor_first_c1")
-        if busy and one and one["rps"]:
-            carried = busy["rps"] / one["rps"]
-            extras["busy_workers_per_database"] = carried
+        one = by_key.get("cursor_first_c1")
+        if one and one["rps"] and one.get("db_cpu_ms_per_request"):
+            # A busy worker asks rps x (database CPU per request) of the database's one core.
+            share = one["rps"] * one["db_cpu_ms_per_request"] / 1000
+            extras["database_share_per_busy_worker"] = share
             lines.append(
-                f"GET /books/ cursor first page: one busy worker (c=1) {one['rps']:.0f} req/s, all workers "
-                f"(c={busy['connections']}) {busy['rps']:.0f} req/s: "
-                f"the database kept up with {carried:.1f} busy workers"
+                f"GET /books/ cursor first page, one busy worker (c=1): {one['rps']:.0f} req/s x "
+                f"{one['db_cpu_ms_per_request']:.2f} ms of database CPU each = {share:.0%} of one database core: "
+                f"one embedded database carries about {1 / share:.1f} busy workers"
             )
         thumb = extras.get("thumbnail_24mp")
         if thumb and "error" not in thumb:
