@@ -93,8 +93,7 @@ def _vanished_or_changed(book_id, user_id):
 
 def remove_covers_of(user_id) -> None:
     """Remove the covers of every book of an account (when it is disabled)."""
-    for name in Books.images(user_id):
-        cover_storage.remove(name)
+    cover_storage.remove_many(Books.images(user_id))
 
 
 @books.post("/")

@@ -28,6 +28,8 @@ KINDS = ("local", "gridfs")
 BUCKET = "covers"  # collections covers.files and covers.chunks
 MAX_AGE = 365 * 86400
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
+# Covers removed per pair of deletes when an account goes.
+REMOVE_BATCH = 1000
 # Serving reads this much of a GridFS cover at a time: a thumbnail is one chunk or two.
 READ_BLOCK = 64 * 1024
 
@@ -73,6 +75,10 @@ class LocalCovers:
         if path:
             _unlink(path)
 
+    def remove_many(self, names: list[str]) -> None:
+        for name in names:
+            self.remove(name)
+
     def exists(self, name: str) -> bool:
         path = self._path(name)
         return bool(path) and os.path.isfile(path)
@@ -110,6 +116,7 @@ class GridFSCovers:
     def __init__(self, db):
         self.bucket = gridfs.GridFSBucket(db, bucket_name=BUCKET)
         self.files = db[f"{BUCKET}.files"]
+        self.chunks = db[f"{BUCKET}.chunks"]
 
     def store(self, data: bytes, name: str) -> None:
         try:
@@ -125,6 +132,13 @@ class GridFSCovers:
             self.bucket.delete(name)  # deletes stray chunks too, with or without the file
         except gridfs.errors.NoFile:
             pass
+
+    def remove_many(self, names: list[str]) -> None:
+        """Two deletes for any number of covers (files first: a cover without its file is gone)."""
+        for start in range(0, len(names), REMOVE_BATCH):
+            batch = names[start : start + REMOVE_BATCH]
+            self.files.delete_many({"_id": {"$in": batch}})
+            self.chunks.delete_many({"files_id": {"$in": batch}})
 
     def exists(self, name: str) -> bool:
         return self.files.find_one({"_id": name}, {"_id": 1}) is not None
@@ -187,6 +201,10 @@ class Covers:
             self.primary.remove(name)
             self.other.remove(name)
 
+    def remove_many(self, names: list[str]) -> None:
+        self.primary.remove_many(names)
+        self.other.remove_many(names)
+
     def response(self, name: str):
         response = self.primary.response(name) or self.other.response(name)
         if response is None:
@@ -220,6 +238,11 @@ def store(data: bytes, extension: str) -> str:
 def remove(name: str | None) -> None:
     """Remove a cover from whichever storage holds it."""
     _covers().remove(name)
+
+
+def remove_many(names: list[str]) -> None:
+    """Remove covers from whichever storage holds them (an account's, when it is disabled)."""
+    _covers().remove_many(names)
 
 
 @contextmanager

@@ -130,6 +130,22 @@ def test_covers_not_yet_migrated_are_served_and_removed_from_the_other_storage(
     assert in_folder(app) | in_gridfs(db) == {cover_name(kept), cover_name(updated)}
 
 
+def test_disabling_an_account_removes_all_its_covers_from_both_storages(client, auth, app, db, make_app, cover_storage):
+    headers, other_headers = auth.headers(), auth.headers()
+    older = add_book(client, headers, "Older")
+    migrate(app, other_than(cover_storage))  # one cover in the storage not in use
+    newer = add_book(client, headers, "Newer")
+    kept = add_book(client, other_headers, "Someone else's")
+
+    assert client.delete("/users/", headers=headers).status_code == 204
+
+    for book in (older, newer):
+        assert get(client, book["image_url"])[0] == 404
+    assert get(client, kept["image_url"])[0] == 200
+    assert in_folder(app) | in_gridfs(db) == {cover_name(kept)}
+    assert set(db["covers.chunks"].distinct("files_id")) <= {cover_name(kept)}
+
+
 # --- flask covers migrate -----------------------------------------------------------------
 
 
