@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 
-import orjson
 from flask import jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
@@ -45,15 +44,10 @@ def form_or_json() -> dict:
     )
 
 
-def entity_tag(value) -> str:
-    """A strong ETag for a JSON value: its digest, the same on every app server."""
-    return hashlib.sha256(orjson.dumps(value)).hexdigest()[:32]
-
-
 def conditional(reply, tag: str | None = None):
-    """A GET reply with an ETag (the given one, or the digest of its body); when the client's
-    If-None-Match holds it, 304 with no body instead."""
+    """A GET reply with an ETag (the given one, or a digest of its body, the same on every
+    app server); when the client's If-None-Match holds it, 304 with no body instead."""
     response, status = reply
     response.status_code = status
-    response.set_etag(tag or entity_tag(response.get_json()))
+    response.set_etag(tag or hashlib.sha256(response.get_data()).hexdigest()[:32])
     return response.make_conditional(request)
