@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from bson import ObjectId
 from bson.errors import InvalidId
 from flask import current_app
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, UpdateOne, uri_parser
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, uri_parser
 from pymongo.errors import ConnectionFailure
 from werkzeug.routing import BaseConverter, ValidationError
 from werkzeug.security import check_password_hash
@@ -414,13 +414,11 @@ class Books(_Model):
             Books._col().find({"user_id": user_id}, {"seq": 1}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
         )
         books = list(owned)
-        numbering = [
-            UpdateOne({"_id": book["_id"], "user_id": user_id, "seq": {"$exists": False}}, {"$set": {"seq": position}})
-            for position, book in enumerate(books, start=1)
-            if "seq" not in book
-        ]
-        if numbering:
-            Books._col().bulk_write(numbering, ordered=False)
+        # One write per book, once per account (bulk_write would do; mongomock cannot run it).
+        for position, book in enumerate(books, start=1):
+            if "seq" not in book:
+                missing = {"_id": book["_id"], "user_id": user_id, "seq": {"$exists": False}}
+                Books._col().update_one(missing, {"$set": {"seq": position}})
         last = max([len(books)] + [book.get("seq", 0) for book in books])
         User._col().update_one({"_id": user_id, "book_seq": {"$exists": False}}, {"$set": {"book_seq": last}})
         return last

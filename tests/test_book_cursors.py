@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 import cursors
-from helpers import assert_fields, book_form, image_bytes, ok
+from helpers import INVALID_FIELDS, assert_envelope, book_form, image_bytes
 from models import Books
 
 TINY = image_bytes("PNG", size=(4, 4))
@@ -19,7 +19,7 @@ BAD_CURSOR = "This cursor is not valid for your list; start again without it."
 
 def add(client, headers, title, category="science"):
     form = book_form(title=title, category=category, cover=TINY)
-    return ok(client.post("/books/", data=form, headers=headers), 201)
+    return assert_envelope(client.post("/books/", data=form, headers=headers), 201, "Book created.")
 
 
 def add_many(client, headers, count, prefix="Book"):
@@ -28,7 +28,7 @@ def add_many(client, headers, count, prefix="Book"):
 
 def page(client, headers, query):
     response = client.get(f"/books/?{query}", headers=headers)
-    ok(response)
+    assert_envelope(response, 200, "Books.")
     body = response.get_json()
     return body["data"], body["meta"], response
 
@@ -184,14 +184,16 @@ def first_cursor(client, auth):
 def test_tampered_cursor_is_400(client, first_cursor, tamper):
     headers, cursor = first_cursor
     response = client.get("/books/", query_string={"limit": 1, "after": tamper(cursor)}, headers=headers)
-    assert_fields(response, {"after": BAD_CURSOR})
+    assert_envelope(response, 400, INVALID_FIELDS, {"after": BAD_CURSOR})
 
 
 def test_another_users_cursor_is_400(client, auth, first_cursor):
     _, cursor = first_cursor
     stranger = auth.headers()
     add_many(client, stranger, 3)
-    assert_fields(client.get(f"/books/?limit=1&after={cursor}", headers=stranger), {"after": BAD_CURSOR})
+    assert_envelope(
+        client.get(f"/books/?limit=1&after={cursor}", headers=stranger), 400, INVALID_FIELDS, {"after": BAD_CURSOR}
+    )
 
 
 def test_cursor_made_with_another_secret_key_is_400(client, first_cursor, make_app):
@@ -200,7 +202,9 @@ def test_cursor_made_with_another_secret_key_is_400(client, first_cursor, make_a
     with other.app_context():
         user_id = ObjectId(client.get("/users/", headers=headers).get_json()["data"]["id"])
         forged = cursors.encode(user_id, 3)
-    assert_fields(client.get(f"/books/?limit=1&after={forged}", headers=headers), {"after": BAD_CURSOR})
+    assert_envelope(
+        client.get(f"/books/?limit=1&after={forged}", headers=headers), 400, INVALID_FIELDS, {"after": BAD_CURSOR}
+    )
 
 
 @pytest.mark.parametrize(
@@ -216,7 +220,7 @@ def test_cursor_made_with_another_secret_key_is_400(client, first_cursor, make_a
     ],
 )
 def test_bad_cursor_parameters_are_400(client, auth, query, errors):
-    assert_fields(client.get(f"/books/?{query}", headers=auth.headers()), errors)
+    assert_envelope(client.get(f"/books/?{query}", headers=auth.headers()), 400, INVALID_FIELDS, errors)
 
 
 # --- books from before positions existed -----------------------------------------------------

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import gridfs
 import pytest
 
-from helpers import assert_error, book_form, image_bytes, ok
+from helpers import assert_envelope, book_form, image_bytes
 
 COVERS = "/static/images/books/"
 YEAR = 31536000
@@ -23,7 +23,7 @@ def cover_storage(request):
 
 def add_book(client, headers, title="Dune", fmt="PNG"):
     form = book_form(title=title, cover=image_bytes(fmt), filename=f"cover.{fmt.lower()}")
-    return ok(client.post("/books/", data=form, headers=headers), 201)
+    return assert_envelope(client.post("/books/", data=form, headers=headers), 201, "Book created.")
 
 
 def cover_name(book) -> str:
@@ -99,7 +99,7 @@ def test_cover_of_a_deleted_book_is_a_404_envelope(client, auth):
     book = add_book(client, headers)
     assert client.delete(f"/books/{book['id']}", headers=headers).status_code == 204
     with client.get(book["image_url"]) as response:
-        assert_error(response, 404, "Not Found", "Cover not found.")
+        assert_envelope(response, 404, "Cover not found.", "Not Found")
 
 
 def test_unknown_cover_storage_refuses_to_start(make_app):
@@ -121,7 +121,9 @@ def test_covers_not_yet_migrated_are_served_and_removed_from_the_other_storage(
     assert get(other_client, kept["image_url"])[0] == 200
     assert other_client.delete(f"/books/{deleted['id']}", headers=headers).status_code == 204
     form = {"cover_image": (io.BytesIO(image_bytes("GIF")), "new.gif")}
-    updated = ok(other_client.put(f"/books/{replaced['id']}", data=form, headers=headers))
+    updated = assert_envelope(
+        other_client.put(f"/books/{replaced['id']}", data=form, headers=headers), 200, "Book updated."
+    )
 
     for each in (client, other_client):
         assert get(each, deleted["image_url"])[0] == 404

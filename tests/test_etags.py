@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from helpers import assert_error, book_form, image_bytes, ok
+from helpers import BOOK_NOT_FOUND, assert_envelope, book_form, image_bytes
 
 BOOK_CHANGED = "The book has changed since you read it (its ETag no longer matches); read it again."
 
@@ -19,7 +19,15 @@ def headers(auth):
 
 @pytest.fixture
 def book(client, headers):
-    return ok(client.post("/books/", data=book_form(title="Dune"), headers=headers), 201)
+    return assert_envelope(client.post("/books/", data=book_form(title="Dune"), headers=headers), 201, "Book created.")
+
+
+def updated(response) -> dict:
+    return assert_envelope(response, 200, "Book updated.")
+
+
+def read(client, headers, book) -> dict:
+    return assert_envelope(client.get(f"/books/{book['id']}", headers=headers), 200, "Book.")
 
 
 def etag_of(client, headers, url):
@@ -48,14 +56,14 @@ def test_get_with_the_current_etag_is_304_without_a_body(client, headers, book, 
 def test_get_with_an_old_etag_is_200_with_the_new_state_and_etag(client, headers, book, url):
     url = url.format(id=book["id"])
     old = etag_of(client, headers, url)
-    ok(client.put(f"/books/{book['id']}", json={"title": "Dune Messiah"}, headers=headers))
-    ok(client.put("/users/", json={"name": "Grace Hopper"}, headers=headers))
+    updated(client.put(f"/books/{book['id']}", json={"title": "Dune Messiah"}, headers=headers))
+    assert_envelope(client.put("/users/", json={"name": "Grace Hopper"}, headers=headers), 200, "Account updated.")
 
     response = client.get(url, headers={**headers, "If-None-Match": old})
 
     assert response.status_code == 200
     assert response.headers["ETag"] != old
-    assert ok(response)
+    assert response.get_json()["data"]
 
 
 def test_etag_is_the_same_on_every_read_of_an_unchanged_state(client, headers, book):
@@ -65,7 +73,7 @@ def test_etag_is_the_same_on_every_read_of_an_unchanged_state(client, headers, b
 
 def test_list_etag_changes_when_a_book_is_added_or_deleted(client, headers, book):
     before = etag_of(client, headers, "/books/?limit=10")
-    other = ok(client.post("/books/", data=book_form(title="Emma"), headers=headers), 201)
+    other = assert_envelope(client.post("/books/", data=book_form(title="Emma"), headers=headers), 201, "Book created.")
     added = etag_of(client, headers, "/books/?limit=10")
     assert client.delete(f"/books/{other['id']}", headers=headers).status_code == 204
     assert len({before, added, etag_of(client, headers, "/books/?limit=10")}) == 2  # back to the first
@@ -75,7 +83,7 @@ def test_list_etag_changes_when_a_book_is_added_or_deleted(client, headers, book
 def test_another_users_book_is_404_whatever_the_etag(client, auth, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
     response = client.get(f"/books/{book['id']}", headers={**auth.headers(), "If-None-Match": etag})
-    assert_error(response, 404, "Not Found", "Book not found.")
+    assert_envelope(response, 404, BOOK_NOT_FOUND, "Not Found")
 
 
 def test_if_none_match_star_is_304_for_an_existing_book(client, headers, book):
@@ -101,29 +109,29 @@ def test_put_with_the_current_etag_changes_the_book_and_returns_the_new_etag(cli
 
     response = put(client, headers, book, etag, json={"title": "Dune Messiah"})
 
-    assert ok(response)["title"] == "Dune Messiah"
+    assert updated(response)["title"] == "Dune Messiah"
     assert response.headers["ETag"] not in ("", etag)
     assert response.headers["ETag"] == etag_of(client, headers, f"/books/{book['id']}")
 
 
 def test_second_tab_editing_with_the_same_etag_gets_412_and_changes_nothing(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
-    ok(put(client, headers, book, etag, json={"title": "First tab"}))
+    updated(put(client, headers, book, etag, json={"title": "First tab"}))
 
     response = put(client, headers, book, etag, json={"title": "Second tab"})
 
-    assert_error(response, 412, "Precondition Failed", BOOK_CHANGED)
-    assert ok(client.get(f"/books/{book['id']}", headers=headers))["title"] == "First tab"
+    assert_envelope(response, 412, BOOK_CHANGED, "Precondition Failed")
+    assert read(client, headers, book)["title"] == "First tab"
 
 
 def test_stale_put_with_a_new_cover_is_412_and_keeps_the_old_cover(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
-    ok(put(client, headers, book, json={"description": "Changed elsewhere."}))
+    updated(put(client, headers, book, json={"description": "Changed elsewhere."}))
     form = {"cover_image": (io.BytesIO(image_bytes("GIF")), "new.gif")}
 
-    assert_error(put(client, headers, book, etag, data=form), 412, "Precondition Failed", BOOK_CHANGED)
+    assert_envelope(put(client, headers, book, etag, data=form), 412, BOOK_CHANGED, "Precondition Failed")
 
-    current = ok(client.get(f"/books/{book['id']}", headers=headers))
+    current = read(client, headers, book)
     assert current["image_url"] == book["image_url"]
     with client.get(book["image_url"]) as cover:
         assert cover.status_code == 200
@@ -131,24 +139,24 @@ def test_stale_put_with_a_new_cover_is_412_and_keeps_the_old_cover(client, heade
 
 def test_put_and_delete_without_if_match_behave_as_before(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
-    ok(put(client, headers, book, json={"title": "Changed"}))
-    ok(put(client, headers, book, json={"title": "Changed again"}))
+    updated(put(client, headers, book, json={"title": "Changed"}))
+    updated(put(client, headers, book, json={"title": "Changed again"}))
     assert delete(client, headers, book).status_code == 204
-    assert_error(delete(client, headers, book, etag), 404, "Not Found", "Book not found.")
+    assert_envelope(delete(client, headers, book, etag), 404, BOOK_NOT_FOUND, "Not Found")
 
 
 def test_delete_with_a_stale_etag_is_412_and_the_book_stays(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
-    ok(put(client, headers, book, json={"category": "fantasy"}))
+    updated(put(client, headers, book, json={"category": "fantasy"}))
 
-    assert_error(delete(client, headers, book, etag), 412, "Precondition Failed", BOOK_CHANGED)
-    assert ok(client.get(f"/books/{book['id']}", headers=headers))["category"] == "fantasy"
+    assert_envelope(delete(client, headers, book, etag), 412, BOOK_CHANGED, "Precondition Failed")
+    assert read(client, headers, book)["category"] == "fantasy"
 
 
 def test_delete_with_the_current_etag_deletes_the_book(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
     assert delete(client, headers, book, etag).status_code == 204
-    assert_error(client.get(f"/books/{book['id']}", headers=headers), 404, "Not Found", "Book not found.")
+    assert_envelope(client.get(f"/books/{book['id']}", headers=headers), 404, BOOK_NOT_FOUND, "Not Found")
 
 
 @pytest.mark.parametrize(
@@ -160,7 +168,7 @@ def test_delete_with_the_current_etag_deletes_the_book(client, headers, book):
 )
 def test_if_match_lists_and_star_match_the_current_state(client, headers, book, if_match):
     current = etag_of(client, headers, f"/books/{book['id']}")
-    assert ok(put(client, headers, book, if_match.format(current=current), json={"title": "Matched"}))
+    assert updated(put(client, headers, book, if_match.format(current=current), json={"title": "Matched"}))
 
 
 @pytest.mark.parametrize(
@@ -174,23 +182,23 @@ def test_if_match_lists_and_star_match_the_current_state(client, headers, book, 
 def test_if_match_that_does_not_name_the_current_state_is_412(client, headers, book, if_match):
     current = etag_of(client, headers, f"/books/{book['id']}")
     response = put(client, headers, book, if_match.format(current=current), json={"title": "Nope"})
-    assert_error(response, 412, "Precondition Failed", BOOK_CHANGED)
+    assert_envelope(response, 412, BOOK_CHANGED, "Precondition Failed")
 
 
 def test_if_match_on_another_users_book_is_404(client, auth, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
     stranger = auth.headers()
-    assert_error(put(client, stranger, book, etag, json={"title": "Mine"}), 404, "Not Found", "Book not found.")
-    assert_error(delete(client, stranger, book, etag), 404, "Not Found", "Book not found.")
+    assert_envelope(put(client, stranger, book, etag, json={"title": "Mine"}), 404, BOOK_NOT_FOUND, "Not Found")
+    assert_envelope(delete(client, stranger, book, etag), 404, BOOK_NOT_FOUND, "Not Found")
 
 
 def test_book_from_before_versions_is_matched_by_its_etag(client, headers, book, db):
     db.books.update_many({}, {"$unset": {"version": ""}})
     etag = etag_of(client, headers, f"/books/{book['id']}")
 
-    ok(put(client, headers, book, etag, json={"title": "Versioned now"}))
+    updated(put(client, headers, book, etag, json={"title": "Versioned now"}))
 
-    assert_error(put(client, headers, book, etag, json={"title": "Stale"}), 412, "Precondition Failed", BOOK_CHANGED)
+    assert_envelope(put(client, headers, book, etag, json={"title": "Stale"}), 412, BOOK_CHANGED, "Precondition Failed")
 
 
 # --- the contract says so -----------------------------------------------------------------

@@ -108,6 +108,7 @@ class Caller:
 
 
 def code(secret: str, steps: int = 0) -> str:
+    """The authenticator's code `steps` 30-second steps from now (the clock is stopped)."""
     return pyotp.TOTP(secret).at(time.time() + 30 * steps)
 
 
@@ -165,7 +166,7 @@ def log_in(call, email) -> dict:
     return {"Authorization": f"Bearer {tokens['token']}"}
 
 
-def test_every_books_sessions_and_events_command_of_every_endpoint_names_the_user(app, client, commands):
+def test_every_books_sessions_and_events_command_of_every_endpoint_names_the_user(app, client, commands, clock):
     call = Caller(app, client)
     email = "shard-keys@example.com"
     call("POST", "/users/", 201, json={"name": "Ada Lovelace", "email": email, "password": PASSWORD})
