@@ -49,6 +49,7 @@ RATE_LIMITED = "Too many requests; try again later."
 LOCKED = "Too many failed logins; try again later."
 JSON_ONLY = "Content-Type must be application/json."
 BOOK_NOT_FOUND = "Book not found."
+COVER_NOT_FOUND = "Cover not found."
 DUPLICATE_TITLE = "You already have a book with this title."
 # werkzeug's own descriptions, for the URLs and methods no route answers.
 NO_SUCH_URL = (

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import gridfs
 import pytest
 
-from helpers import assert_envelope, book_form, image_bytes
+from helpers import COVER_NOT_FOUND, assert_envelope, book_form, image_bytes
 
 COVERS = "/static/images/books/"
 YEAR = 31536000
@@ -99,7 +99,7 @@ def test_cover_of_a_deleted_book_is_a_404_envelope(client, auth):
     book = add_book(client, headers)
     assert client.delete(f"/books/{book['id']}", headers=headers).status_code == 204
     with client.get(book["image_url"]) as response:
-        assert_envelope(response, 404, "Cover not found.", "Not Found")
+        assert_envelope(response, 404, COVER_NOT_FOUND, "Not Found")
 
 
 def test_unknown_cover_storage_refuses_to_start(make_app):

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from helpers import (
+    COVER_NOT_FOUND,
     PASSWORD,
     RATE_LIMITED,
     REFRESH_INVALID,
@@ -323,7 +324,7 @@ def test_covers_in_gridfs_are_served_by_both_servers_and_replaced_on_either(data
         new_url = assert_envelope(replaced, 200, "Book updated.")["image_url"]
 
         for server in (a, b):
-            assert_envelope(fetch_cover(server, old_url), 404, "Cover not found.", "Not Found")
+            assert_envelope(fetch_cover(server, old_url), 404, COVER_NOT_FOUND, "Not Found")
             new = fetch_cover(server, new_url)
             assert (new.status_code, new.mimetype) == (200, "image/png")
         # Nothing of it on either server's disk.
