@@ -171,7 +171,7 @@ def assert_429(response, message: str = RATE_LIMITED) -> int:
 # --- the API's operations, from the URL map and the OpenAPI document -----------------------------
 
 # Routes that serve files or describe the API rather than being part of it.
-NOT_API = re.compile(r"^/(static/|docs\b|openapi\.json$)")
+NOT_API = re.compile(r"^/(static/|app/|docs\b|openapi\.json$)")
 SOME_ID = "0123456789abcdef01234567"  # a well-formed ObjectId for a route's <objectid:...> variable
 
 

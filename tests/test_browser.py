@@ -194,6 +194,108 @@ def test_docs_policy_allows_own_scripts_and_no_other_host(client):
     assert "'unsafe-inline'" not in directives["script-src"]
 
 
+# --- the browser app at /app/ ---------------------------------------------------------
+
+
+class _Controls(HTMLParser):
+    """The form controls, labels and buttons of a page, its <template>s included."""
+
+    def __init__(self):
+        super().__init__()
+        self.controls, self.label_for, self.buttons = [], set(), []
+        self._button_text = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("input", "select", "textarea", "progress") and attrs.get("type") != "hidden":
+            self.controls.append(attrs.get("id") or f"<{tag} name={attrs.get('name')}>")
+        elif tag == "label" and attrs.get("for"):
+            self.label_for.add(attrs["for"])
+        elif tag == "button":
+            self._button_text = ""
+
+    def handle_endtag(self, tag):
+        if tag == "button":
+            self.buttons.append(self._button_text.strip())
+            self._button_text = None
+
+    def handle_data(self, data):
+        if self._button_text is not None:
+            self._button_text += data
+
+
+def app_files(client) -> dict[str, str]:
+    """Every file the app's page loads, following its ES module imports: {url: mimetype}."""
+    with client.get("/app/") as page:
+        parser = _Assets()
+        parser.feed(page.get_data(as_text=True))
+    pending = [urljoin("/app/", url) for url in parser.scripts + [href for _, href in parser.links]]
+    seen = {}
+    while pending:
+        url = pending.pop()
+        if url in seen or url.startswith("data:"):
+            continue
+        with client.get(url) as response:
+            assert response.status_code == 200, url
+            seen[url] = response.mimetype
+            if url.endswith(".js"):
+                source = response.get_data(as_text=True)
+                imports = re.findall(r"""^import\b[^;]*?from\s+["']([^"']+)["']""", source, re.M)
+                pending += [urljoin(url, name) for name in imports]
+    return seen
+
+
+def test_app_page_is_html_under_its_own_policy(client):
+    with client.get("/app/") as response:
+        assert response.status_code == 200
+        assert response.mimetype == "text/html"
+        directives = csp_directives(response)
+    assert directives["default-src"] == ["'none'"]
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert directives["connect-src"] == ["'self'"]  # a password typed here goes to this API only
+    assert directives["img-src"] == ["'self'", "data:", "blob:"]  # covers, and previews of a chosen file
+    assert directives["frame-ancestors"] == ["'none'"]
+
+
+def test_app_without_its_slash_redirects_so_relative_urls_resolve(client):
+    response = client.get("/app")
+    assert response.status_code in (301, 308)
+    assert urlsplit(response.headers["Location"]).path == "/app/"
+
+
+def test_app_loads_only_its_own_files_as_modules_and_a_stylesheet(client):
+    files = app_files(client)
+    assert {urlsplit(url).netloc for url in files} == {""}
+    scripts = {url for url, mimetype in files.items() if url.endswith(".js")}
+    assert {"/app/app.js", "/app/api.js", "/app/config.js", "/app/ui.js"} <= scripts
+    assert all("javascript" in files[url] for url in scripts), files  # modules need a JavaScript type
+    assert files["/app/app.css"] == "text/css"
+
+
+def test_app_page_has_no_inline_script_or_handler(client):
+    with client.get("/app/") as page:
+        parser = _Assets()
+        parser.feed(page.get_data(as_text=True))
+    assert parser.inline_scripts == 0
+    assert parser.handlers == []
+
+
+def test_every_control_of_the_app_has_a_label_and_every_button_a_name(client):
+    with client.get("/app/") as page:
+        parser = _Controls()
+        parser.feed(page.get_data(as_text=True))
+    assert parser.controls and parser.buttons
+    assert [control for control in parser.controls if control not in parser.label_for] == []
+    assert "" not in parser.buttons
+
+
+def test_a_file_the_app_lacks_is_a_json_404(client):
+    with client.get("/app/missing.js") as response:
+        assert response.status_code == 404
+        assert response.get_json()["error"] == "Not Found"
+
+
 # --- /openapi.json -------------------------------------------------------------
 
 

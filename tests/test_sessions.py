@@ -11,6 +11,7 @@ import jwt
 import pytest
 from bson import ObjectId
 
+from app import create_app
 from helpers import (
     ACCESS_TOKEN_SECONDS,
     INVALID_FIELDS,
@@ -20,6 +21,7 @@ from helpers import (
     REFRESH_INVALID,
     REFRESH_REUSED,
     SESSION_ENDED,
+    TEST_SECRET,
     TOKEN_EXPIRED,
     WRONG_CREDENTIALS,
     WRONG_PASSWORD,
@@ -901,6 +903,22 @@ class TestRefreshTokenCookie:
         # The cookie that was exchanged is spent.
         assert_envelope(refresh(client, old_refresh), 401, REFRESH_REUSED, "Unauthorized")
 
+    def test_login_and_refresh_bodies_carry_the_csrf_token_of_the_cookie(self, client, email):
+        """A page on another origin cannot read the csrf_token cookie: it takes the token from the body."""
+        login = self.cookie_login(client, email)
+        csrf = login.get_json()["data"]["csrf_token"]
+        assert csrf == cookie_attributes(login, "csrf_token")["value"]
+
+        response = self.cookie_refresh(client, csrf=csrf)
+
+        assert response.status_code == 200, response.get_json()
+        new_csrf = response.get_json()["data"]["csrf_token"]
+        assert new_csrf == cookie_attributes(response, "csrf_token")["value"] != csrf
+        assert self.cookie_refresh(client, csrf=new_csrf).status_code == 200
+
+    def test_the_banner_says_refresh_tokens_travel_in_a_cookie(self, client):
+        assert client.get("/").get_json()["data"]["refresh_token_cookie"] is True
+
     def test_refresh_with_no_cookie_is_401(self, client, email):
         self.cookie_login(client, email)
         client.delete_cookie("refresh_token", path="/users")
@@ -961,3 +979,38 @@ def test_a_token_that_worked_is_refused_once_it_expires(client, email, clock):
     response = me(client, session.token)
 
     assert_envelope(response, 401, TOKEN_EXPIRED, "Unauthorized")
+
+
+def test_without_cookie_mode_there_is_no_csrf_token_and_the_banner_says_so(client, email):
+    login = client.post("/users/login", json={"email": email, "password": PASSWORD})
+    assert "csrf_token" not in login.get_json()["data"]
+    assert client.get("/").get_json()["data"]["refresh_token_cookie"] is False
+
+
+class TestRefreshCookieSameSite:
+    """REFRESH_COOKIE_SAMESITE: Lax or None for deployments where Strict does not fit."""
+
+    @pytest.fixture(params=[("lax", "Lax"), ("None", "None"), (" STRICT ", "Strict")])
+    def same_site(self, request):
+        return request.param
+
+    @pytest.fixture
+    def app_config(self, same_site):
+        return {"REFRESH_TOKEN_COOKIE": True, "REFRESH_COOKIE_SAMESITE": same_site[0]}
+
+    def test_cookies_are_set_and_cleared_with_the_configured_same_site(self, client, email, same_site):
+        login = client.post("/users/login", json={"email": email, "password": PASSWORD})
+        logout = client.post("/users/logout", headers=bearer(login.get_json()["data"]["token"]))
+
+        for response in (login, logout):
+            for name in ("refresh_token", "csrf_token"):
+                cookie = cookie_attributes(response, name)
+                assert cookie["samesite"] == same_site[1]
+                assert "secure" in cookie  # SameSite=None is honoured only on Secure cookies
+
+
+@pytest.mark.parametrize("value", ["none-at-all", "Stricter"])
+def test_an_unknown_same_site_value_stops_the_app_at_start_up(value, tmp_path):
+    config = {"SECRET_KEY": TEST_SECRET, "INSTANCE_PATH": str(tmp_path), "REFRESH_COOKIE_SAMESITE": value}
+    with pytest.raises(RuntimeError, match="REFRESH_COOKIE_SAMESITE must be one of Strict, Lax, None"):
+        create_app(config)

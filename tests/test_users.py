@@ -546,7 +546,11 @@ def test_delete_user_leaves_other_users_working(client, auth):
 def test_banner_is_200_json(client):
     response = client.get("/")
 
-    assert assert_envelope(response, 200, "Book Library API") == {"name": "book-library", "docs": "See README.md"}
+    assert assert_envelope(response, 200, "Book Library API") == {
+        "name": "book-library",
+        "docs": "See README.md",
+        "refresh_token_cookie": False,
+    }
     assert set(response.get_json()) == {"message", "data", "error"}
 
 
