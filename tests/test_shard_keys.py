@@ -131,6 +131,8 @@ def walk_the_account(call, email, auth, refresh_token):
     call("GET", "/openapi.json", 200)
     call("GET", "/docs", 200)
     call("GET", "/docs/assets/css/swagger-ui.css", 200)
+    call("GET", "/app/", 200)
+    call("GET", "/app/app.js", 200)
     call("GET", "/users/", 200, headers=auth)
     call("PUT", "/users/", 200, json={"name": "Grace Hopper"}, headers=auth)
     tokens = call("POST", "/users/token/refresh", 200, json={"refresh_token": refresh_token})
