@@ -58,6 +58,10 @@ IMAGE_TYPES = "image/jpeg, image/png, image/gif, image/webp"  # the covers save_
 _NOTES: dict[str, dict] = {}
 
 
+# Answers without a body.
+BODILESS = (304,)
+
+
 def documented(
     *,
     tags,
@@ -65,6 +69,7 @@ def documented(
     json=None,
     form=None,
     query=None,
+    headers=None,
     auth=False,
     errors=(),
     messages=None,
@@ -78,8 +83,9 @@ def documented(
     `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none."""
     codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
-    responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code != 400}
+    responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
     responses[f"HTTP_{ok[0]}"] = ok[1]
+    bodiless = [f"HTTP_{code}" for code in codes & set(BODILESS)]
 
     def decorate(view):
         name = operation_id or _camel_case(view.__name__)
@@ -88,7 +94,8 @@ def documented(
             json=json,
             form=form,
             query=query,
-            resp=SpecResponse(**responses),
+            headers=headers,
+            resp=SpecResponse(*bodiless, **responses),
             tags=tags,
             security={"bearerAuth": []} if auth else {},
             skip_validation=True,
@@ -117,6 +124,7 @@ def openapi_document() -> dict:
                 _refine_parameters(operation)
                 _refine_request_body(operation, schemas)
                 _refine_responses(operation, schemas)
+                _describe_etags(operation)
         current_app.extensions["openapi"] = document
     return document
 
@@ -207,6 +215,19 @@ def _field_error(operation: dict, schemas: dict) -> dict:
         return {field: "This field is required."}
     parameter = next(p for p in operation["parameters"] if p["in"] == "query")
     return {parameter["name"]: f"Must be at least {parameter['schema'].get('minimum', 1)}."}
+
+
+def _describe_etags(operation: dict) -> None:
+    """Conditional requests: the ETag an answer carries, and what 304 and 412 mean."""
+    responses = operation["responses"]
+    conditional_get, conditional_change = "304" in responses, "412" in responses
+    if conditional_get:
+        responses["304"]["description"] = "Not Modified: the If-None-Match ETag still matches; no body."
+    if conditional_change:
+        responses["412"]["description"] = "Precondition Failed: the If-Match ETag no longer matches; nothing changed."
+    if conditional_get or (conditional_change and "200" in responses):
+        etag = {"description": "This state's entity tag, for If-None-Match and If-Match.", "schema": {"type": "string"}}
+        responses["200"].setdefault("headers", {})["ETag"] = etag
 
 
 docs = Blueprint("docs", __name__)

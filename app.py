@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import app_logging
+import cover_storage
 import models
 import validate
 from api_docs import docs
@@ -92,6 +93,7 @@ DEFAULTS = {
     "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 50_000_000,
     "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
+    "COVER_STORAGE": "local",  # local (UPLOAD_FOLDER) or gridfs (the database)
     "TRUSTED_PROXIES": 0,
     "REQUEST_LOG": True,  # one JSON line per request on standard error
     "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
@@ -261,6 +263,7 @@ def create_app(config: dict | None = None) -> Flask:
         log.warning(NO_DATABASE)
     models.try_ensure_indexes(app)
     models.init_passwords(app)
+    cover_storage.init_app(app)
 
     register_blueprints(app)
     register_error_handlers(app)

@@ -64,11 +64,16 @@ class RefreshOutcome(enum.Enum):
     INVALID = "invalid"
 
 
+def _refresh_token(user_id: ObjectId, sid: ObjectId, secret: str) -> str:
+    return f"{user_id}.{sid}.{secret}"
+
+
 class Sessions(_Model):
     """A login: its refresh token (stored as a hash), rotated on every use.
 
-    A refresh token reads "<session id>.<secret>", so finding its session is one
-    lookup by _id. Hashes of secrets already exchanged are kept, so presenting
+    A refresh token reads "<user id>.<session id>.<secret>", so finding its session
+    is one lookup by _id and owner (the owner routes it to one shard of a cluster
+    sharded by user). Hashes of secrets already exchanged are kept, so presenting
     one again is recognised as theft.
     """
 
@@ -110,19 +115,23 @@ class Sessions(_Model):
         for dropped in listed[: -User.MAX_SESSIONS]:
             if dropped["exp"] > now:
                 Sessions._col().update_one(
-                    {"_id": dropped["sid"]}, {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}}
+                    {"_id": dropped["sid"], "user_id": user_id},
+                    {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}},
                 )
-        return session, f"{session['_id']}.{secret}"
+        return session, _refresh_token(user_id, session["_id"], secret)
 
     @staticmethod
     def check(refresh_token: str) -> tuple[RefreshOutcome, dict | None]:
         """Judge a presented refresh token without spending it: (VALID, session),
         (REUSED, session) for a secret already exchanged, or (INVALID, None)."""
-        sid_text, _, secret = refresh_token.partition(".")
-        sid = parse_object_id(sid_text) if len(sid_text) == OBJECT_ID_HEX_LENGTH else None
-        if sid is None or not secret:
+        user_text, _, rest = refresh_token.partition(".")
+        sid_text, _, secret = rest.partition(".")
+        user_id, sid = (
+            parse_object_id(text) if len(text) == OBJECT_ID_HEX_LENGTH else None for text in (user_text, sid_text)
+        )
+        if user_id is None or sid is None or not secret:
             return RefreshOutcome.INVALID, None
-        session = Sessions._col().find_one({"_id": sid})
+        session = Sessions._col().find_one({"_id": sid, "user_id": user_id})
         if session is None or session["revoked_at"] is not None or session["expires_at"] <= utcnow():
             return RefreshOutcome.INVALID, None
         presented = digest(secret)
@@ -140,7 +149,7 @@ class Sessions(_Model):
         current = session["refresh_hash"]
         updated = Sessions._col().update_one(
             # Conditional on the hash: of two concurrent exchanges only one wins.
-            {"_id": session["_id"], "refresh_hash": current, "revoked_at": None},
+            {"_id": session["_id"], "user_id": session["user_id"], "refresh_hash": current, "revoked_at": None},
             {
                 "$set": {
                     "refresh_hash": digest(new_secret),
@@ -153,21 +162,21 @@ class Sessions(_Model):
         )
         if updated.modified_count != 1:
             return None
-        return f"{session['_id']}.{new_secret}"
+        return _refresh_token(session["user_id"], session["_id"], new_secret)
 
     @staticmethod
-    def reissue(sid: ObjectId) -> tuple[dict, str]:
+    def reissue(user_id: ObjectId, sid: ObjectId) -> tuple[dict, str]:
         """A new refresh token for a live session (after a password change); the old one
         counts as used. Returns the session record as it was, and the new token."""
         secret = secrets.token_urlsafe(SECRET_BYTES)
         session = Sessions._col().find_one_and_update(
-            {"_id": sid}, {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}}
+            {"_id": sid, "user_id": user_id}, {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}}
         )
         Sessions._col().update_one(
-            {"_id": sid},
+            {"_id": sid, "user_id": user_id},
             {"$push": {"used_hashes": {"$each": [session["refresh_hash"]], "$slice": -Sessions.USED_HASHES_KEPT}}},
         )
-        return session, f"{sid}.{secret}"
+        return session, _refresh_token(user_id, sid, secret)
 
     @staticmethod
     def revoke(user_id: ObjectId, sid: ObjectId, reason: str) -> bool:

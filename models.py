@@ -92,6 +92,11 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
         [("user_id", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="user_category_newest",
     )
+    # Cursor pages: a range of one user's list positions.
+    db.books.create_index([("user_id", ASCENDING), ("seq", DESCENDING)], name="user_positions")
+    db.books.create_index(
+        [("user_id", ASCENDING), ("category", ASCENDING), ("seq", DESCENDING)], name="user_category_positions"
+    )
 
 
 def ensure_indexes_once() -> None:
@@ -211,6 +216,7 @@ class User(_Model):
             "password": hash_password(password),
             "disabled": False,
             "sessions": [],
+            "book_seq": 0,  # the list position of the user's newest book (see Books.next_seq)
             "created_at": now,
             "updated_at": now,
         }
@@ -366,9 +372,15 @@ BOOK_FIELDS = {
     "created_at": 1,
     "updated_at": 1,
 }
+# A cursor page also needs each book's list position.
+CURSOR_FIELDS = {**BOOK_FIELDS, "seq": 1}
 
 
 class Books(_Model):
+    """A user's books. Each has `seq`, its position in the owner's list (1 for the first book
+    the user added, newest highest, never reused), for cursor pages; and `version`, counted
+    up by every change, for conditional updates (If-Match)."""
+
     collection = "books"
 
     @staticmethod
@@ -380,11 +392,46 @@ class Books(_Model):
             **fields,
             "title_key": title_key(fields["title"]),
             "image": image,
+            "seq": Books.next_seq(user_id),
+            "version": 1,
             "created_at": now,
             "updated_at": now,
         }
         doc["_id"] = Books._col().insert_one(doc).inserted_id
         return doc
+
+    @staticmethod
+    def next_seq(user_id: ObjectId) -> int:
+        """Take the next list position from the owner's counter (atomic, so never given twice)."""
+        for _ in range(2):
+            user = User._col().find_one_and_update(
+                {"_id": user_id, "book_seq": {"$exists": True}},
+                {"$inc": {"book_seq": 1}},
+                projection={"book_seq": 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if user is not None:
+                return user["book_seq"]
+            Books.number_existing(user_id)
+        raise LookupError("the user to number books for does not exist")
+
+    @staticmethod
+    def number_existing(user_id: ObjectId) -> int:
+        """Give positions to the books of an account from before positions existed, oldest
+        first, and start its counter after them. Safe to run twice at once: both compute
+        the same numbers, and each write only fills in what is missing."""
+        owned = (
+            Books._col().find({"user_id": user_id}, {"seq": 1}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        )
+        books = list(owned)
+        # One write per book, once per account (bulk_write would do; mongomock cannot run it).
+        for position, book in enumerate(books, start=1):
+            if "seq" not in book:
+                missing = {"_id": book["_id"], "user_id": user_id, "seq": {"$exists": False}}
+                Books._col().update_one(missing, {"$set": {"seq": position}})
+        last = max([len(books)] + [book.get("seq", 0) for book in books])
+        User._col().update_one({"_id": user_id, "book_seq": {"$exists": False}}, {"$set": {"book_seq": last}})
+        return last
 
     @staticmethod
     def get(book_id: ObjectId, user_id: ObjectId) -> dict | None:
@@ -413,6 +460,31 @@ class Books(_Model):
         return items, Books._col().count_documents(Books._owned(user_id, category))
 
     @staticmethod
+    def window(user_id: ObjectId, below: int, width: int, category: str | None = None, limit: int = 0):
+        """The books at list positions [below - width, below), newest first.
+
+        Bounded on both sides, so the server reads only the entries in that range (an
+        index range scan on user_positions); a bound on one side only would cost the
+        embedded server every older book."""
+        query = Books._owned(user_id, category)
+        query["seq"] = {"$gte": max(below - width, 1), "$lt": below}
+        cursor = Books._col().find(query, CURSOR_FIELDS).sort("seq", DESCENDING)
+        return cursor.limit(limit) if limit else cursor
+
+    @staticmethod
+    def after(user_id: ObjectId, below: int, limit: int, category: str | None = None) -> tuple[list, int | None]:
+        """Up to `limit` books before list position `below`, newest first, and the position
+        to continue from (None when nothing is left). Positions freed by deleted books (or,
+        with a category, taken by other categories) are skipped by windows that double."""
+        found: list[dict] = []
+        width = limit + 1  # one more than the page: whether a next page exists
+        while below > 1 and len(found) <= limit:
+            found += Books.window(user_id, below, width, category, limit + 1 - len(found))
+            below, width = below - width, width * 2
+        page = found[:limit]
+        return page, page[-1]["seq"] if len(found) > limit else None
+
+    @staticmethod
     def _owned(user_id: ObjectId, category: str | None) -> dict:
         query = {"user_id": user_id}
         if category is not None:
@@ -420,20 +492,38 @@ class Books(_Model):
         return query
 
     @staticmethod
-    def update(book_id: ObjectId, user_id: ObjectId, fields: dict) -> dict | None:
-        """Apply the changes and return the new document (None if it vanished)."""
+    def update(book_id: ObjectId, user_id: ObjectId, fields: dict, version: int | None = None) -> dict | None:
+        """Apply the changes and return the new document; None if it vanished or, when a
+        version is given, if it is no longer at that version."""
         changes = dict(fields, updated_at=utcnow())
         if "title" in fields:
             changes["title_key"] = title_key(fields["title"])
         return Books._col().find_one_and_update(
-            {"_id": book_id, "user_id": user_id},
-            {"$set": changes},
+            Books._at_version(book_id, user_id, version),
+            {"$set": changes, "$inc": {"version": 1}},
             return_document=ReturnDocument.AFTER,
         )
 
     @staticmethod
-    def delete(book_id: ObjectId, user_id: ObjectId) -> dict | None:
-        return Books._col().find_one_and_delete({"_id": book_id, "user_id": user_id})
+    def delete(book_id: ObjectId, user_id: ObjectId, version: int | None = None) -> dict | None:
+        return Books._col().find_one_and_delete(Books._at_version(book_id, user_id, version))
+
+    @staticmethod
+    def _at_version(book_id: ObjectId, user_id: ObjectId, version: int | None) -> dict:
+        query = {"_id": book_id, "user_id": user_id}
+        if version is not None:
+            # Books from before versions were counted have none: they are at version 0.
+            query["version"] = version or None
+        return query
+
+    @staticmethod
+    def version(book: dict) -> int:
+        return book.get("version", 0)
+
+    @staticmethod
+    def images(user_id: ObjectId) -> list[str]:
+        """The cover names of every book of a user."""
+        return [book["image"] for book in Books._col().find({"user_id": user_id}, {"image": 1}) if book.get("image")]
 
     @staticmethod
     def to_json(book: dict, image_url: str) -> dict:

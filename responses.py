@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
@@ -50,3 +52,12 @@ def form_or_json() -> dict:
     if request.mimetype in FORM_TYPES:
         return request.form.to_dict()
     raise UnsupportedMediaType(FORM_OR_JSON_REQUIRED)
+
+
+def conditional(reply, tag: str | None = None):
+    """A GET reply with an ETag (the given one, or a digest of its body, the same on every
+    app server); when the client's If-None-Match holds it, 304 with no body instead."""
+    response, status = reply
+    response.status_code = status
+    response.set_etag(tag or hashlib.sha256(response.get_data()).hexdigest()[:32])
+    return response.make_conditional(request)

@@ -20,8 +20,9 @@ from auth_middleware import (
     tokens_reply,
 )
 from auth_models import Events, RefreshOutcome, Sessions
+from books import remove_covers_of
 from models import User, mfa_enabled
-from responses import envelope, json_body, optional_json_body, query_args
+from responses import conditional, envelope, json_body, optional_json_body, query_args
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
 from two_factor import mfa_challenge, require_second_factor
 
@@ -182,7 +183,7 @@ def change_password(current_user):
     require_second_factor(current_user, fields, "password_change")
     User.set_password(user_id, fields.new_password)
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
-    session, new_refresh_token = Sessions.reissue(g.session_id)
+    session, new_refresh_token = Sessions.reissue(user_id, g.session_id)
     record("password_changed", user_id)
     return tokens_reply("Password changed.", token_response(user_id, session, new_refresh_token))
 
@@ -204,11 +205,17 @@ def list_events(current_user):
 
 
 @users.get("/")
-@documented(tags=["users"], ok=(200, validate.Envelope[validate.UserOut]), auth=True)
+@documented(
+    tags=["users"],
+    ok=(200, validate.Envelope[validate.UserOut]),
+    auth=True,
+    errors=(304,),
+    headers=validate.IfNoneMatch,
+)
 @token_required
 def get_current_user(current_user):
     """The caller's account."""
-    return envelope("Current user.", User.to_json(current_user))
+    return conditional(envelope("Current user.", User.to_json(current_user)))
 
 
 @users.put("/")
@@ -246,5 +253,6 @@ def disable_user(current_user):
         require_second_factor(current_user, fields, "disable_account")
     User.disable(current_user["_id"])
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
+    remove_covers_of(current_user["_id"])  # public by URL otherwise
     record("account_disabled", current_user["_id"])
     return _no_content()

@@ -27,6 +27,7 @@ NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
 RECOVERY_CODES = 10
+CURSOR_MAX = 100
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
 MIN_PASSWORD_SCORE = 2
@@ -300,9 +301,18 @@ class BookUpdate(_Schema):
 
 
 class BookQuery(_Schema):
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX)
+    page: int = Field(default=1, ge=1, le=1_000_000, description="Page-number mode: the page (with totals).")
+    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX, description="Page-number mode.")
     category: Category | None = None
+    limit: int | None = Field(
+        default=None, ge=1, le=PER_PAGE_MAX, description=f"Cursor mode: books per page ({PER_PAGE_DEFAULT} by default)."
+    )
+    after: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CURSOR_MAX,
+        description="Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page.",
+    )
 
 
 _MESSAGES = {
@@ -462,9 +472,34 @@ class PageMeta(BaseModel):
     pages: int
 
 
+class CursorMeta(BaseModel):
+    limit: int
+    next_cursor: str | None = Field(description="Send as `after` for the next page; null on the last page.")
+
+
 class BookPage(Envelope[list[BookOut]]):
-    data: list[BookOut] = Field(max_length=PER_PAGE_MAX)
-    meta: PageMeta
+    data: list[BookOut] = Field(max_length=max(PER_PAGE_MAX, CURSOR_MAX))
+    meta: PageMeta | CursorMeta
+
+
+class IfNoneMatch(BaseModel):
+    """Conditional GET."""
+
+    if_none_match: str | None = Field(
+        default=None,
+        alias="If-None-Match",
+        description="The ETag of an earlier response: 304 with no body while it still matches.",
+    )
+
+
+class IfMatch(BaseModel):
+    """Conditional change."""
+
+    if_match: str | None = Field(
+        default=None,
+        alias="If-Match",
+        description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+    )
 
 
 class SessionOut(BaseModel):

@@ -7,7 +7,6 @@ import os
 import sys
 import uuid
 
-import mongomock
 import pytest
 from pymongo import MongoClient
 
@@ -19,7 +18,7 @@ sys.path.insert(0, ROOT)
 
 from app import create_app  # noqa: E402
 from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
-from helpers import AN_INSTANT, AuthActions, Launcher, book_form, config_for_tests  # noqa: E402
+from helpers import AN_INSTANT, AuthActions, Launcher, MongomockClient, book_form, config_for_tests  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +42,7 @@ def backend(request):
 @pytest.fixture
 def mongo_client(backend, request):
     if backend == "mongomock":
-        client = mongomock.MongoClient(tz_aware=True)
+        client = MongomockClient(tz_aware=True)
         yield client
         client.close()
         return
@@ -73,18 +72,40 @@ def app_config():
 
 
 @pytest.fixture
-def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
-    application = create_app(
-        config_for_tests(
-            tmp_path,
-            MONGO_CLIENT=mongo_client,
-            DATABASE_URL=f"mongodb://unused/{db_name}",
-            RATELIMIT_STORAGE_URI=rate_limit_uri,
-            **app_config,
-        )
+def cover_storage():
+    """Where covers are kept; test modules about covers run both storages."""
+    return "local"
+
+
+@pytest.fixture
+def app_settings(mongo_client, tmp_path, app_config, db_name, rate_limit_uri, cover_storage):
+    """The configuration of the test's app; make_app builds others from it."""
+    return config_for_tests(
+        tmp_path,
+        MONGO_CLIENT=mongo_client,
+        DATABASE_URL=f"mongodb://unused/{db_name}",
+        RATELIMIT_STORAGE_URI=rate_limit_uri,
+        COVER_STORAGE=cover_storage,
+        **app_config,
     )
+
+
+@pytest.fixture
+def app(app_settings, mongo_client, db_name):
+    application = create_app(app_settings)
     yield application
     mongo_client.drop_database(db_name)
+
+
+@pytest.fixture
+def make_app(app, app_settings, tmp_path):
+    """Another app process on the same database (its own instance folder), with changes."""
+
+    def make(**changes):
+        folder = tmp_path / f"instance-{uuid.uuid4().hex[:6]}"
+        return create_app({**app_settings, "INSTANCE_PATH": str(folder), **changes})
+
+    return make
 
 
 @pytest.fixture

@@ -23,9 +23,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import jwt
 import mongomock
+import mongomock.gridfs
 import pytest
 from PIL import Image
 
@@ -49,6 +51,7 @@ RATE_LIMITED = "Too many requests; try again later."
 LOCKED = "Too many failed logins; try again later."
 JSON_ONLY = "Content-Type must be application/json."
 BOOK_NOT_FOUND = "Book not found."
+COVER_NOT_FOUND = "Cover not found."
 DUPLICATE_TITLE = "You already have a book with this title."
 # werkzeug's own descriptions, for the URLs and methods no route answers.
 NO_SUCH_URL = (
@@ -213,6 +216,14 @@ def documented_security() -> dict[tuple[str, str], bool]:
 def protected_operations() -> list[tuple[str, str]]:
     """(METHOD, URL) of every operation that needs an access token."""
     return [operation for operation, protected in documented_security().items() if protected]
+
+
+# PyMongo's gridfs accepts mongomock's databases once told to, and reads one client option.
+mongomock.gridfs.enable_gridfs_integration()
+
+
+class MongomockClient(mongomock.MongoClient):
+    options = SimpleNamespace(timeout=None)  # no client-wide operation timeout
 
 
 # --- requests ----------------------------------------------------------------------------
