@@ -76,11 +76,13 @@ def documented(
     operation_id=None,
     optional_body=False,
     database=True,
+    exclusive_query=(),
 ):
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
     requests with. Validation itself stays in the views (our envelope, our messages).
     `messages` gives a status its own example; the operationId is the view's name in camelCase.
-    `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none."""
+    `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none;
+    `exclusive_query`: groups of query parameters that cannot be mixed (one object parameter says so)."""
     codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
     responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
@@ -89,7 +91,7 @@ def documented(
 
     def decorate(view):
         name = operation_id or _camel_case(view.__name__)
-        _NOTES[name] = {"messages": dict(messages or {}), "optional_body": optional_body}
+        _NOTES[name] = {"messages": dict(messages or {}), "optional_body": optional_body, "exclusive": exclusive_query}
         return api.validate(
             json=json,
             form=form,
@@ -134,16 +136,49 @@ def _component(media: dict, schemas: dict) -> dict:
 
 
 def _refine_parameters(operation: dict) -> None:
+    _group_exclusive_parameters(operation)
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
             parameter["schema"] = {"type": "string", "pattern": f"^[0-9a-fA-F]{{{OBJECT_ID_HEX_LENGTH}}}$"}
-        elif parameter["in"] == "query":
+        elif parameter["in"] in ("query", "header"):
             # An optional parameter is left out, never null; its default is its example.
             parameter["schema"] = _without_null(parameter["schema"])
             if parameter["schema"].get("default") is not None:
                 parameter["example"] = parameter["schema"]["default"]
             else:
                 parameter["schema"].pop("default", None)
+
+
+def _group_exclusive_parameters(operation: dict) -> None:
+    """Query parameters of which only one group may be sent, as one exploded object parameter
+    whose schema allows one group at a time (separate parameters cannot say so)."""
+    groups = _NOTES.get(operation["operationId"], {}).get("exclusive")
+    if not groups:
+        return
+    grouped = {name for group in groups for name in group}
+    by_name = {p["name"]: p for p in operation["parameters"] if p["in"] == "query" and p["name"] in grouped}
+    branches = []
+    for group in groups:
+        properties = {name: _parameter_schema(by_name[name]) for name in group}
+        branches.append({"properties": properties, "additionalProperties": False})
+    operation["parameters"] = [p for p in operation["parameters"] if p["name"] not in by_name] + [
+        {
+            "name": "paging",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": True,
+            "description": " or ".join("(" + ", ".join(group) + ")" for group in groups) + ": not both.",
+            "schema": {"type": "object", "anyOf": branches},
+        }
+    ]
+
+
+def _parameter_schema(parameter: dict) -> dict:
+    schema = _without_null(parameter["schema"])
+    if schema.get("default") is None:
+        schema.pop("default", None)
+    return schema
 
 
 def _without_null(schema: dict) -> dict:

@@ -128,6 +128,7 @@ def create_book(current_user):
     auth=True,
     errors=(304, 400),
     headers=validate.IfNoneMatch,
+    exclusive_query=(("page", "per_page"), ("limit", "after")),
 )
 @token_required
 def list_books(current_user):

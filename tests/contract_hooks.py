@@ -5,7 +5,9 @@
   account takes over, so that every case meets the API as an ordinary signed-in user would.
 - Values no schema can describe and every real client has: a positive case for
   POST /users/mfa/totp/verify carries the code an authenticator shows for the secret its account
-  enrolled, and a cover is a real image (the document can only say which image types).
+  enrolled, a cover is a real image (the document can only say which image types), and a list
+  cursor (`after`) is one the server issued for this account (or none, when it has no second page),
+  and an If-Match is the ETag the book has (or none, when it cannot be read).
 - Schemathesis reads a multipart form's file part as bytes, not as the string the document says
   a file is, and so reports forms whose only "invalid" field is valid as sent (a number in a text
   field arrives as text). Those reports are dropped after checking the form as the server reads it.
@@ -85,6 +87,10 @@ def after_call(context, case, response):
 @schemathesis.hook
 def before_call(context, case, kwargs):
     positive = case.meta is not None and not case.meta.generation.mode.is_negative
+    if positive and isinstance(case.query, dict) and "after" in case.query:
+        case.query = _with_issued_cursor(case)
+    if positive and "If-Match" in (case.headers or {}):
+        case.headers = _with_current_etag(case)
     if not positive or not isinstance(case.body, dict):
         return
     secret = SECRETS.get(_authorization(case))
@@ -95,6 +101,21 @@ def before_call(context, case, kwargs):
     form = case.media_type == "multipart/form-data"
     if form and isinstance(data, bytes | str) and data and not _is_image(data):
         case.body = {**case.body, "cover_image": COVER if cover is data else type(cover)(COVER)}
+
+
+def _with_issued_cursor(case) -> dict:
+    reply = requests.get(f"{BASE_URL}/books/?limit=1", headers={"Authorization": _authorization(case)}, timeout=10)
+    cursor = reply.json()["meta"]["next_cursor"] if reply.status_code == 200 else None
+    query = {key: value for key, value in case.query.items() if key != "after"}
+    return {**query, "after": cursor} if cursor else query
+
+
+def _with_current_etag(case) -> dict:
+    url = f"{BASE_URL}/books/{(case.path_parameters or {}).get('book_id', '')}"
+    reply = requests.get(url, headers={"Authorization": _authorization(case)}, timeout=10)
+    headers = {key: value for key, value in case.headers.items() if key != "If-Match"}
+    etag = reply.headers.get("ETag") if reply.status_code == 200 else None
+    return {**headers, "If-Match": etag} if etag else headers
 
 
 def _is_image(data) -> bool:
