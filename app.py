@@ -36,6 +36,7 @@ from werkzeug.exceptions import (
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import mail
 import models
 import save_image
 import validate
@@ -110,6 +111,19 @@ DEFAULTS = {
     "REQUEST_LOG": True,  # one JSON line per request on standard error
     "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
     "CORS_ORIGINS": "",  # comma-separated; empty: none in production, localhost ports in development
+    "APP_NAME": "Book Library",  # in mail subjects and bodies
+    "PUBLIC_URL": "",  # empty: http://HOST:PORT in development; required in production when mail is on
+    "FRONTEND_URL": "",  # where mailed links point; empty: the browser app's address, else PUBLIC_URL
+    "MAIL_URL": "",  # smtp://user:pass@host:port[?starttls=true] or smtps://...; empty: .eml files (development)
+    "MAIL_FROM": "",  # empty: "APP_NAME <no-reply@PUBLIC_URL's host>"
+    "MAIL_TIMEOUT_SECONDS": 10,
+    "MAIL_SENDER": True,  # a sender thread in each app process
+    "REQUIRE_VERIFIED_EMAIL": False,
+    "PASSWORD_FORGOT_RATE_LIMIT": "10 per hour",
+    "PASSWORD_FORGOT_EMAIL_RATE_LIMIT": "3 per hour",
+    "LINK_TOKEN_RATE_LIMIT": "30 per hour",
+    "VERIFY_RESEND_RATE_LIMIT": "3 per hour",
+    "EMAIL_CHANGE_RATE_LIMIT": "5 per hour",
 }
 
 
@@ -139,6 +153,8 @@ def load_config(app: Flask, overrides: dict | None) -> None:
         app.root_path, app.config["UPLOAD_FOLDER"] or os.path.join("static", "images", "books")
     )
     app.config["SECRET_KEY"] = _secret_key(app)
+    listen_address = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}"
+    mail.resolve_settings(app.config, app.root_path, listen_address)
 
 
 def _secret_key(app: Flask) -> str:
@@ -220,7 +236,7 @@ JsonLogFormatter.converter = time.gmtime
 
 def _configure_logging() -> None:
     """JSON lines on standard error for the app's loggers (once per process)."""
-    for name in ("app", "models", "auth_middleware", "book_library.requests"):
+    for name in ("app", "models", "auth_middleware", "book_library.mail", "book_library.requests"):
         logger = logging.getLogger(name)
         if not logger.handlers:
             handler = logging.StreamHandler()
@@ -321,6 +337,7 @@ def create_app(config: dict | None = None) -> Flask:
     models.init_app(app)
     models.try_ensure_indexes(app)
     models.init_passwords(app)
+    mail.init_app(app)
 
     app.register_blueprint(meta)
     app.register_blueprint(users, url_prefix="/users")
@@ -537,6 +554,7 @@ def sign_up():
     except DuplicateKeyError:
         return envelope("An account with this email already exists.", status=409, error="Conflict")
     record("signup", user["_id"])
+    mail.queue("verify_email", user["email"], user["_id"])
     return envelope("Account created.", User.to_json(user), 201)
 
 

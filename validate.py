@@ -352,6 +352,7 @@ class UserOut(BaseModel):
     id: str
     name: str
     email: str
+    email_verified: bool = Field(description="Whether the owner of the address has proved it with a mailed link.")
     mfa_enabled: bool
     created_at: str
     updated_at: str

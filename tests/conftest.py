@@ -6,8 +6,11 @@ import os
 import sys
 import uuid
 
+from datetime import datetime, timezone
+
 import mongomock
 import pytest
+import time_machine
 from pymongo import MongoClient
 
 # A developer's .env must not leak into the tests' configuration.
@@ -17,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from app import JsonLogFormatter, create_app  # noqa: E402
-from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
+from helpers import TEST_SECRET, AuthActions, SmtpTestServer, book_form, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -71,26 +74,45 @@ def app_config():
 
 
 @pytest.fixture
-def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
-    application = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": TEST_SECRET,
-            "MONGO_CLIENT": mongo_client,
-            "DATABASE_URL": f"mongodb://unused/{db_name}",
-            # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
-            "PASSWORD_HASH_TIME_COST": 1,
-            "PASSWORD_HASH_MEMORY_KIB": 1024,
-            # Limits are switched on by the tests that are about them.
-            "RATELIMIT_ENABLED": False,
-            "RATELIMIT_STORAGE_URI": rate_limit_uri,
-            "UPLOAD_FOLDER": str(tmp_path / "covers"),
-            **app_config,
-        }
-    )
-    yield application
+def app_factory(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
+    """Builds app processes on the test's database: the first is `app`; another is a restart,
+    or a second process beside it."""
+
+    made = []
+
+    def make(**overrides):
+        application = create_app(
+            {
+                "TESTING": True,
+                "INSTANCE_PATH": str(tmp_path / "instance"),
+                "SECRET_KEY": TEST_SECRET,
+                "MONGO_CLIENT": mongo_client,
+                "DATABASE_URL": f"mongodb://unused/{db_name}",
+                # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
+                "PASSWORD_HASH_TIME_COST": 1,
+                "PASSWORD_HASH_MEMORY_KIB": 1024,
+                # Limits are switched on by the tests that are about them.
+                "RATELIMIT_ENABLED": False,
+                "RATELIMIT_STORAGE_URI": rate_limit_uri,
+                "UPLOAD_FOLDER": str(tmp_path / "covers"),
+                # The outbox is driven by the tests that are about mail (mail.send_due), not by a thread.
+                "MAIL_SENDER": False,
+                **app_config,
+                **overrides,
+            }
+        )
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        application.extensions["mail"]["sender"].stop()
     mongo_client.drop_database(db_name)
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
 
 
 @pytest.fixture
@@ -129,9 +151,30 @@ def log_lines():
 
     handler = Collect()
     handler.setFormatter(JsonLogFormatter())
-    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware")]
+    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware", "book_library.mail")]
     for logger in loggers:
         logger.addHandler(handler)
     yield lines
     for logger in loggers:
         logger.removeHandler(handler)
+
+
+# --- mail ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1 for the test; stopped however the test ends."""
+    server = SmtpTestServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def clock():
+    """The clock the app reads, moved by the test (clock.shift(seconds)) instead of waited for."""
+    with time_machine.travel(datetime.now(timezone.utc), tick=True) as traveller:
+        yield traveller
