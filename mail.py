@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from flask import current_app, has_request_context, render_template, request
 
 import models
+from auth_models import Events
 from mail_models import (
     CHANGE_EMAIL,
     DROPPED,
@@ -252,7 +253,7 @@ def _fields(mail: dict) -> dict:
 
 def _event(event_type: str, user_id, entry: dict, **detail) -> None:
     params = entry["params"]
-    models.Events.record(event_type, user_id, params.get("ip"), params.get("user_agent"), **detail)
+    Events.record(event_type, user_id, params.get("ip"), params.get("user_agent"), **detail)
 
 
 def _transport(message: EmailMessage) -> None:

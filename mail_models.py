@@ -6,14 +6,13 @@ the mail is prepared, just before each attempt to send it).
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 
-from models import _Model, utcnow
+from models import _Model, digest, utcnow
 
 # A link token's purpose, and how long its link works.
 RESET_PASSWORD = "reset_password"
@@ -32,10 +31,6 @@ PENDING, SENT, GIVEN_UP, DROPPED = "pending", "sent", "given_up", "dropped"
 KEEP_FINISHED = timedelta(days=7)
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class LinkTokens(_Model):
     """Tokens carried by mailed links: 32 random bytes, kept only as a hash, used once."""
 
@@ -48,7 +43,7 @@ class LinkTokens(_Model):
         doc = {
             "user_id": user_id,
             "purpose": purpose,
-            "hash": _digest(token),
+            "hash": digest(token),
             "created_at": utcnow(),
             "expires_at": expires_at,
             "data": data,
@@ -57,12 +52,19 @@ class LinkTokens(_Model):
         return token
 
     @staticmethod
+    def find(token: str, purposes: tuple[str, ...]) -> dict | None:
+        """The token's record while it works, without using it up."""
+        return LinkTokens._col().find_one(LinkTokens._usable(token, purposes))
+
+    @staticmethod
+    def _usable(token: str, purposes: tuple[str, ...]) -> dict:
+        return {"hash": digest(token), "purpose": {"$in": list(purposes)}, "expires_at": {"$gt": utcnow()}}
+
+    @staticmethod
     def consume(token: str, purposes: tuple[str, ...]) -> dict | None:
         """The token's record, deleted in the same step so that it works once; None when
         the token is unknown, used, expired or meant for something else."""
-        return LinkTokens._col().find_one_and_delete(
-            {"hash": _digest(token), "purpose": {"$in": list(purposes)}, "expires_at": {"$gt": utcnow()}}
-        )
+        return LinkTokens._col().find_one_and_delete(LinkTokens._usable(token, purposes))
 
     @staticmethod
     def discard(user_id: ObjectId, *purposes: str) -> None:

@@ -19,7 +19,7 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from app import JsonLogFormatter, create_app  # noqa: E402
+from app import LOGGERS, JsonLogFormatter, create_app  # noqa: E402
 from helpers import TEST_SECRET, AuthActions, SmtpTestServer, book_form, free_port  # noqa: E402
 
 
@@ -151,7 +151,7 @@ def log_lines():
 
     handler = Collect()
     handler.setFormatter(JsonLogFormatter())
-    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware", "book_library.mail")]
+    loggers = [logging.getLogger(name) for name in LOGGERS]
     for logger in loggers:
         logger.addHandler(handler)
     yield lines
