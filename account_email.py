@@ -48,6 +48,7 @@ def forgot_password():
     ok=(200, validate.Envelope[None]),
     json=validate.PasswordReset,
     errors=(400, 413, 415, 429),
+    bad_request=validate.LinkRefusedEnvelope,
 )
 def reset_password():
     """Set a new password with the token of a reset link. Every session ends; no tokens are
@@ -79,6 +80,7 @@ def reset_password():
     ok=(200, validate.Envelope[validate.UserOut]),
     json=validate.LinkToken,
     errors=(400, 409, 413, 415, 429),
+    bad_request=validate.LinkRefusedEnvelope,
 )
 def verify_email():
     """Prove an address with the token of a mailed link: the account's own address after

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app, has_request_context, render_template, request
@@ -207,7 +207,9 @@ def queue(kind: str, to: str, user_id=None, **params) -> None:
         params.setdefault("ip", request.remote_addr)
         params.setdefault("user_agent", (request.headers.get("User-Agent") or "")[:300])
     domain = parseaddr(current_app.config["MAIL_FROM"])[1].rpartition("@")[2] or "localhost"
-    Outbox.add(kind, to, user_id, make_msgid(domain=domain), give_up_at, at=now, **params)
+    # Not email.utils.make_msgid: it draws on the random module's shared state.
+    message_id = f"<{uuid.uuid4().hex}@{domain}>"
+    Outbox.add(kind, to, user_id, message_id, give_up_at, at=now, **params)
     if current_app.config["MAIL_SENDER"]:
         state["sender"].ensure_running()
         state["sender"].wake.set()
@@ -232,7 +234,7 @@ def _attempt(mail: dict) -> int:
     except (smtplib.SMTPException, OSError) as exc:
         delay = min(RETRY_FIRST * 2 ** (mail["attempts"] - 1), RETRY_MAX)
         error = type(exc).__name__ + (f" {exc.smtp_code}" if hasattr(exc, "smtp_code") else "")
-        Outbox.retry_at(mail, now + delay, error)
+        Outbox.retry_at(mail, now + delay, error, user_id)
         log.warning("mail not sent; will retry", extra={"fields": {**_fields(mail), "error": error, "retry_in_s": int(delay.total_seconds())}})
         return 0
     if Outbox.finish(mail, SENT, sent_at=now):
@@ -377,8 +379,12 @@ def _message(kind: str, mail: dict, context: dict) -> EmailMessage:
     message["Date"] = format_datetime(models.utcnow())
     message["Message-ID"] = mail["message_id"]
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-    message.set_content(render_template(f"mail/{kind}.txt", **context))
+    text = render_template(f"mail/{kind}.txt", **context)
+    # Plain 7-bit when it can be, so that the link stays one unbroken line for every reader.
+    message.set_content(text, cte="7bit" if text.isascii() else "quoted-printable")
     message.add_alternative(render_template(f"mail/{kind}.html", **context), subtype="html")
+    # Chosen here, not by the email package, which would draw on the random module's shared state.
+    message.set_boundary(f"=_{uuid.uuid4().hex}")
     return message
 
 

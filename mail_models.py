@@ -121,9 +121,10 @@ class Outbox(_Model):
         return result.modified_count == 1
 
     @staticmethod
-    def retry_at(mail: dict, when: datetime, error: str) -> None:
-        """Leave a claimed mail for another attempt at `when`."""
+    def retry_at(mail: dict, when: datetime, error: str, user_id: ObjectId | None) -> None:
+        """Leave a claimed mail for another attempt at `when`, noting the account it turned
+        out to concern (a reset asked for by address), for the event if it is given up."""
         Outbox._col().update_one(
             {"_id": mail["_id"], "lease_owner": mail["lease_owner"], "status": PENDING},
-            {"$set": {"lease_until": when, "last_error": error}},
+            {"$set": {"lease_until": when, "last_error": error, "user_id": user_id}},
         )

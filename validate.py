@@ -1,7 +1,7 @@
 """All input validation: request schemas and the mapping of their errors to field messages."""
 from __future__ import annotations
 
-from typing import Annotated, Generic, Optional, TypeVar
+from typing import Annotated, Generic, Optional, TypeVar, Union
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
@@ -387,6 +387,23 @@ class InvalidInputEnvelope(BaseModel):
     message: str
     data: None = None
     error: dict[str, str]
+
+
+class LinkRefusedEnvelope(BaseModel):
+    """400 where a mailed link's token is checked: invalid fields (`error` maps each to its
+    message), or a token that is wrong, used or expired (`error` is "Bad Request")."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"message": "This link is invalid or has expired.", "data": None, "error": "Bad Request"},
+                {"message": "The request has invalid fields.", "data": None, "error": {"token": "This field is required."}},
+            ]
+        }
+    )
+    message: str
+    data: None = None
+    error: Union[dict[str, str], str]
 
 
 class UserOut(BaseModel):

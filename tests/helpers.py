@@ -91,6 +91,11 @@ def limits(**settings) -> dict:
             "REFRESH_ACCOUNT_RATE_LIMIT",
             "PASSWORD_RATE_LIMIT",
             "PASSWORD_ACCOUNT_RATE_LIMIT",
+            "PASSWORD_FORGOT_RATE_LIMIT",
+            "PASSWORD_FORGOT_EMAIL_RATE_LIMIT",
+            "LINK_TOKEN_RATE_LIMIT",
+            "VERIFY_RESEND_RATE_LIMIT",
+            "EMAIL_CHANGE_RATE_LIMIT",
         )
     }
     return {"RATELIMIT_ENABLED": True, **generous, **settings}
