@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 import tempfile
-import time
-import uuid
 
 import orjson
 from dotenv import load_dotenv
@@ -21,6 +18,7 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import app_logging
 import mail
 import models
 import validate
@@ -49,7 +47,6 @@ DOCS_CSP = (
 # Blueprints whose routes use the database: only they wait for the indexes.
 DATABASE_BLUEPRINTS = ("users", "two_factor", "account_email", "books")
 DATABASE_RETRY_AFTER_SECONDS = 5
-LOGGERS = ("app", "models", "auth_models", "auth_middleware", "throttling", "book_library.mail", "book_library.requests")
 
 TUTORIAL_SECRET = "this is a secret"
 MIN_SECRET_BYTES = 32
@@ -176,7 +173,7 @@ def _instance_secret(app: Flask) -> str:
 
 
 class OrjsonProvider(DefaultJSONProvider):
-    """orjson for request and response bodies: several times faster than the json module."""
+    """orjson for request and response bodies, for speed."""
 
     def dumps(self, obj, **kwargs) -> str:
         return orjson.dumps(obj).decode()
@@ -197,77 +194,6 @@ class NoSessions(SessionInterface):
 
     def save_session(self, app, session, response):
         pass
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line, so logs can be searched by field."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
-
-
-JsonLogFormatter.converter = time.gmtime
-
-
-def _configure_logging() -> None:
-    """JSON lines on standard error for the app's loggers (once per process)."""
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(JsonLogFormatter())
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-            logger.propagate = False
-
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-request_log = logging.getLogger("book_library.requests")
-
-
-def register_request_logging(app: Flask) -> None:
-    """An X-Request-ID on every response and one JSON log line per request.
-
-    The line holds method, path (never the query string), status, duration, user id
-    and request id: no headers, bodies, tokens or passwords.
-    """
-
-    @app.before_request
-    def _start():
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def _finish(response):
-        request_id = g.get("request_id") or uuid.uuid4().hex
-        response.headers["X-Request-ID"] = request_id
-        if app.config["REQUEST_LOG"]:
-            user_id = g.get("user_id")
-            request_log.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": request.method,
-                        "path": request.path,
-                        "status": response.status_code,
-                        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-                        "user_id": str(user_id) if user_id else None,
-                        "request_id": request_id,
-                        "ip": request.remote_addr,
-                    }
-                },
-            )
-        return response
 
 
 def register_browser_policies(app: Flask) -> None:
@@ -310,7 +236,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json = OrjsonProvider(app)  # keeps the envelope's order: message, data, error
     app.session_interface = NoSessions()  # a token API: no cookie session to open per request
     load_config(app, config)
-    _configure_logging()
+    app_logging.configure()
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
@@ -322,16 +248,9 @@ def create_app(config: dict | None = None) -> Flask:
     models.init_passwords(app)
     mail.init_app(app)
 
-    app.register_blueprint(meta)
-    app.register_blueprint(docs)
-    app.register_blueprint(users, url_prefix="/users")
-    app.register_blueprint(two_factor, url_prefix="/users")
-    app.register_blueprint(account_email, url_prefix="/users")
-    app.register_blueprint(books, url_prefix="/books")
-    app.register_blueprint(covers)
-
+    register_blueprints(app)
     register_error_handlers(app)
-    register_request_logging(app)
+    app_logging.register_request_log(app)
     register_browser_policies(app)
 
     @app.before_request
@@ -347,6 +266,17 @@ def create_app(config: dict | None = None) -> Flask:
         print("Indexes created.")
 
     return app
+
+
+def register_blueprints(app: Flask) -> None:
+    """Every route of the API, by the module that holds it."""
+    app.register_blueprint(meta)
+    app.register_blueprint(docs)
+    app.register_blueprint(users, url_prefix="/users")
+    app.register_blueprint(two_factor, url_prefix="/users")
+    app.register_blueprint(account_email, url_prefix="/users")
+    app.register_blueprint(books, url_prefix="/books")
+    app.register_blueprint(covers)
 
 
 # --- errors: one JSON envelope for every failure ---------------------------------------

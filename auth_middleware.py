@@ -7,7 +7,7 @@ import math
 import secrets
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 import jwt
@@ -35,7 +35,7 @@ class WrongTokenType(jwt.InvalidTokenError):
 def sign_jwt(claims: dict, token_type: str, lifetime: int) -> str:
     """An HS256 JWT of one kind (its `typ`), with issuer, audience, id and lifetime."""
     config = current_app.config
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     standard = {
         "iss": config["JWT_ISSUER"],
         "aud": config["JWT_AUDIENCE"],
@@ -80,7 +80,7 @@ def _declared_type(token: str) -> str | None:
 def create_access_token(user_id, session_id, session_expires: datetime) -> tuple[str, int]:
     """Sign an access token bound to a session, expiring no later than the session;
     returns (token, lifetime in seconds)."""
-    left = math.ceil((session_expires - datetime.now(timezone.utc)).total_seconds())
+    left = math.ceil((session_expires - datetime.now(UTC)).total_seconds())
     lifetime = min(int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"]), left)
     claims = {"sub": str(user_id), "sid": str(session_id)}
     return sign_jwt(claims, ACCESS_TOKEN_TYPE, lifetime), lifetime

@@ -16,12 +16,14 @@ from flask import current_app
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.errors import ConnectionFailure
 
-from models import User, _Model, digest, isoformat, parse_object_id, utcnow
+from models import OBJECT_ID_HEX_LENGTH, User, _Model, digest, isoformat, parse_object_id, utcnow
 
 log = logging.getLogger(__name__)
 
 # Stored user agents are cut to this many characters.
 USER_AGENT_MAX = 300
+# Random bytes in each refresh token's secret part.
+SECRET_BYTES = 32
 
 
 class MfaTickets(_Model):
@@ -79,7 +81,7 @@ class Sessions(_Model):
         user_id = user["_id"]
         now = utcnow()
         expires = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_EXPIRES_SECONDS"])
-        secret = secrets.token_urlsafe(32)
+        secret = secrets.token_urlsafe(SECRET_BYTES)
         session = {
             "_id": ObjectId(),
             "user_id": user_id,
@@ -117,7 +119,7 @@ class Sessions(_Model):
         """Judge a presented refresh token without spending it: (VALID, session),
         (REUSED, session) for a secret already exchanged, or (INVALID, None)."""
         sid_text, _, secret = refresh_token.partition(".")
-        sid = parse_object_id(sid_text) if len(sid_text) == 24 else None
+        sid = parse_object_id(sid_text) if len(sid_text) == OBJECT_ID_HEX_LENGTH else None
         if sid is None or not secret:
             return RefreshOutcome.INVALID, None
         session = Sessions._col().find_one({"_id": sid})
@@ -134,7 +136,7 @@ class Sessions(_Model):
     def rotate(session: dict, ip: str | None, user_agent: str | None) -> str | None:
         """Replace the session's refresh token; None when another request exchanged the
         same token a moment ago (then it counts as reuse)."""
-        new_secret = secrets.token_urlsafe(32)
+        new_secret = secrets.token_urlsafe(SECRET_BYTES)
         current = session["refresh_hash"]
         updated = Sessions._col().update_one(
             # Conditional on the hash: of two concurrent exchanges only one wins.
@@ -157,7 +159,7 @@ class Sessions(_Model):
     def reissue(sid: ObjectId) -> tuple[dict, str]:
         """A new refresh token for a live session (after a password change); the old one
         counts as used. Returns the session record as it was, and the new token."""
-        secret = secrets.token_urlsafe(32)
+        secret = secrets.token_urlsafe(SECRET_BYTES)
         session = Sessions._col().find_one_and_update(
             {"_id": sid}, {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}}
         )

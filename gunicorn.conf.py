@@ -2,6 +2,7 @@
 
 Every value can be overridden from the environment or the command line.
 """
+
 import multiprocessing
 import os
 
@@ -17,7 +18,7 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# Don't reveal the server software and version in responses.
+# The name shown for the processes in ps and top.
 proc_name = "book-library"
 # gunicorn's control socket defaults to one path in the home folder, which two servers
 # on one machine (tests, benchmarks) would fight over; nothing here uses it.

@@ -6,6 +6,7 @@ retry failures with backoff, and give up only after a day or once the mail's lin
 expired. Each attempt prepares the message afresh: its link token is made then, so no
 usable token ever sits in the database.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,7 +93,9 @@ def resolve_settings(config: dict, app_root: str, listen_address: str) -> None:
     public = config["PUBLIC_URL"].rstrip("/")
     if not public:
         if production and mail_on:
-            raise RuntimeError("PUBLIC_URL must be set in production when MAIL_URL is set: mailed links are built from it.")
+            raise RuntimeError(
+                "PUBLIC_URL must be set in production when MAIL_URL is set: mailed links are built from it."
+            )
         public = "" if production else f"http://{listen_address}"
     config["PUBLIC_URL"] = public
     frontend = config["FRONTEND_URL"].rstrip("/")
@@ -235,7 +238,10 @@ def _attempt(mail: dict) -> int:
         delay = min(RETRY_FIRST * 2 ** (mail["attempts"] - 1), RETRY_MAX)
         error = type(exc).__name__ + (f" {exc.smtp_code}" if hasattr(exc, "smtp_code") else "")
         Outbox.retry_at(mail, now + delay, error, user_id)
-        log.warning("mail not sent; will retry", extra={"fields": {**_fields(mail), "error": error, "retry_in_s": int(delay.total_seconds())}})
+        log.warning(
+            "mail not sent; will retry",
+            extra={"fields": {**_fields(mail), "error": error, "retry_in_s": int(delay.total_seconds())}},
+        )
         return 0
     if Outbox.finish(mail, SENT, sent_at=now):
         _event("mail_sent", user_id, mail, mail=mail["kind"])

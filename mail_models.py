@@ -4,6 +4,7 @@ Neither holds a secret a thief could use: a link token is stored only as its SHA
 and an outbox entry holds what to send, not the link itself (the token is made when
 the mail is prepared, just before each attempt to send it).
 """
+
 from __future__ import annotations
 
 import secrets

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,15 +22,23 @@ from werkzeug.security import check_password_hash
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "book_library"
+OBJECT_ID_HEX_LENGTH = 24
+SECONDS_PER_DAY = 86400
 
 USER_FIELDS = {
-    "name": 1, "email": 1, "email_verified": 1, "disabled": 1, "created_at": 1, "updated_at": 1, "mfa.enabled": 1,
+    "name": 1,
+    "email": 1,
+    "email_verified": 1,
+    "disabled": 1,
+    "created_at": 1,
+    "updated_at": 1,
+    "mfa.enabled": 1,
 }
 
 
 def utcnow() -> datetime:
     # MongoDB keeps milliseconds; truncating here keeps what we return equal to what we stored.
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -71,17 +79,17 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
         [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
     )
     db.auth_events.create_index(
-        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * 86400, name="retention"
+        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
     )
     # Mailed links' tokens (one per user and purpose, a newer replacing the older) and the outbox.
     db.link_tokens.create_index([("hash", ASCENDING)], unique=True, name="hash_unique")
-    db.link_tokens.create_index([("user_id", ASCENDING), ("purpose", ASCENDING)], unique=True, name="user_purpose_unique")
+    db.link_tokens.create_index(
+        [("user_id", ASCENDING), ("purpose", ASCENDING)], unique=True, name="user_purpose_unique"
+    )
     db.link_tokens.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
     db.outbox.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="due")
     db.outbox.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
-    db.books.create_index(
-        [("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique"
-    )
+    db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="user_newest",
@@ -128,7 +136,7 @@ def parse_object_id(value) -> ObjectId | None:
 class ObjectIdConverter(BaseConverter):
     """URL converter: a malformed id fails to match, so the route answers 404."""
 
-    regex = "[0-9a-fA-F]{24}"
+    regex = f"[0-9a-fA-F]{{{OBJECT_ID_HEX_LENGTH}}}"
 
     def to_python(self, value):
         oid = parse_object_id(value)
@@ -147,8 +155,8 @@ def digest(secret: str) -> str:
 
 def isoformat(value: datetime) -> str:
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _Model:
@@ -357,9 +365,7 @@ class User(_Model):
 
     @staticmethod
     def replace_recovery_codes(user_id: ObjectId, recovery_codes: list[str]) -> None:
-        User._col().update_one(
-            {"_id": user_id}, {"$set": {"mfa.recovery": [digest(code) for code in recovery_codes]}}
-        )
+        User._col().update_one({"_id": user_id}, {"$set": {"mfa.recovery": [digest(code) for code in recovery_codes]}})
 
     @staticmethod
     def disable_mfa(user_id: ObjectId) -> None:
@@ -380,7 +386,13 @@ def title_key(title: str) -> str:
 
 # What a book's JSON needs; title_key stays in the database.
 BOOK_FIELDS = {
-    "title": 1, "description": 1, "category": 1, "image": 1, "user_id": 1, "created_at": 1, "updated_at": 1,
+    "title": 1,
+    "description": 1,
+    "category": 1,
+    "image": 1,
+    "user_id": 1,
+    "created_at": 1,
+    "updated_at": 1,
 }
 
 

@@ -1,4 +1,5 @@
 """Cover thumbnails: sniff the real format, refuse bombs, re-encode at 150x150, store atomically."""
+
 from __future__ import annotations
 
 import io

@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pyotp
@@ -85,7 +85,7 @@ def totp_step(secret: str, code: str) -> int | None:
     if not isinstance(code, str) or not _SIX_DIGITS.fullmatch(code):
         return None
     totp = pyotp.TOTP(secret)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for drift in TOTP_DRIFT_STEPS:
         step = totp.timecode(now + timedelta(seconds=drift * totp.interval))
         if hmac.compare_digest(totp.generate_otp(step), code):
@@ -100,7 +100,7 @@ def new_recovery_codes() -> list[str]:
 def create_mfa_ticket(user_id) -> str:
     """A short-lived, single-use ticket for the second step of a login."""
     jti = uuid.uuid4().hex
-    expires = datetime.now(timezone.utc) + timedelta(seconds=MFA_TICKET_SECONDS)
+    expires = datetime.now(UTC) + timedelta(seconds=MFA_TICKET_SECONDS)
     MfaTickets.create(jti, user_id, expires)
     return sign_jwt({"sub": str(user_id), "jti": jti}, MFA_TICKET_TYPE, MFA_TICKET_SECONDS)
 

@@ -3,8 +3,6 @@ password change, the audit log and the account itself."""
 
 from __future__ import annotations
 
-from typing import Union
-
 from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, Forbidden, NotFound, Unauthorized
@@ -78,7 +76,7 @@ def sign_up():
 @users.post("/login")
 @documented(
     tags=["users"],
-    ok=(200, validate.Envelope[Union[validate.LoginOut, validate.MfaChallengeOut]]),
+    ok=(200, validate.Envelope[validate.LoginOut | validate.MfaChallengeOut]),
     json=validate.Login,
     errors=(400, 401, 403, 413, 415, 429),
 )

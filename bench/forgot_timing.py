@@ -10,6 +10,7 @@ The request writes one outbox entry whatever the address; the sender thread does
 account lookup afterwards, off the request's path. It is switched off here so that what
 is timed is what the client waits for.
 """
+
 import os
 import statistics
 import sys
@@ -55,7 +56,9 @@ def main(rounds: int) -> None:
                 }
             )
             client = app.test_client()
-            signed_up = client.post("/users/", json={"name": "Ada Lovelace", "email": "ada@example.com", "password": PASSWORD})
+            signed_up = client.post(
+                "/users/", json={"name": "Ada Lovelace", "email": "ada@example.com", "password": PASSWORD}
+            )
             assert signed_up.status_code == 201, signed_up.get_json()
             for n in range(20):  # warm up both paths
                 timed(client, "ada@example.com")

@@ -7,6 +7,7 @@ process's resident size just before the call: the kernel's high-water mark
 (VmHWM) is reset through /proc/self/clear_refs, so Pillow's C allocations count
 too (tracemalloc would only see Python objects; its peak is reported beside).
 """
+
 from __future__ import annotations
 
 import json
@@ -77,19 +78,23 @@ def main() -> None:
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
-    print(json.dumps({
-        "file_bytes": os.path.getsize(path),
-        "thumbnail_bytes": len(data),
-        "thumbnail_extension": extension,
-        "cold_seconds": cold_seconds,
-        "median_seconds": statistics.median(times),
-        "runs": runs,
-        "rss_before_kib": rss_before,
-        "peak_rss_kib": hwm,
-        "peak_added_kib": hwm - rss_before if peak_reset else None,
-        "peak_reset_worked": peak_reset,
-        "tracemalloc_peak_bytes": traced_peak,
-    }))
+    print(
+        json.dumps(
+            {
+                "file_bytes": os.path.getsize(path),
+                "thumbnail_bytes": len(data),
+                "thumbnail_extension": extension,
+                "cold_seconds": cold_seconds,
+                "median_seconds": statistics.median(times),
+                "runs": runs,
+                "rss_before_kib": rss_before,
+                "peak_rss_kib": hwm,
+                "peak_added_kib": hwm - rss_before if peak_reset else None,
+                "peak_reset_worked": peak_reset,
+                "tracemalloc_peak_bytes": traced_peak,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,7 @@ import logging
 import os
 import sys
 import uuid
-
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import mongomock
 import pytest
@@ -19,7 +18,8 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from app import LOGGERS, JsonLogFormatter, create_app  # noqa: E402
+from app import create_app  # noqa: E402
+from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
 from helpers import TEST_SECRET, AuthActions, SmtpTestServer, book_form, free_port  # noqa: E402
 
 
@@ -176,5 +176,5 @@ def smtp():
 @pytest.fixture
 def clock():
     """The clock the app reads, moved by the test (clock.shift(seconds)) instead of waited for."""
-    with time_machine.travel(datetime.now(timezone.utc), tick=True) as traveller:
+    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
         yield traveller

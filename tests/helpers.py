@@ -12,11 +12,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from email import message_from_bytes, policy
 
 import jwt
 import pytest
 from aiosmtpd.controller import Controller
-from email import message_from_bytes, policy
 from PIL import Image
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"

@@ -1,6 +1,7 @@
 """A way back in, over HTTP and real SMTP: password reset, email verification, email change,
 REQUIRE_VERIFIED_EMAIL, and the security notices. Mails are read from the test SMTP server;
 the outbox is driven with mail.send_due and the clock is moved, never waited for."""
+
 from __future__ import annotations
 
 import json
@@ -238,7 +239,10 @@ def test_reset_names_a_missing_or_malformed_token(client, body, message):
 
 
 def test_forgot_checks_the_address_and_the_content_type(client):
-    assert_fields(client.post("/users/password/forgot", json={"email": "not-an-address"}), {"email": "Email address is not valid."})
+    assert_fields(
+        client.post("/users/password/forgot", json={"email": "not-an-address"}),
+        {"email": "Email address is not valid."},
+    )
     assert_fields(client.post("/users/password/forgot", json={}), {"email": "This field is required."})
     assert_error(
         client.post("/users/password/forgot", data="email=a@example.com", content_type="text/plain"),
@@ -251,7 +255,10 @@ def test_forgot_checks_the_address_and_the_content_type(client):
 def test_a_reset_with_two_factor_on_still_needs_the_code_to_log_in(app, client, smtp, account):
     session = bearer(tokens(client)["token"])
     secret = client.post("/users/mfa/totp", headers=session).get_json()["data"]["secret"]
-    assert client.post("/users/mfa/totp/verify", json={"code": pyotp.TOTP(secret).now()}, headers=session).status_code == 200
+    assert (
+        client.post("/users/mfa/totp/verify", json={"code": pyotp.TOTP(secret).now()}, headers=session).status_code
+        == 200
+    )
 
     assert_ok(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
     data = assert_ok(log_in(client, password=NEW_PASSWORD), 200, "Enter the code from your authenticator app.")
@@ -363,14 +370,21 @@ def test_resend_mails_a_new_link_and_the_old_one_stops_working(app, client, smtp
     old = verification_token(app, smtp)
     session = bearer(tokens(client)["token"])
 
-    assert_ok(client.post("/users/email/verify/resend", headers=session), 202, "A new link to verify your address is on its way.")
+    assert_ok(
+        client.post("/users/email/verify/resend", headers=session),
+        202,
+        "A new link to verify your address is on its way.",
+    )
     new = verification_token(app, smtp)
 
     assert new != old
     assert_error(verify(client, old), 400, "Bad Request", INVALID_LINK)
     assert_ok(verify(client, new), 200, "Email address verified.")
     assert_error(
-        client.post("/users/email/verify/resend", headers=session), 409, "Conflict", "Your email address is already verified."
+        client.post("/users/email/verify/resend", headers=session),
+        409,
+        "Conflict",
+        "Your email address is already verified.",
     )
 
 

@@ -1,5 +1,6 @@
 """Mail over real SMTP: the messages, the outbox that survives outages and restarts, the leases
 that keep two app processes from sending one mail twice, and development's .eml files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +8,9 @@ import json
 import os
 import re
 import threading
+from email.utils import parsedate_to_datetime
 
 import pytest
-from email.utils import parsedate_to_datetime
 
 import mail
 from app import create_app
