@@ -4,17 +4,24 @@ that keep two app processes from sending one mail twice, and development's .eml 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
+import ssl
 import threading
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 import mail
 from app import create_app
-from helpers import PASSWORD, TEST_SECRET, bearer, html_body, link_token, text_body
+from helpers import PASSWORD, TEST_SECRET, SmtpTestServer, bearer, free_port, html_body, link_token, text_body
 
 PUBLIC_URL = "https://api.example.com"
 FRONTEND_URL = "https://books.example.com"
@@ -232,6 +239,88 @@ def test_credentials_in_mail_url_log_in_to_the_smtp_server(app_factory, smtp_wit
     assert mail.send_due(application) == 1
     assert smtp_with_login.logins == [("mailer", "p@ss word")]
     assert len(smtp_with_login.messages) == 1
+
+
+@pytest.fixture
+def certificates(tmp_path):
+    """A certificate authority of the test's own and a server certificate it signed for 127.0.0.1:
+    (server context, path of the CA's certificate)."""
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test mail CA")])
+    now = datetime.now(UTC)
+
+    def build(subject, key, issuer_key, ca: bool, san=None):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_cert = build(ca_name, ca_key, ca_key, ca=True)
+    server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    server_cert = build(
+        server_name, server_key, ca_key, ca=False, san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
+    (tmp_path / "server.pem").write_bytes(server_cert.public_bytes(pem))
+    (tmp_path / "server.key").write_bytes(
+        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    return context, str(tmp_path / "ca.pem")
+
+
+@pytest.fixture
+def tls_server(request, certificates):
+    """An SMTP server that speaks STARTTLS (and insists on it) or implicit TLS, as the test asks."""
+    context, _ = certificates
+    options = (
+        {"tls_context": context, "require_starttls": True} if request.param == "starttls" else {"ssl_context": context}
+    )
+    server = SmtpTestServer(free_port(), **options)
+    server.mode = request.param
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def tls_url(server) -> str:
+    return f"smtps://127.0.0.1:{server.port}" if server.mode == "implicit" else f"{server.url}?starttls=true"
+
+
+@pytest.mark.parametrize("tls_server", ["starttls", "implicit"], indirect=True)
+def test_mail_goes_over_starttls_or_implicit_tls_to_a_trusted_server(
+    app_factory, tls_server, certificates, monkeypatch
+):
+    monkeypatch.setenv("SSL_CERT_FILE", certificates[1])  # the machine's trust store, as OpenSSL reads it
+    application = app_factory(MAIL_URL=tls_url(tls_server))
+    sign_up(application.test_client())
+
+    assert mail.send_due(application) == 1
+    assert [m["To"] for m in tls_server.messages] == ["ada@example.com"]
+
+
+@pytest.mark.parametrize("tls_server", ["starttls", "implicit"], indirect=True)
+def test_a_server_whose_certificate_is_not_trusted_gets_nothing_and_the_mail_waits(app_factory, tls_server):
+    application = app_factory(MAIL_URL=tls_url(tls_server))
+    sign_up(application.test_client())
+
+    assert mail.send_due(application) == 0
+    assert tls_server.messages == []
+    entry = application.extensions["mongo"]["db"].outbox.find_one()
+    assert (entry["status"], entry["last_error"]) == ("pending", "SSLCertVerificationError")
 
 
 @pytest.mark.parametrize(
