@@ -22,6 +22,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app, has_request_context, render_template, request
+from pymongo.errors import PyMongoError
 
 import models
 from auth_models import Events
@@ -153,7 +154,9 @@ class Sender:
         while not self._stop.is_set():
             try:
                 send_due(self.app)
-            except Exception:  # the database is down, say: try again on the next round
+            except PyMongoError as exc:  # the database is down: the mails wait in it, try again later
+                log.warning("mail sender cannot reach the database", extra={"fields": {"error": type(exc).__name__}})
+            except Exception:
                 log.exception("mail sender round failed")
             self.wake.wait(POLL_SECONDS)
             self.wake.clear()
