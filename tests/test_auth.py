@@ -623,6 +623,7 @@ def build_app(instance, mongo=None, **config):
             "INSTANCE_PATH": str(instance),
             "MONGO_CLIENT": mongo if mongo is not None else mongomock.MongoClient(tz_aware=True),
             "RATELIMIT_ENABLED": False,
+            "MAIL_SENDER": False,  # the outbox waits; no thread writes mail files into the instance folder
             **CHEAP_HASH,
             **config,
         }

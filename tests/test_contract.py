@@ -44,6 +44,7 @@ def _contract_app(tmp_root):
             "PASSWORD_HASH_MEMORY_KIB": 1024,
             "RATELIMIT_ENABLED": False,
             "REQUEST_LOG": False,
+            "MAIL_SENDER": False,
         }
     )
 

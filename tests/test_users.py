@@ -316,6 +316,7 @@ def test_default_password_hash_uses_the_owasp_argon2id_parameters(tmp_path):
             "SECRET_KEY": TEST_SECRET,
             "MONGO_CLIENT": mongomock.MongoClient(tz_aware=True),
             "RATELIMIT_ENABLED": False,
+            "MAIL_SENDER": False,
         }
     )
     email = f"owasp-{uuid.uuid4().hex[:8]}@example.com"
