@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, request
 from pymongo.errors import DuplicateKeyError
-from werkzeug.exceptions import BadRequest, Conflict, Unauthorized
+from werkzeug.exceptions import Conflict, Unauthorized
 
 import mail
 import validate
@@ -48,7 +48,6 @@ def forgot_password():
     ok=(200, validate.Envelope[None]),
     json=validate.PasswordReset,
     errors=(400, 413, 415, 429),
-    bad_request=validate.LinkRefusedEnvelope,
 )
 def reset_password():
     """Set a new password with the token of a reset link. Every session ends; no tokens are
@@ -80,7 +79,6 @@ def reset_password():
     ok=(200, validate.Envelope[validate.UserOut]),
     json=validate.LinkToken,
     errors=(400, 409, 413, 415, 429),
-    bad_request=validate.LinkRefusedEnvelope,
 )
 def verify_email():
     """Prove an address with the token of a mailed link: the account's own address after
@@ -119,7 +117,7 @@ def _change_email(entry: dict):
 def _invalid_link(purpose: str):
     """The one answer to a wrong, used or expired token: nothing tells them apart."""
     record("link_token_invalid", None, purpose=purpose)
-    raise BadRequest(INVALID_LINK)
+    raise validate.InvalidInput({"token": INVALID_LINK}, message=INVALID_LINK)
 
 
 @account_email.post("/email/verify/resend")

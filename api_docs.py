@@ -39,15 +39,12 @@ api = SpecTree(
 COMMON_ERRORS = (500, 503)
 
 
-def documented(*, tags, ok, json=None, form=None, query=None, auth=False, errors=(401,), also=(), bad_request=None):
+def documented(*, tags, ok, json=None, form=None, query=None, auth=False, errors=(401,), also=()):
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
     requests with. Validation itself stays in the views (our envelope, our messages).
-    `also` lists other successful answers as (status, schema) pairs; `bad_request` is the
-    400 body's schema where it is not only invalid fields."""
+    `also` lists other successful answers as (status, schema) pairs."""
     codes = set(errors) | set(COMMON_ERRORS) | ({401} if auth else set())
     responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code != 400}
-    if bad_request is not None:
-        responses["HTTP_400"] = bad_request
     for status, schema in (ok, *also):
         responses[f"HTTP_{status}"] = schema
     return api.validate(

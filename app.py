@@ -298,7 +298,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(validate.InvalidInput)
     def invalid_input(exc: validate.InvalidInput):
-        response = jsonify({"message": "The request has invalid fields.", "data": None, "error": exc.errors})
+        response = jsonify({"message": exc.message, "data": None, "error": exc.errors})
         response.status_code = 400
         return response
 

@@ -31,11 +31,12 @@ MIN_PASSWORD_SCORE = 2
 
 
 class InvalidInput(Exception):
-    """Raised with a mapping of field name to message; the app answers 400."""
+    """Raised with a mapping of field name to message; the app answers 400 with `message`."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str], message: str = "The request has invalid fields."):
         super().__init__("invalid input")
         self.errors = errors
+        self.message = message
 
 
 def _name(value: str) -> str:
@@ -394,27 +395,6 @@ class InvalidInputEnvelope(BaseModel):
     message: str
     data: None = None
     error: dict[str, str]
-
-
-class LinkRefusedEnvelope(BaseModel):
-    """400 where a mailed link's token is checked: invalid fields (`error` maps each to its
-    message), or a token that is wrong, used or expired (`error` is "Bad Request")."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"message": "This link is invalid or has expired.", "data": None, "error": "Bad Request"},
-                {
-                    "message": "The request has invalid fields.",
-                    "data": None,
-                    "error": {"token": "This field is required."},
-                },
-            ]
-        }
-    )
-    message: str
-    data: None = None
-    error: dict[str, str] | str
 
 
 class UserOut(BaseModel):

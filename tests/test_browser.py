@@ -43,11 +43,14 @@ SUCCESS = {
 # --- helpers -----------------------------------------------------------------
 
 
+API_BLUEPRINTS = ("users.", "two_factor.", "account_email.", "books.")
+
+
 def api_operations(app):
     """(endpoint, METHOD, Flask rule) for every API route in the URL map, HEAD and OPTIONS aside."""
     operations = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith(("users.", "two_factor.", "books.")) or rule.endpoint in ("meta.index", "meta.healthz"):
+        if rule.endpoint.startswith(API_BLUEPRINTS) or rule.endpoint in ("meta.index", "meta.healthz"):
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 operations.append((rule.endpoint, method, rule.rule))
     return operations
