@@ -1,15 +1,14 @@
 """Fixtures: every API test runs on mongomock and on a real SecantusDB server over the wire."""
+
 from __future__ import annotations
 
 import logging
 import os
 import sys
 import uuid
-from datetime import UTC, datetime
 
 import mongomock
 import pytest
-import time_machine
 from pymongo import MongoClient
 
 # A developer's .env must not leak into the tests' configuration.
@@ -20,7 +19,7 @@ sys.path.insert(0, ROOT)
 
 from app import create_app  # noqa: E402
 from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
-from helpers import TEST_SECRET, AuthActions, SmtpTestServer, book_form, free_port  # noqa: E402
+from helpers import AN_INSTANT, AuthActions, SmtpTestServer, book_form, config_for_tests, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -77,29 +76,17 @@ def app_config():
 def app_factory(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
     """Builds app processes on the test's database: the first is `app`; another is a restart,
     or a second process beside it."""
-
     made = []
 
     def make(**overrides):
         application = create_app(
-            {
-                "TESTING": True,
-                "INSTANCE_PATH": str(tmp_path / "instance"),
-                "SECRET_KEY": TEST_SECRET,
-                "MONGO_CLIENT": mongo_client,
-                "DATABASE_URL": f"mongodb://unused/{db_name}",
-                # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
-                "PASSWORD_HASH_TIME_COST": 1,
-                "PASSWORD_HASH_MEMORY_KIB": 1024,
-                # Limits are switched on by the tests that are about them.
-                "RATELIMIT_ENABLED": False,
-                "RATELIMIT_STORAGE_URI": rate_limit_uri,
-                "UPLOAD_FOLDER": str(tmp_path / "covers"),
-                # The outbox is driven by the tests that are about mail (mail.send_due), not by a thread.
-                "MAIL_SENDER": False,
-                **app_config,
-                **overrides,
-            }
+            config_for_tests(
+                tmp_path,
+                MONGO_CLIENT=mongo_client,
+                DATABASE_URL=f"mongodb://unused/{db_name}",
+                RATELIMIT_STORAGE_URI=rate_limit_uri,
+                **{**app_config, **overrides},
+            )
         )
         made.append(application)
         return application
@@ -159,7 +146,12 @@ def log_lines():
         logger.removeHandler(handler)
 
 
-# --- mail ------------------------------------------------------------------------------------
+@pytest.fixture
+def clock(time_machine):
+    """The clock that the app, the database and the rate limiter read, stopped at AN_INSTANT: it moves
+    only when the test says, with clock.shift(seconds or timedelta)."""
+    time_machine.move_to(AN_INSTANT, tick=False)
+    return time_machine
 
 
 @pytest.fixture
@@ -171,10 +163,3 @@ def smtp():
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture
-def clock():
-    """The clock the app reads, moved by the test (clock.shift(seconds)) instead of waited for."""
-    with time_machine.travel(datetime.now(UTC), tick=True) as traveller:
-        yield traveller

@@ -13,14 +13,13 @@ import pytest
 
 import mail
 from helpers import (
+    INVALID_FIELDS,
     LOCKED,
     PASSWORD,
     WRONG_PASSWORD,
+    Fragment,
     assert_429,
-    assert_error,
-    assert_field_errors,
-    assert_fields,
-    assert_ok,
+    assert_envelope,
     bearer,
     ip,
     limits,
@@ -58,7 +57,7 @@ def log_in(client, email="ada@example.com", password=PASSWORD):
 
 
 def tokens(client, email="ada@example.com", password=PASSWORD) -> dict:
-    return assert_ok(log_in(client, email, password), 200, "Logged in.")
+    return assert_envelope(log_in(client, email, password), 200, "Logged in.")
 
 
 def forgot(client, email="ada@example.com", addr=1):
@@ -105,16 +104,16 @@ def event_types(client, token) -> list[str]:
 
 def test_forgot_mails_a_reset_link_and_the_token_sets_a_new_password(app, client, smtp, account):
     response = forgot(client)
-    assert_ok(response, 202, FORGOT_SENT)
+    assert_envelope(response, 202, FORGOT_SENT)
     message = latest(app, smtp, subject_part="Reset your")
     token = link_token(message)
     assert message["Subject"] == "Reset your Book Library password"
     assert f"{FRONTEND_URL}/reset-password#token={token}" in text_body(message)
 
-    data = assert_ok(reset(client, token), 200, RESET_DONE)
+    data = assert_envelope(reset(client, token), 200, RESET_DONE)
 
     assert data is None  # no tokens: the user logs in, with the second factor if it is on
-    assert_error(log_in(client), 401, "Unauthorized", BAD_CREDENTIALS)
+    assert_envelope(log_in(client), 401, BAD_CREDENTIALS, "Unauthorized")
     tokens(client, password=NEW_PASSWORD)
 
 
@@ -133,7 +132,7 @@ def test_forgot_for_a_disabled_account_mails_nothing(app, client, smtp, account)
     mail.send_due(app)
     smtp.messages.clear()
 
-    assert_ok(forgot(client), 202, FORGOT_SENT)
+    assert_envelope(forgot(client), 202, FORGOT_SENT)
     mail.send_due(app)
 
     assert smtp.messages == []
@@ -142,7 +141,7 @@ def test_forgot_for_a_disabled_account_mails_nothing(app, client, smtp, account)
 def test_a_reset_ends_every_session(app, client, smtp, account):
     first, second = tokens(client), tokens(client)
 
-    assert_ok(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
+    assert_envelope(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
 
     for session in (first, second):
         assert client.get("/users/", headers=bearer(session["token"])).status_code == 401
@@ -157,7 +156,7 @@ def wrong_token(app, client, smtp):
 
 def used_token(app, client, smtp):
     token = reset_token(app, client, smtp)
-    assert_ok(reset(client, token), 200, RESET_DONE)
+    assert_envelope(reset(client, token), 200, RESET_DONE)
     return token
 
 
@@ -186,7 +185,7 @@ def test_a_bad_reset_token_is_400_with_one_message_for_every_kind(app, client, s
     args = (app, client, smtp, clock) if make_token is expired_token else (app, client, smtp)
     token = make_token(*args)
 
-    assert_error(reset(client, token, "An0ther-Fine-Passw0rd!"), 400, {"token": INVALID_LINK}, INVALID_LINK)
+    assert_envelope(reset(client, token, "An0ther-Fine-Passw0rd!"), 400, INVALID_LINK, {"token": INVALID_LINK})
     tokens(client, password=NEW_PASSWORD if make_token is used_token else PASSWORD)
 
 
@@ -194,7 +193,7 @@ def test_a_reset_link_lives_30_minutes(app, client, smtp, clock, account):
     token = reset_token(app, client, smtp)
     clock.shift(30 * 60 - 5)
 
-    assert_ok(reset(client, token), 200, RESET_DONE)
+    assert_envelope(reset(client, token), 200, RESET_DONE)
 
 
 def test_a_password_change_by_another_route_kills_the_reset_link(app, client, smtp, account):
@@ -205,7 +204,7 @@ def test_a_password_change_by_another_route_kills_the_reset_link(app, client, sm
     )
     assert changed.status_code == 200
 
-    assert_error(reset(client, token, "An0ther-Fine-Passw0rd!"), 400, {"token": INVALID_LINK}, INVALID_LINK)
+    assert_envelope(reset(client, token, "An0ther-Fine-Passw0rd!"), 400, INVALID_LINK, {"token": INVALID_LINK})
 
 
 @pytest.mark.parametrize(
@@ -221,8 +220,13 @@ def test_a_reset_password_follows_the_sign_up_rules_and_a_refused_one_leaves_the
 ):
     token = reset_token(app, client, smtp)
 
-    assert_field_errors(reset(client, token, new_password), {"new_password": fragment})
-    assert_ok(reset(client, token), 200, RESET_DONE)
+    assert_envelope(
+        reset(client, token, new_password),
+        400,
+        INVALID_FIELDS,
+        {"new_password": Fragment(fragment)},
+    )
+    assert_envelope(reset(client, token), 200, RESET_DONE)
 
 
 @pytest.mark.parametrize(
@@ -235,20 +239,24 @@ def test_a_reset_password_follows_the_sign_up_rules_and_a_refused_one_leaves_the
     ],
 )
 def test_reset_names_a_missing_or_malformed_token(client, body, message):
-    assert_fields(client.post("/users/password/reset", json=body), {"token": message})
+    assert_envelope(client.post("/users/password/reset", json=body), 400, INVALID_FIELDS, {"token": message})
 
 
 def test_forgot_checks_the_address_and_the_content_type(client):
-    assert_fields(
+    assert_envelope(
         client.post("/users/password/forgot", json={"email": "not-an-address"}),
+        400,
+        INVALID_FIELDS,
         {"email": "Email address is not valid."},
     )
-    assert_fields(client.post("/users/password/forgot", json={}), {"email": "This field is required."})
-    assert_error(
+    assert_envelope(
+        client.post("/users/password/forgot", json={}), 400, INVALID_FIELDS, {"email": "This field is required."}
+    )
+    assert_envelope(
         client.post("/users/password/forgot", data="email=a@example.com", content_type="text/plain"),
         415,
-        "Unsupported Media Type",
         "Content-Type must be application/json.",
+        "Unsupported Media Type",
     )
 
 
@@ -260,14 +268,14 @@ def test_a_reset_with_two_factor_on_still_needs_the_code_to_log_in(app, client, 
         == 200
     )
 
-    assert_ok(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
-    data = assert_ok(log_in(client, password=NEW_PASSWORD), 200, "Enter the code from your authenticator app.")
+    assert_envelope(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
+    data = assert_envelope(log_in(client, password=NEW_PASSWORD), 200, "Enter the code from your authenticator app.")
 
     assert data["mfa_required"] is True and "token" not in data
 
 
 def test_a_reset_proves_the_address(app, client, smtp, account):
-    assert_ok(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
+    assert_envelope(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
 
     assert tokens(client, password=NEW_PASSWORD)["email_verified"] is True
 
@@ -275,7 +283,7 @@ def test_a_reset_proves_the_address(app, client, smtp, account):
 def test_a_reset_mail_is_given_up_once_its_link_would_have_expired(app, client, db, smtp, clock, account):
     mail.send_due(app)  # the sign-up's verification mail
     smtp.stop()
-    assert_ok(forgot(client), 202, FORGOT_SENT)
+    assert_envelope(forgot(client), 202, FORGOT_SENT)
     for _ in range(12):  # retries at 15 s, 30 s, 1, 2, 4, 8, 16 minutes...: past 30 minutes
         mail.send_due(app)
         clock.shift(4 * 60)
@@ -292,14 +300,14 @@ def test_smtp_down_during_a_reset_request_then_back_the_mail_arrives(app, client
     mail.send_due(app)
     smtp.stop()
 
-    assert_ok(forgot(client), 202, FORGOT_SENT)  # never a 5xx because mail is down
+    assert_envelope(forgot(client), 202, FORGOT_SENT)  # never a 5xx because mail is down
     assert mail.send_due(app) == 0
     smtp.start()
     clock.shift(30)  # the first retry comes within 30 seconds
 
     assert mail.send_due(app) == 1
     message = [m for m in smtp.messages if "Reset" in m["Subject"]][-1]
-    assert_ok(reset(client, link_token(message)), 200, RESET_DONE)
+    assert_envelope(reset(client, link_token(message)), 200, RESET_DONE)
 
 
 @pytest.mark.parametrize(
@@ -335,15 +343,15 @@ def test_no_token_or_password_reaches_a_log_line_or_an_event(app, client, smtp, 
 
 
 def test_sign_up_mails_a_verification_link_that_verifies_the_address(app, client, smtp):
-    data = assert_ok(sign_up(client), 201, "Account created.")
+    data = assert_envelope(sign_up(client), 201, "Account created.")
     assert data["email_verified"] is False
     token = verification_token(app, smtp)
 
-    verified = assert_ok(verify(client, token), 200, "Email address verified.")
+    verified = assert_envelope(verify(client, token), 200, "Email address verified.")
 
     assert verified["email_verified"] is True and verified["email"] == "ada@example.com"
     assert tokens(client)["email_verified"] is True
-    assert_error(verify(client, token), 400, {"token": INVALID_LINK}, INVALID_LINK)  # used
+    assert_envelope(verify(client, token), 400, INVALID_LINK, {"token": INVALID_LINK})  # used
 
 
 def test_a_verification_link_lives_24_hours(app, client, smtp, clock):
@@ -351,7 +359,7 @@ def test_a_verification_link_lives_24_hours(app, client, smtp, clock):
     token = verification_token(app, smtp)
     clock.shift(24 * 3600 + 1)
 
-    assert_error(verify(client, token), 400, {"token": INVALID_LINK}, INVALID_LINK)
+    assert_envelope(verify(client, token), 400, INVALID_LINK, {"token": INVALID_LINK})
 
 
 @pytest.mark.parametrize("token", ["", "x" * 129, None, 5])
@@ -363,14 +371,14 @@ def test_verify_refuses_a_malformed_token_field(client, token):
 
 
 def test_verify_with_a_made_up_token_is_400(client):
-    assert_error(verify(client, secrets.token_urlsafe(32)), 400, {"token": INVALID_LINK}, INVALID_LINK)
+    assert_envelope(verify(client, secrets.token_urlsafe(32)), 400, INVALID_LINK, {"token": INVALID_LINK})
 
 
 def test_resend_mails_a_new_link_and_the_old_one_stops_working(app, client, smtp, account):
     old = verification_token(app, smtp)
     session = bearer(tokens(client)["token"])
 
-    assert_ok(
+    assert_envelope(
         client.post("/users/email/verify/resend", headers=session),
         202,
         "A new link to verify your address is on its way.",
@@ -378,13 +386,13 @@ def test_resend_mails_a_new_link_and_the_old_one_stops_working(app, client, smtp
     new = verification_token(app, smtp)
 
     assert new != old
-    assert_error(verify(client, old), 400, {"token": INVALID_LINK}, INVALID_LINK)
-    assert_ok(verify(client, new), 200, "Email address verified.")
-    assert_error(
+    assert_envelope(verify(client, old), 400, INVALID_LINK, {"token": INVALID_LINK})
+    assert_envelope(verify(client, new), 200, "Email address verified.")
+    assert_envelope(
         client.post("/users/email/verify/resend", headers=session),
         409,
-        "Conflict",
         "Your email address is already verified.",
+        "Conflict",
     )
 
 
@@ -412,7 +420,7 @@ def test_strict_sign_up_answers_the_same_202_for_a_new_and_a_registered_address(
     new = sign_up(client)
     again = sign_up(client, name="Someone Else")
 
-    assert_ok(new, 202, CHECK_EMAIL)
+    assert_envelope(new, 202, CHECK_EMAIL)
     assert (again.status_code, again.get_json()) == (new.status_code, new.get_json())
 
 
@@ -437,15 +445,15 @@ def test_strict_sign_up_again_with_an_unverified_address_mails_a_fresh_link(stri
     second = verification_token(strict, smtp)
 
     assert second != first
-    assert_ok(verify(client, second), 200, "Email address verified.")
+    assert_envelope(verify(client, second), 200, "Email address verified.")
 
 
 def test_strict_login_of_an_unverified_account_is_403_only_after_a_correct_password(strict, smtp):
     client = strict.test_client()
     sign_up(client)
 
-    assert_error(log_in(client, password=WRONG_PASSWORD), 401, "Unauthorized", BAD_CREDENTIALS)
-    assert_error(log_in(client), 403, "Forbidden", UNVERIFIED)
+    assert_envelope(log_in(client, password=WRONG_PASSWORD), 401, BAD_CREDENTIALS, "Unauthorized")
+    assert_envelope(log_in(client), 403, UNVERIFIED, "Forbidden")
     verify(client, verification_token(strict, smtp))
     assert tokens(client)["email_verified"] is True
 
@@ -463,18 +471,18 @@ def test_an_email_change_happens_when_the_new_address_confirms_it(app, client, s
     session = bearer(staying["token"])
 
     response = change_email(client, session, email="Ada@Example.org")
-    assert_ok(response, 202, "Open the link we sent to the new address to finish the change.")
+    assert_envelope(response, 202, "Open the link we sent to the new address to finish the change.")
     confirm = latest(app, smtp, "ada@example.org", "Confirm your new email address")
     notice = latest(app, smtp, "ada@example.com", "change of your Book Library email address")
     assert "ada@example.org" in text_body(notice) and "#token=" not in text_body(notice)
     assert client.get("/users/", headers=session).get_json()["data"]["email"] == "ada@example.com"  # not yet
 
-    changed = assert_ok(verify(client, link_token(confirm)), 200, "Email address changed.")
+    changed = assert_envelope(verify(client, link_token(confirm)), 200, "Email address changed.")
 
     assert (changed["email"], changed["email_verified"]) == ("ada@example.org", True)
     assert client.get("/users/", headers=session).status_code == 200  # the session that asked stays
     assert client.get("/users/", headers=bearer(other["token"])).status_code == 401  # every other ends
-    assert_error(log_in(client, "ada@example.com"), 401, "Unauthorized", BAD_CREDENTIALS)
+    assert_envelope(log_in(client, "ada@example.com"), 401, BAD_CREDENTIALS, "Unauthorized")
     tokens(client, "ada@example.org")
     done = latest(app, smtp, "ada@example.com", "email address was changed")
     assert "ada@example.org" in text_body(done)
@@ -486,11 +494,11 @@ def test_an_email_change_with_a_wrong_password_is_401_like_login_and_counts_towa
     session = bearer(tokens(client)["token"])
 
     for _ in range(3):
-        assert_error(
+        assert_envelope(
             change_email(client, session, email="ada@example.org", password=WRONG_PASSWORD),
             401,
-            "Unauthorized",
             BAD_CREDENTIALS,
+            "Unauthorized",
         )
 
     assert_429(change_email(client, session, email="ada@example.org"), LOCKED)
@@ -502,7 +510,9 @@ def test_an_email_change_with_two_factor_on_needs_a_code(app, client, smtp, acco
     client.post("/users/mfa/totp/verify", json={"code": pyotp.TOTP(secret).now()}, headers=session)
 
     missing = change_email(client, session, email="ada@example.org")
-    assert_fields(missing, {"code": "A current authenticator code or an unused recovery code is required."})
+    assert_envelope(
+        missing, 400, INVALID_FIELDS, {"code": "A current authenticator code or an unused recovery code is required."}
+    )
     next_code = pyotp.TOTP(secret).at(time.time() + 30)
 
     assert change_email(client, session, email="ada@example.org", code=next_code).status_code == 202
@@ -514,7 +524,7 @@ def test_an_address_taken_meanwhile_is_409_when_the_link_is_used(app, client, sm
     confirm = latest(app, smtp, "ada@example.org", "Confirm your new email address")
     assert sign_up(client, "ada@example.org", "Another Ada").status_code == 201
 
-    assert_error(verify(client, link_token(confirm)), 409, "Conflict", "An account with this email already exists.")
+    assert_envelope(verify(client, link_token(confirm)), 409, "An account with this email already exists.", "Conflict")
     assert client.get("/users/", headers=session).get_json()["data"]["email"] == "ada@example.com"
 
 
@@ -529,7 +539,7 @@ def test_an_address_taken_meanwhile_is_409_when_the_link_is_used(app, client, sm
 def test_an_email_change_names_bad_fields(client, account, body, errors):
     session = bearer(tokens(client)["token"])
 
-    assert_fields(change_email(client, session, **body), errors)
+    assert_envelope(change_email(client, session, **body), 400, INVALID_FIELDS, errors)
 
 
 def test_an_email_change_needs_a_bearer_token(client):

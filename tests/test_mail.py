@@ -365,7 +365,8 @@ def test_development_without_mail_url_writes_eml_files_and_logs_their_name_not_t
 
         message = message_from_binary_file(handle, policy=policy.default)
     token = link_token(message)
-    assert "http://127.0.0.1:5000/verify-email#token=" in text_body(message)
+    # Links default to the browser app that ships at PUBLIC_URL/app, PUBLIC_URL being where `make run` serves.
+    assert "http://127.0.0.1:5000/app/verify-email#token=" in text_body(message)
     assert [line for line in log_lines if name in line]
     assert not [line for line in log_lines if token in line]
 
