@@ -43,12 +43,14 @@ COMMON_ERRORS = (500, 503)
 BODILESS = (304,)
 
 
-def documented(*, tags, ok, json=None, form=None, query=None, headers=None, auth=False, errors=(401,)):
+def documented(*, tags, ok, json=None, form=None, query=None, headers=None, auth=False, errors=(401,), also=()):
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
-    requests with. Validation itself stays in the views (our envelope, our messages)."""
+    requests with. Validation itself stays in the views (our envelope, our messages).
+    `also` lists other successful answers as (status, schema) pairs."""
     codes = set(errors) | set(COMMON_ERRORS) | ({401} if auth else set())
     responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
-    responses[f"HTTP_{ok[0]}"] = ok[1]
+    for status, schema in (ok, *also):
+        responses[f"HTTP_{status}"] = schema
     return api.validate(
         json=json,
         form=form,
