@@ -77,16 +77,19 @@ def documented(
     optional_body=False,
     database=True,
     exclusive_query=(),
+    also=(),
 ):
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
     requests with. Validation itself stays in the views (our envelope, our messages).
     `messages` gives a status its own example; the operationId is the view's name in camelCase.
     `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none;
-    `exclusive_query`: groups of query parameters that cannot be mixed (one object parameter says so)."""
+    `exclusive_query`: groups of query parameters that cannot be mixed (one object parameter says so);
+    `also`: other successful answers, as (status, schema) pairs."""
     codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
     responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
-    responses[f"HTTP_{ok[0]}"] = ok[1]
+    for status, schema in (ok, *also):
+        responses[f"HTTP_{status}"] = schema
     bodiless = [f"HTTP_{code}" for code in codes & set(BODILESS)]
 
     def decorate(view):
@@ -119,7 +122,8 @@ def openapi_document() -> dict:
     document = current_app.extensions.get("openapi")
     if document is None:
         document = copy.deepcopy(api.spec)
-        document["servers"] = [{"url": current_app.config["PUBLIC_URL"]}]
+        # Where the API is reached from outside; importers (Postman) take their base URL from it.
+        document["servers"] = [{"url": current_app.config["PUBLIC_URL"] or "/"}]
         schemas = document["components"]["schemas"]
         for item in document["paths"].values():
             for operation in item.values():

@@ -21,8 +21,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import app_logging
 import cover_storage
+import mail
 import models
 import validate
+from account_email import account_email
 from api_docs import docs
 from books import books, covers
 from meta import meta
@@ -46,7 +48,7 @@ DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'"
 )
 # Routes that use the database: only they wait for the indexes, or answer 503 without one.
-DATABASE_BLUEPRINTS = ("users", "two_factor", "books")
+DATABASE_BLUEPRINTS = ("users", "two_factor", "account_email", "books")
 DATABASE_ENDPOINTS = ("meta.healthz",)
 NO_DATABASE = (
     "No database is configured: start the API with `make run` or `make dev` (they start an "
@@ -59,9 +61,6 @@ MIN_SECRET_BYTES = 32
 
 DEFAULTS = {
     "APP_ENV": "development",
-    # Where the API is reached from outside: the OpenAPI document's server (what Postman imports).
-    # The launcher sets it to the address it serves when it is unset.
-    "PUBLIC_URL": "http://127.0.0.1:5000",
     "DATABASE_URL": "",  # empty: no database; the launcher (make run, make dev) sets one
     "DATABASE_TIMEOUT_MS": 2000,
     "DATABASE_SOCKET_TIMEOUT_MS": 10000,
@@ -98,6 +97,19 @@ DEFAULTS = {
     "REQUEST_LOG": True,  # one JSON line per request on standard error
     "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
     "CORS_ORIGINS": "",  # comma-separated; empty: none in production, localhost ports in development
+    "APP_NAME": "Book Library",  # in mail subjects and bodies
+    "PUBLIC_URL": "",  # empty: http://HOST:PORT in development; required in production when mail is on
+    "FRONTEND_URL": "",  # where mailed links point; empty: the browser app's address, else PUBLIC_URL
+    "MAIL_URL": "",  # smtp://user:pass@host:port[?starttls=true] or smtps://...; empty: .eml files (development)
+    "MAIL_FROM": "",  # empty: "APP_NAME <no-reply@PUBLIC_URL's host>"
+    "MAIL_TIMEOUT_SECONDS": 10,
+    "MAIL_SENDER": True,  # a sender thread in each app process
+    "REQUIRE_VERIFIED_EMAIL": False,
+    "PASSWORD_FORGOT_RATE_LIMIT": "10 per hour",
+    "PASSWORD_FORGOT_EMAIL_RATE_LIMIT": "3 per hour",
+    "LINK_TOKEN_RATE_LIMIT": "30 per hour",
+    "VERIFY_RESEND_RATE_LIMIT": "3 per hour",
+    "EMAIL_CHANGE_RATE_LIMIT": "5 per hour",
 }
 
 
@@ -124,7 +136,6 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     for key in DEFAULTS:
         config[key] = _typed(key, config[key])
     config["SECRET_KEY"] = _secret_key(app)
-    config["PUBLIC_URL"] = config["PUBLIC_URL"].rstrip("/")
     config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
     # Relative to the project folder, whatever the working directory.
     config["UPLOAD_FOLDER"] = os.path.join(
@@ -135,6 +146,8 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     config["REFRESH_COOKIE_SAMESITE"] = _same_site(config["REFRESH_COOKIE_SAMESITE"])
     origins = config["CORS_ORIGINS"] or ("" if config["APP_ENV"] == "production" else DEV_CORS_ORIGINS)
     config["CORS_ORIGINS"] = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    listen_address = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}"
+    mail.resolve_settings(config, app.root_path, listen_address)
 
 
 SAME_SITE_VALUES = ("Strict", "Lax", "None")
@@ -264,6 +277,7 @@ def create_app(config: dict | None = None) -> Flask:
     models.try_ensure_indexes(app)
     models.init_passwords(app)
     cover_storage.init_app(app)
+    mail.init_app(app)
 
     register_blueprints(app)
     register_error_handlers(app)
@@ -297,6 +311,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(docs)
     app.register_blueprint(users, url_prefix="/users")
     app.register_blueprint(two_factor, url_prefix="/users")
+    app.register_blueprint(account_email, url_prefix="/users")
     app.register_blueprint(books, url_prefix="/books")
     app.register_blueprint(covers)
     app.register_blueprint(web_app)
@@ -321,7 +336,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(validate.InvalidInput)
     def invalid_input(exc: validate.InvalidInput):
-        response = jsonify({"message": "The request has invalid fields.", "data": None, "error": exc.errors})
+        response = jsonify({"message": exc.message, "data": None, "error": exc.errors})
         response.status_code = 400
         return response
 

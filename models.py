@@ -25,7 +25,15 @@ DEFAULT_DATABASE = "book_library"
 OBJECT_ID_HEX_LENGTH = 24
 SECONDS_PER_DAY = 86400
 
-USER_FIELDS = {"name": 1, "email": 1, "disabled": 1, "created_at": 1, "updated_at": 1, "mfa.enabled": 1}
+USER_FIELDS = {
+    "name": 1,
+    "email": 1,
+    "email_verified": 1,
+    "disabled": 1,
+    "created_at": 1,
+    "updated_at": 1,
+    "mfa.enabled": 1,
+}
 
 
 def utcnow() -> datetime:
@@ -83,6 +91,14 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.auth_events.create_index(
         [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
     )
+    # Mailed links' tokens (one per user and purpose, a newer replacing the older) and the outbox.
+    db.link_tokens.create_index([("hash", ASCENDING)], unique=True, name="hash_unique")
+    db.link_tokens.create_index(
+        [("user_id", ASCENDING), ("purpose", ASCENDING)], unique=True, name="user_purpose_unique"
+    )
+    db.link_tokens.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
+    db.outbox.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="due")
+    db.outbox.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
     db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
@@ -213,6 +229,7 @@ class User(_Model):
         doc = {
             "name": name,
             "email": email,
+            "email_verified": False,
             "password": hash_password(password),
             "disabled": False,
             "sessions": [],
@@ -269,8 +286,28 @@ class User(_Model):
 
     @staticmethod
     def set_password(user_id: ObjectId, password: str) -> None:
+        """A new password, by whatever route: any password-reset link still out stops working."""
         User._col().update_one(
             {"_id": user_id}, {"$set": {"password": hash_password(password), "updated_at": utcnow()}}
+        )
+        get_db().link_tokens.delete_many({"user_id": user_id, "purpose": "reset_password"})
+
+    @staticmethod
+    def mark_email_verified(user_id: ObjectId, email: str) -> bool:
+        """Record that the owner of `email` proved it; False when the account's address is another now."""
+        result = User._col().update_one(
+            {"_id": user_id, "email": email, "disabled": False},
+            {"$set": {"email_verified": True, "updated_at": utcnow()}},
+        )
+        return result.matched_count == 1
+
+    @staticmethod
+    def change_email(user_id: ObjectId, email: str) -> dict | None:
+        """Move the account to a proven address; DuplicateKeyError when another account has it."""
+        return User._col().find_one_and_update(
+            {"_id": user_id, "disabled": False},
+            {"$set": {"email": email, "email_verified": True, "updated_at": utcnow()}},
+            return_document=ReturnDocument.BEFORE,
         )
 
     @staticmethod
@@ -296,6 +333,7 @@ class User(_Model):
             "id": str(user["_id"]),
             "name": user["name"],
             "email": user["email"],
+            "email_verified": bool(user.get("email_verified")),
             "mfa_enabled": mfa_enabled(user),
             "created_at": isoformat(user["created_at"]),
             "updated_at": isoformat(user["updated_at"]),

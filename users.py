@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
-from werkzeug.exceptions import Conflict, NotFound, Unauthorized
+from werkzeug.exceptions import Conflict, Forbidden, NotFound, Unauthorized
 
+import mail
 import validate
 from api_docs import documented
 from auth_middleware import (
@@ -29,6 +30,11 @@ from two_factor import mfa_challenge, require_second_factor
 users = Blueprint("users", __name__)
 
 BAD_CREDENTIALS = "Invalid email or password."
+CHECK_EMAIL = "Check your email to finish signing up."
+UNVERIFIED = (
+    "Verify your email address first: open the link in the mail we sent you. "
+    "For a new link, sign up again with the same address."
+)
 REFRESH_INVALID = "Refresh token is invalid or expired."
 
 
@@ -46,16 +52,26 @@ def _no_content():
     json=validate.SignUp,
     errors=(400, 409, 429),
     messages={409: "An account with this email already exists."},
+    also=((202, validate.Accepted),),
 )
 def sign_up():
-    """Create an account."""
+    """Create an account and mail a link to verify its address. With REQUIRE_VERIFIED_EMAIL,
+    a new and a registered address get the same 202, and the owner of a registered one a mail."""
     rate_limit("signup", SIGNUP_RATE_LIMIT=request.remote_addr)
     fields = validate.load(validate.SignUp, json_body())
+    require_verified = current_app.config["REQUIRE_VERIFIED_EMAIL"]
     try:
         user = User.create(fields.name, fields.email, fields.password)
     except DuplicateKeyError:
-        raise Conflict("An account with this email already exists.") from None
+        if not require_verified:
+            raise Conflict("An account with this email already exists.") from None
+        record("signup_existing_email", None, email=fields.email)
+        mail.queue("signup_attempt", fields.email)
+        return envelope(CHECK_EMAIL, status=202)
     record("signup", user["_id"])
+    mail.queue("verify_email", user["email"], user["_id"])
+    if require_verified:
+        return envelope(CHECK_EMAIL, status=202)
     return envelope("Account created.", User.to_json(user), 201)
 
 
@@ -64,7 +80,7 @@ def sign_up():
     tags=["users"],
     ok=(200, validate.Envelope[validate.LoginOut | validate.MfaChallengeOut]),
     json=validate.Login,
-    errors=(400, 401, 429),
+    errors=(400, 401, 403, 429),
     messages={401: BAD_CREDENTIALS},
 )
 def login():
@@ -81,6 +97,9 @@ def login():
         count_failure(lock)
         record("login_failed", user_id, email=email)
         raise Unauthorized(BAD_CREDENTIALS)
+    if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.get("email_verified"):
+        record("login_unverified", user_id)
+        raise Forbidden(UNVERIFIED)
     if mfa_enabled(user):
         return mfa_challenge(user)  # the failure count stays until the second step succeeds
     clear_failures(lock)
@@ -185,6 +204,7 @@ def change_password(current_user):
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
     session, new_refresh_token = Sessions.reissue(user_id, g.session_id)
     record("password_changed", user_id)
+    mail.queue("password_changed", current_user["email"], user_id)
     return tokens_reply("Password changed.", token_response(user_id, session, new_refresh_token))
 
 
@@ -255,4 +275,5 @@ def disable_user(current_user):
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
     remove_covers_of(current_user["_id"])  # public by URL otherwise
     record("account_disabled", current_user["_id"])
+    mail.queue("account_disabled", current_user["email"], current_user["_id"])
     return _no_content()

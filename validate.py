@@ -34,11 +34,12 @@ MIN_PASSWORD_SCORE = 2
 
 
 class InvalidInput(Exception):
-    """Raised with a mapping of field name to message; the app answers 400."""
+    """Raised with a mapping of field name to message; the app answers 400 with `message`."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str], message: str = "The request has invalid fields."):
         super().__init__("invalid input")
         self.errors = errors
+        self.message = message
 
 
 # Rules the OpenAPI document states as patterns are checked here with the same patterns, so
@@ -266,6 +267,47 @@ class PasswordChange(MfaFactor):
         return _not_guessable(value, *(info.context or {}).get("user_inputs", ()))
 
 
+class PasswordForgot(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+    email: Email
+
+
+class LinkToken(_Schema):
+    """The token of a mailed link: what follows `#token=` in it."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"token": "q3RkVtG2Yf0xq1Zs7n3C9pWm5bJ8hL4dA6uE2kT0vXw"}]}
+    )
+    token: StrictStr = Field(min_length=1, max_length=128, description="The value after `#token=` in the mailed link.")
+
+
+class PasswordReset(LinkToken):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"token": "q3RkVtG2Yf0xq1Zs7n3C9pWm5bJ8hL4dA6uE2kT0vXw", "new_password": "Tr0ubadour & 3 horses!"}
+            ]
+        },
+    )
+    new_password: Password
+
+    @field_validator("new_password")
+    @classmethod
+    def _strong(cls, value: str, info: ValidationInfo) -> str:
+        # The caller passes the account's name and email, checked as at sign-up.
+        return _not_guessable(value, *(info.context or {}).get("user_inputs", ()))
+
+
+class EmailChange(MfaFactor):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"email": "ada@example.org", "password": "Corr3ct horse battery!"}]},
+    )
+    email: Email
+    password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
+
+
 class RefreshRequest(_Schema):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
@@ -407,9 +449,23 @@ class UserOut(BaseModel):
     id: str
     name: str
     email: str
+    email_verified: bool = Field(description="Whether the owner of the address has proved it with a mailed link.")
     mfa_enabled: bool
     created_at: str
     updated_at: str
+
+
+class Accepted(BaseModel):
+    """202: the request is taken; what follows comes by mail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"message": "Check your email to finish signing up.", "data": None, "error": None}]
+        }
+    )
+    message: str
+    data: None = None
+    error: None = None
 
 
 class TokensOut(BaseModel):

@@ -60,6 +60,10 @@ PUBLIC = {
     ("POST", "/users/login"),
     ("POST", "/users/login/mfa"),
     ("POST", "/users/token/refresh"),
+    # A mailed link's token is the proof: no access token (reset and verification come from a mailbox).
+    ("POST", "/users/password/forgot"),
+    ("POST", "/users/password/reset"),
+    ("POST", "/users/email/verify"),
 }
 
 
