@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Generic, TypeVar
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
@@ -112,7 +112,22 @@ Name = Annotated[
     AfterValidator(_name),
     _doc(f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words.", maxLength=NAME_MAX_CHARS, pattern=NAME_PATTERN),
 ]
-Email = Annotated[StrictStr, AfterValidator(_email), _doc("Unique, compared case-insensitively.", format="email")]
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# The address checker refuses what no mail can reach: a domain without a dot, or under a
+# special-use name (.test, .local, ...). The pattern says so; the format says the rest.
+EMAIL_PATTERN = (
+    r"^[^@]+@(?!(?:[^@]*\.)?(?:" + "|".join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES)) + r")\.?$)[^@]+\.[^@.]+$"
+)
+Email = Annotated[
+    StrictStr,
+    AfterValidator(_email),
+    _doc("Unique, compared case-insensitively; a deliverable domain.", format="email", pattern=EMAIL_PATTERN),
+]
 Password = Annotated[
     StrictStr,
     AfterValidator(_password),
