@@ -592,11 +592,13 @@ class TestMailedLinks:
         log_in(page, "forgot@example.com", NEW_PASSWORD)
         expect(status(page)).to_have_text(f"Welcome back, {NAME}.")
 
-        # The link works once.
+        # The link works once; logged in or not, a new one is a click away.
         page.goto(link)
         page.get_by_label("New password", exact=True).fill("An0ther-Fine-Passw0rd!")
         page.get_by_role("button", name="Set new password").click()
         expect(page.get_by_role("alert")).to_have_text(INVALID_LINK)
+        page.get_by_role("button", name="Ask for a new link").click()
+        expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
 
     @pytest.mark.parametrize("kind", ["wrong", "expired"])
     def test_a_bad_reset_link_says_so_and_offers_a_new_one(self, page, app, api, smtp, server_clock, kind):

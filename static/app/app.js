@@ -4,12 +4,12 @@
 import { Api, ApiError, apiBase } from "./api.js";
 import { BooksView } from "./books.js";
 import { config } from "./config.js";
-import { AccountLinks, FORGOT_ROUTE, LINK_ROUTES, takeLinkToken } from "./links.js";
+import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
 import { SessionsView } from "./sessions.js";
 import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
-const PUBLIC_ROUTES = ["login", "signup", "mfa", FORGOT_ROUTE];
+const PUBLIC_ROUTES = ["login", "signup", "mfa"];
 
 let api;
 let books;
@@ -44,7 +44,7 @@ async function render() {
   try {
     if (name === "books") await books.show({ focus });
     else if (name === "sessions") await sessions.show({ focus });
-    else if (name === FORGOT_ROUTE || LINK_ROUTES.includes(name)) links.show(name, { focus });
+    else if (LINK_ROUTES.includes(name)) links.show(name, { focus });
     else showAuthView(name, focus);
   } catch (failure) {
     showError(failure);

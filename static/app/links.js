@@ -5,14 +5,16 @@
 import { ApiError } from "./api.js";
 import { $, clone, mount, notify, onSubmit } from "./ui.js";
 
-export const LINK_ROUTES = ["reset-password", "verify-email"];
-export const FORGOT_ROUTE = "forgot-password";
+const FORGOT_ROUTE = "forgot-password";
+const MAILED_PAGES = ["reset-password", "verify-email"];
+/** Routes for anyone, logged in or not: a mailed link may be opened in either state. */
+export const LINK_ROUTES = [FORGOT_ROUTE, ...MAILED_PAGES];
 
 /** The token of the mailed link that opened this page, by route ({} when none did). The address
  * bar then shows the app's own address with the link's route, and no token. */
 export function takeLinkToken() {
   const page = location.pathname.split("/").pop();
-  if (!LINK_ROUTES.includes(page)) return {};
+  if (!MAILED_PAGES.includes(page)) return {};
   const token = new URLSearchParams(location.hash.slice(1)).get("token");
   // Out of the address bar at once, so out of the history, bookmarks and a shared screen too;
   // the token lives in this page's memory only.
