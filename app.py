@@ -105,6 +105,8 @@ DEFAULTS = {
     "AUDIT_RETENTION_DAYS": 90,
     "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 50_000_000,
+    # Full-size pixel buffers one cover may need while it is shrunk (see save_image.decode_cost).
+    "MAX_IMAGE_DECODE_BYTES": 96 * 1024 * 1024,
     "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
     "TRUSTED_PROXIES": 0,
     "REQUEST_LOG": True,  # one JSON line per request on standard error
@@ -918,7 +920,8 @@ def _thumbnail_from_request():
     if upload is None or upload.stream.read(1) == b"":
         return None
     upload.stream.seek(0)
-    return save_image.make_thumbnail(upload.stream, current_app.config["MAX_IMAGE_PIXELS"])
+    config = current_app.config
+    return save_image.make_thumbnail(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
 
 
 def _book_input(load_fields, data, cover_required: bool):

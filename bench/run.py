@@ -15,7 +15,8 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
 5. after the first list case, grows the books collection to 100,000 books across
    1,000 users and lists the reader's 1,000 books again;
 6. measures one password-hash check, the 24-megapixel thumbnail (time, memory)
-   and the API workers' peak memory while uploading.
+   and the API workers' peak memory while uploading;
+7. runs the scripts in SIDE_SCRIPTS (peak memory of the worst accepted covers).
 
 Prints one table (ratios to the floor hold across machines; absolute numbers
 drift) and writes the same to bench/results/latest.json. See bench/README.md.
@@ -75,6 +76,8 @@ START_SECONDS = 30
 # the load time gives their p50 (and the 100k/1k ratio) enough samples to hold still.
 LIST_LONGER = 3
 SETTLE_SECONDS = 10
+# Run after the load cases, with no server needed; each prints the lines it adds to the report.
+SIDE_SCRIPTS = ("image_memory.py",)
 
 
 class BenchError(RuntimeError):
@@ -683,6 +686,19 @@ class Bench:
             return
         self.extras["thumbnail_24mp"] = json.loads(result.stdout.strip().splitlines()[-1])
 
+    def side_scripts(self) -> None:
+        """The measurements that need no server, each a script of its own; their lines join the report."""
+        lines = self.extras.setdefault("side_scripts", [])
+        for script in SIDE_SCRIPTS:
+            print(f"bench: {script}", flush=True)
+            result = subprocess.run(
+                [sys.executable, os.path.join(BENCH, script)], cwd=ROOT, capture_output=True, text=True, timeout=600
+            )
+            output = result.stdout.strip().splitlines()
+            if result.returncode != 0:
+                output.append(f"{script} exited with {result.returncode}: {(result.stderr.strip().splitlines() or [''])[-1]}")
+            lines.extend(output)
+
     # report
 
     def report(self, total_seconds: float) -> dict:
@@ -747,6 +763,7 @@ class Bench:
         rss = extras.get("upload_worker_rss")
         if rss and rss["peak_rss_max_kib"]:
             lines.append(f"API worker peak RSS during the 2 MP upload case: {WorkerMemory.describe(rss)}")
+        lines.extend(extras.get("side_scripts", []))
         workers = {name: len(pids) for name, pids in self.workers.items()}
         settings = gunicorn_settings()
         lines.append(
@@ -802,6 +819,7 @@ class Bench:
         print("bench: measuring", flush=True)
         self.run_cases()
         self.thumbnail_probe()
+        self.side_scripts()
         self.extras["load_average_end"] = os.getloadavg()[0]
         self.report(time.monotonic() - started)
 

@@ -457,6 +457,72 @@ class TestPixelLimit:
         assert image.size == (150, 150)
 
 
+# --- decoding budget -------------------------------------------------------------------
+
+BUDGET_LIMITS = "PNG and GIF 25.2 megapixels in colour, 12.6 with transparency"
+
+
+def filled(mode, side):
+    """A single-colour square: a large picture in a small file."""
+    return Image.new(mode, (side, side), (90, 60, 30, 255)[: Image.getmodebands(mode)] if Image.getmodebands(mode) > 1 else 7)
+
+
+def test_single_colour_rgba_png_under_the_pixel_limit_but_over_the_decode_budget_is_400(client, auth, app):
+    """7070x7070 RGBA is 50 megapixels (under the pixel limit) in a ~200 KB file, but decoding
+    and shrinking it needs about 400 MB: refused from its header, with the limits in the message."""
+    headers = auth.headers()
+    cover = encode(filled("RGBA", 7070), "PNG")
+    assert len(cover) < 300_000
+    rss_before = _peak_rss_mb()
+    message = cover_rejected(post_cover(client, headers, cover))
+    assert message.startswith("Cover image is too large to process. Limits: JPEG 50,000,000 pixels")
+    assert BUDGET_LIMITS in message
+    assert "WebP 6.3 megapixels" in message
+    assert _peak_rss_mb() - rss_before < 100
+    assert stored(app) == set()
+
+
+class TestDecodeBudget:
+    """A 4 MiB budget, so that small pictures sit on either side of it."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"MAX_IMAGE_DECODE_BYTES": 4 * 2**20}
+
+    @pytest.mark.parametrize(
+        "fmt, mode, side, options, accepted",
+        [
+            ("PNG", "RGB", 1000, {}, True),  # 4 bytes a pixel in memory: 4.0 MB
+            ("PNG", "RGB", 1100, {}, False),
+            ("PNG", "RGBA", 700, {}, True),  # alpha: a premultiplied copy as well, 3.9 MB
+            ("PNG", "RGBA", 800, {}, False),
+            ("PNG", "L", 2000, {}, True),  # 1 byte a pixel
+            ("PNG", "L", 2100, {}, False),
+            ("GIF", "P", 2000, {}, True),
+            ("GIF", "P", 2100, {}, False),
+            ("WEBP", "RGB", 500, {}, True),  # the decoder's buffers: four copies, 4.0 MB
+            ("WEBP", "RGB", 600, {}, False),
+            ("JPEG", "RGB", 3000, {}, True),  # baseline: decoded at 1/8 scale, only the pixel limit
+            ("JPEG", "RGB", 800, {"progressive": True, "subsampling": 0}, True),  # 6 bytes a pixel: 3.8 MB
+            ("JPEG", "RGB", 900, {"progressive": True, "subsampling": 0}, False),
+            ("JPEG", "RGB", 1100, {"progressive": True, "subsampling": 2}, True),  # 4:2:0: 3 bytes a pixel
+            ("JPEG", "CMYK", 800, {"progressive": True}, False),  # 8 bytes a pixel
+        ],
+    )
+    def test_cover_is_refused_above_its_formats_decode_budget(self, client, auth, app, fmt, mode, side, options, accepted):
+        headers = auth.headers()
+        cover = encode(filled(mode, side), fmt, **options)
+        response = post_cover(client, headers, cover)
+        if accepted:
+            image, _, _ = thumbnail_of(client, ok(response, 201))
+            assert image.size == (150, 150)
+        else:
+            message = cover_rejected(response)
+            assert message.startswith("Cover image is too large to process. Limits: JPEG 50,000,000 pixels")
+            assert "PNG and GIF 1.0 megapixels in colour, 0.5 with transparency, 4.2 in greyscale" in message
+            assert stored(app) == set()
+
+
 # --- files on disk ----------------------------------------------------------------
 
 
