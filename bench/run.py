@@ -16,7 +16,8 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
    1,000 users and lists the reader's 1,000 books again;
 6. measures one password-hash check, the 24-megapixel thumbnail (time, memory)
    and the API workers' peak memory while uploading;
-7. runs the scripts in SIDE_SCRIPTS (peak memory of the worst accepted covers).
+7. runs the scripts in SIDE_SCRIPTS (peak memory of the worst accepted covers,
+   time of the password-strength check on its hardest inputs).
 
 Prints one table (ratios to the floor hold across machines; absolute numbers
 drift) and writes the same to bench/results/latest.json. See bench/README.md.
@@ -77,7 +78,7 @@ START_SECONDS = 30
 LIST_LONGER = 3
 SETTLE_SECONDS = 10
 # Run after the load cases, with no server needed; each prints the lines it adds to the report.
-SIDE_SCRIPTS = ("image_memory.py",)
+SIDE_SCRIPTS = ("image_memory.py", "strength_check.py")
 
 
 class BenchError(RuntimeError):

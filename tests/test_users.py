@@ -151,6 +151,11 @@ SIGN_UP_INVALID = [
     pytest.param({"password": "Qwerty123!"}, {"password": "Password is not allowed"}, id="password-keyboard-walk"),
     pytest.param({"password": "Lovelace1!"}, {"password": "Password is not allowed: it is too easy to guess"},
                  id="password-the-users-surname"),
+    # only the first 14 characters are scored (zxcvbn's time grows steeply with length):
+    # a keyboard walk there is refused, whatever follows it
+    pytest.param({"password": "Qwerty123456789!Xq7#vLp2$kW"},
+                 {"password": "Password is not allowed: its first 14 characters are a common or breached password"},
+                 id="password-guessable-first-14-characters"),
     # several at once: every bad field is reported, not just the first
     pytest.param(
         {"name": "Ada", "email": "nope", "password": "short"},
@@ -176,6 +181,15 @@ def test_sign_up_with_empty_object_is_400_listing_every_required_field(client):
     assert_field_errors(
         response, {"name": "required", "email": "required", "password": "required"}, check_mimetype=False
     )
+
+
+def test_sign_up_with_a_128_character_password_of_look_alike_symbols_is_answered(client, email):
+    """Scoring all of it took zxcvbn 7 to 10 seconds; the first 14 characters are what is scored."""
+    password = "Aa1" + ("4@8({[<3!1|0$5+7%269" * 7)[:125]
+
+    response = client.post("/users/", json=signup_body(email, password=password))
+
+    assert response.status_code in (201, 400), response.get_json()
 
 
 @pytest.mark.parametrize(
