@@ -286,7 +286,9 @@ MFA_TICKET_SECONDS = 300
 MFA_TICKET_ATTEMPTS = 5
 TOTP_ISSUER = "Book Library"
 RECOVERY_CODES = 10
-_SIX_DIGITS = re.compile(r"\d{6}")
+# ASCII only: \d would let Arabic-Indic or full-width digits through to a comparison
+# that cannot take them.
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
 
 
 def _totp_cipher() -> AESGCM:

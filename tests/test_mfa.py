@@ -892,6 +892,67 @@ def test_a_wrong_factor_at_a_sensitive_action_is_recorded_as_mfa_failed(client, 
     assert events[0]["detail"] == {"step": step}
 
 
+# --- codes in other scripts' digits ------------------------------------------------------------
+
+# Unicode calls these digits (str.isdigit, regex \d); an authenticator code is ASCII only.
+NON_ASCII_CODES = [
+    pytest.param("\u0661\u0662\u0663\u0664\u0665\u0666", id="arabic-indic"),
+    pytest.param("\uff11\uff12\uff13\uff14\uff15\uff16", id="full-width"),
+    pytest.param("\u0967\u0968\u0969\u096a\u096b\u096c", id="devanagari"),
+    pytest.param("12345\u0666", id="one-arabic-indic-digit"),
+]
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+def test_login_with_non_ascii_digits_is_a_wrong_code_that_counts_as_a_try(client, db, mfa_user, code):
+    ticket = ticket_for(client, mfa_user.email)
+    jti = jwt.decode(ticket, options={"verify_signature": False})["jti"]
+
+    assert_error(login_mfa(client, ticket, code=code), 401, "Unauthorized", CODE_NOT_VALID)
+
+    assert db.mfa_tickets.find_one({"_id": jti})["attempts"] == 1
+    assert_ok(login_mfa(client, ticket, code=at(mfa_user.secret, 1)), 200, "Logged in.")
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+@pytest.mark.parametrize(
+    "method, path, extra",
+    [
+        ("delete", "/users/mfa/totp", {"password": PASSWORD}),
+        ("post", "/users/mfa/recovery-codes", {"password": PASSWORD}),
+        ("delete", "/users/", {"password": PASSWORD}),
+    ],
+)
+def test_sensitive_action_with_non_ascii_digits_is_400_asking_for_the_factor(client, mfa_user, method, path, extra, code):
+    response = getattr(client, method)(path, json={**extra, "code": code}, headers=mfa_user.headers)
+
+    assert_fields(response, {"code": FACTOR_REQUIRED})
+    assert me(client, mfa_user.headers).get_json()["data"]["mfa_enabled"] is True
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+def test_enrolment_with_non_ascii_digits_is_400(client, auth, code):
+    headers = auth.headers()
+    enrol(client, headers)
+
+    assert_fields(verify(client, headers, code), {"code": CODE_NOT_VALID})
+
+
+class TestNonAsciiDigitsCountTowardsTheLockOut:
+    @pytest.fixture
+    def app_config(self):
+        return {"LOGIN_LOCKOUT_THRESHOLD": 3}
+
+    def test_three_codes_in_arabic_indic_digits_at_a_sensitive_action_lock_it(self, client, mfa_user):
+        body = {"password": PASSWORD, "code": "\u0661\u0662\u0663\u0664\u0665\u0666"}
+        for _ in range(3):
+            assert_fields(client.post("/users/mfa/recovery-codes", json=body, headers=mfa_user.headers), {"code": FACTOR_REQUIRED})
+
+        response = client.post("/users/mfa/recovery-codes", json={"code": at(mfa_user.secret, 1)}, headers=mfa_user.headers)
+
+        assert_429(response, LOCKED)
+
+
 # --- abuse limits ------------------------------------------------------------------------------
 
 
