@@ -36,6 +36,7 @@ from werkzeug.exceptions import (
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import body_limit
 import models
 import save_image
 import validate
@@ -135,7 +136,6 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     app.config.update(overrides or {})
     for key in DEFAULTS:
         app.config[key] = _typed(key, app.config[key])
-    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_BYTES"]
     # Relative to the project folder, whatever the working directory.
     app.config["UPLOAD_FOLDER"] = os.path.join(
         app.root_path, app.config["UPLOAD_FOLDER"] or os.path.join("static", "images", "books")
@@ -313,6 +313,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json = OrjsonProvider(app)  # keeps the envelope's order: message, data, error
     app.session_interface = NoSessions()  # a token API: no cookie session to open per request
     load_config(app, config)
+    body_limit.install(app)
     _configure_logging()
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]

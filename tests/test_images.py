@@ -373,6 +373,59 @@ class TestUploadLimit:
         ok(post_cover(client, auth.headers(), cover), 201)
 
 
+BOUNDARY = "b0undary"
+
+
+def multipart_of_size(size: int, title: str = "Dune") -> bytes:
+    """A valid book form with a small PNG cover, padded with an extra field to exactly `size` bytes."""
+    def part(name, value, extra=""):
+        return f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"{extra}\r\n\r\n".encode() + value + b"\r\n"
+
+    head = part("title", title.encode()) + part("category", b"science")
+    tail = part("cover_image", image_bytes("PNG"), '; filename="c.png"') + f"--{BOUNDARY}--\r\n".encode()
+    padding = size - len(head) - len(tail) - len(part("padding", b""))
+    body = head + part("padding", b"x" * padding) + tail
+    assert len(body) == size
+    return body
+
+
+class TestUploadLimitIsInclusive:
+    """MAX_UPLOAD_BYTES is the largest body accepted: exactly that many bytes pass, one more is 413.
+    gunicorn ends the request stream itself (wsgi.input_terminated), with or without a length."""
+
+    LIMIT = 50_000
+
+    @pytest.fixture
+    def app_config(self):
+        return {"MAX_UPLOAD_BYTES": self.LIMIT}
+
+    def post(self, client, headers, body, chunked):
+        environ = {"wsgi.input_terminated": True}
+        kind = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        if chunked:  # no Content-Length: the server reads chunks until the end
+            return client.post("/books/", input_stream=io.BytesIO(body), headers={**headers, **kind,
+                               "Transfer-Encoding": "chunked"}, environ_overrides=environ)
+        return client.post("/books/", data=body, headers={**headers, **kind}, environ_overrides=environ)
+
+    @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+    def test_a_body_of_exactly_the_limit_is_accepted(self, client, auth, chunked):
+        ok(self.post(client, auth.headers(), multipart_of_size(self.LIMIT), chunked), 201)
+
+    @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+    def test_a_body_one_byte_over_the_limit_is_413(self, client, auth, app, chunked):
+        headers = auth.headers()
+        failure(self.post(client, headers, multipart_of_size(self.LIMIT + 1), chunked), 413, "Request Entity Too Large")
+        assert stored(app) == set()
+
+    def test_a_chunked_json_body_over_the_limit_is_413_not_cut_short(self, client, auth):
+        headers = auth.headers()
+        book = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+        body = b'{"description": "' + b"d" * self.LIMIT + b'"}'
+        response = client.put(f"/books/{book['id']}", input_stream=io.BytesIO(body), environ_overrides={"wsgi.input_terminated": True},
+                              headers={**headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        failure(response, 413, "Request Entity Too Large")
+
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
