@@ -37,6 +37,7 @@ from werkzeug.exceptions import (
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import body_limit
+import log_redaction
 import models
 import save_image
 import validate
@@ -214,7 +215,7 @@ class JsonLogFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return log_redaction.redact(orjson.dumps(entry, default=str).decode())
 
 
 JsonLogFormatter.converter = time.gmtime
@@ -230,6 +231,7 @@ def _configure_logging() -> None:
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             logger.propagate = False
+    log_redaction.install()  # the root logger's handlers and the last resort
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

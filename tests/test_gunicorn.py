@@ -1,0 +1,190 @@
+"""The API under gunicorn, over real HTTP and raw sockets: what only a real server shows.
+
+One gunicorn process (gunicorn.conf.py, one worker) on the test run's SecantusDB server;
+its log (gunicorn's lines and the app's) goes to a file the tests read.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import socket
+import string
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from PIL import Image
+
+from app import DEFAULTS
+from helpers import PASSWORD, fail_if_exited, free_port, http_request, log_tail, wait_healthy
+
+pytestmark = pytest.mark.e2e
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START_SECONDS = 30
+STOP_SECONDS = 15
+LOG_SECONDS = 10
+UPLOAD_LIMIT = 50_000
+# Shaped like an access token; never issued by this server.
+JWT_LIKE = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJzdG9sZW4ifQ.c2lnbmF0dXJlLXRoYXQtbG9va3MtcmVhbA"
+
+
+class Server:
+    """gunicorn in a subprocess, as `make run` starts it, logging to a file."""
+
+    def __init__(self, database_url: str, tmp, **settings):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "gunicorn.log"
+        env = dict(os.environ)
+        env.update({key: "" for key in DEFAULTS})  # nothing inherited from the shell: defaults
+        env.update(
+            DATABASE_URL=database_url,
+            SECRET_KEY="".join(secrets.choice(string.ascii_letters) for _ in range(48)),
+            APP_ENV="production",
+            PASSWORD_HASH_TIME_COST="1",
+            PASSWORD_HASH_MEMORY_KIB="1024",
+            RATELIMIT_ENABLED="false",
+            PYTHON_DOTENV_DISABLED="1",
+            INSTANCE_PATH=str(tmp / "instance"),
+            UPLOAD_FOLDER=str(tmp / "covers"),
+            GUNICORN_ACCESS_LOG="",
+            **settings,
+        )
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--workers", "1",
+                 "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
+                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        return log_tail(self.log_path, 100_000)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(STOP_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+        self.popen.wait()
+
+    def wait_for_log(self, text: str) -> str:
+        """The log once it contains `text` (lines are written a moment after the response)."""
+        deadline = time.monotonic() + LOG_SECONDS
+        while text not in self.log():
+            fail_if_exited(self.popen, "gunicorn", self.log)
+            if time.monotonic() > deadline:
+                pytest.fail(f"{text!r} not logged within {LOG_SECONDS} s:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+        return self.log()
+
+    def raw(self, request: bytes) -> bytes:
+        """Send raw bytes; the whole answer (the server closes the connection)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(request)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def call(self, method: str, path: str, body: dict | None = None, token: str | None = None):
+        return http_request(method, self.url + path, body, token)
+
+
+@pytest.fixture(scope="module")
+def server(secantus_uri, tmp_path_factory):
+    database_url = secantus_uri.rstrip("/") + f"/gunicorn_{uuid.uuid4().hex[:8]}"
+    running = Server(database_url, tmp_path_factory.mktemp("gunicorn"), MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT))
+    try:
+        wait_healthy(running.popen, "gunicorn", running.url, running.log, seconds=START_SECONDS, poll=0.1)
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def token(server) -> str:
+    email = f"g-{uuid.uuid4().hex[:10]}@example.com"
+    status, _, _ = server.call("POST", "/users/", {"name": "Ada Lovelace", "email": email, "password": PASSWORD})
+    assert status == 201
+    status, _, body = server.call("POST", "/users/login", {"email": email, "password": PASSWORD})
+    assert status == 200
+    return body["data"]["token"]
+
+
+# --- the Server header ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/no-such-route"])
+def test_responses_do_not_name_the_server_software(server, path):
+    _, headers, _ = server.call("GET", path)
+
+    assert headers["Server"] == "book-library"
+
+
+# --- tokens never reach the log --------------------------------------------------------------
+
+
+def test_a_header_line_without_its_colon_is_logged_without_its_token(server):
+    marker = uuid.uuid4().hex
+    request = (f"GET /users/?{marker} HTTP/1.1\r\nHost: x\r\nAuthorization Bearer {JWT_LIKE}\r\n"
+               f"X-Marker {marker}\r\n\r\n").encode()
+
+    answer = server.raw(request)
+
+    assert answer.startswith(b"HTTP/1.1 400")
+    log = server.wait_for_log("Authorization Bearer [REDACTED]")
+    assert JWT_LIKE not in log
+    assert JWT_LIKE.split(".")[1] not in log  # no part of it either
+
+
+def test_a_token_in_the_path_is_redacted_from_the_apps_request_line(server, token):
+    status, _, _ = server.call("GET", f"/books/{JWT_LIKE}", token=token)
+
+    assert status == 404
+    log = server.wait_for_log('"path":"/books/[REDACTED]"')
+    assert JWT_LIKE not in log
+    assert token not in log
+
+
+# --- the upload limit is inclusive --------------------------------------------------------------
+
+
+def book_form_of_size(size: int, title: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    cover = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(cover, "PNG")
+
+    def part(name, value, extra=""):
+        return f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{extra}\r\n\r\n".encode() + value + b"\r\n"
+
+    head = part("title", title.encode()) + part("category", b"science")
+    tail = part("cover_image", cover.getvalue(), '; filename="c.png"') + f"--{boundary}--\r\n".encode()
+    padding = size - len(head) - len(tail) - len(part("padding", b""))
+    body = head + part("padding", b"x" * padding) + tail
+    assert len(body) == size
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("size, status", [(UPLOAD_LIMIT, b"201"), (UPLOAD_LIMIT + 1, b"413")])
+def test_a_body_of_exactly_the_upload_limit_is_accepted_and_one_byte_more_is_413(server, token, size, status, chunked):
+    body, content_type = book_form_of_size(size, f"Dune {uuid.uuid4().hex[:8]}")
+    head = (f"POST /books/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: {content_type}\r\n").encode()
+    if chunked:
+        request = head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    else:
+        request = head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+    answer = server.raw(request)
+
+    assert answer.split(b" ", 2)[1] == status, answer[:300]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] in (None, "Request Entity Too Large")
