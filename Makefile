@@ -3,13 +3,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench install install-dev init-db clean
+.PHONY: run test lint format bench install install-dev init-db clean
 
 run: $(VENV)/.installed ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-5000}
 	$(BIN)/python launcher.py
 
 test: $(VENV)/.installed-dev ## run the whole test suite
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev ## ruff: lint and check formatting (make test runs this first)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev ## ruff: fix what can be fixed and format every file
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: $(VENV)/.installed ## measure the API against its floor (a few minutes; installs wrk if needed)
 	$(BIN)/python bench/run.py

@@ -1,31 +1,23 @@
-"""Bearer-token authentication: access tokens, sessions, and the token_required decorator."""
+"""Bearer-token authentication: signing and verifying the app's JWTs, the token_required
+decorator, and how tokens reach a client (JSON, or the refresh token in a cookie)."""
+
 from __future__ import annotations
 
-import base64
-import hmac
-import io
 import math
-import os
-import re
 import secrets
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 import jwt
-import pyotp
-import segno
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app, g, request
-from limits import parse as parse_limit
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
-from werkzeug.exceptions import TooManyRequests, Unauthorized
+from werkzeug.exceptions import Forbidden, Unauthorized
 
-from models import Events, MfaTickets, Sessions, User, parse_object_id
+import validate
+from auth_models import Events, Sessions
+from models import User, parse_object_id
+from responses import envelope, json_body
 
 ALGORITHM = "HS256"
 # RFC 9068's media type for JWT access tokens. Any other token this app signs carries
@@ -40,10 +32,10 @@ class WrongTokenType(jwt.InvalidTokenError):
     """A genuine token of another kind than the one expected."""
 
 
-def _sign(claims: dict, token_type: str, lifetime: int) -> str:
+def sign_jwt(claims: dict, token_type: str, lifetime: int) -> str:
     """An HS256 JWT of one kind (its `typ`), with issuer, audience, id and lifetime."""
     config = current_app.config
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     standard = {
         "iss": config["JWT_ISSUER"],
         "aud": config["JWT_AUDIENCE"],
@@ -54,7 +46,7 @@ def _sign(claims: dict, token_type: str, lifetime: int) -> str:
     return jwt.encode({**standard, **claims}, config["SECRET_KEY"], algorithm=ALGORITHM, headers={"typ": token_type})
 
 
-def _verify(token: str, token_type: str, required: list[str]) -> dict:
+def verify_jwt(token: str, token_type: str, required: list[str]) -> dict:
     """The claims of a genuine, current token of this kind; raises jwt.InvalidTokenError."""
     config = current_app.config
     try:
@@ -88,15 +80,20 @@ def _declared_type(token: str) -> str | None:
 def create_access_token(user_id, session_id, session_expires: datetime) -> tuple[str, int]:
     """Sign an access token bound to a session, expiring no later than the session;
     returns (token, lifetime in seconds)."""
-    left = math.ceil((session_expires - datetime.now(timezone.utc)).total_seconds())
+    left = math.ceil((session_expires - datetime.now(UTC)).total_seconds())
     lifetime = min(int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"]), left)
     claims = {"sub": str(user_id), "sid": str(session_id)}
-    return _sign(claims, ACCESS_TOKEN_TYPE, lifetime), lifetime
+    return sign_jwt(claims, ACCESS_TOKEN_TYPE, lifetime), lifetime
 
 
 def client_info() -> tuple[str | None, str | None]:
     """(IP, user agent) of the caller, as recorded on sessions and events."""
     return request.remote_addr, request.headers.get("User-Agent")
+
+
+def record(kind: str, user_id=None, **detail) -> None:
+    """An audit event about the current request's caller."""
+    Events.record(kind, user_id, *client_info(), **detail)
 
 
 def start_session(user: dict) -> dict:
@@ -178,7 +175,7 @@ TOKEN_PROBLEMS = (
 
 def _verify_access_token(token: str) -> dict:
     try:
-        return _verify(token, ACCESS_TOKEN_TYPE, REQUIRED_CLAIMS)
+        return verify_jwt(token, ACCESS_TOKEN_TYPE, REQUIRED_CLAIMS)
     except jwt.InvalidTokenError as exc:
         message = next(text for kind, text in TOKEN_PROBLEMS if isinstance(exc, kind))
         raise BearerChallenge(message.format(claim=getattr(exc, "claim", ""))) from None
@@ -211,144 +208,46 @@ def token_required(view):
     return wrapper
 
 
-# --- abuse limits ------------------------------------------------------------
+# --- how tokens reach the client ----------------------------------------------
+
+REFRESH_COOKIE, CSRF_COOKIE, CSRF_HEADER = "refresh_token", "csrf_token", "X-CSRF-Token"
+REFRESH_COOKIE_PATH = "/users"
 
 
-def _rate_limiter() -> MovingWindowRateLimiter:
-    """Moving-window limits (the `limits` library, as used by Flask-Limiter), with counters
-    in MongoDB by default so that every app process shares them. Made on first use:
-    an app with limits switched off never opens the store."""
-    state = current_app.extensions
-    if "rate_limiter" not in state:
-        config = current_app.config
-        uri = config["RATELIMIT_STORAGE_URI"] or config["DATABASE_URL"]
-        options = {}
-        if uri.startswith("mongodb"):
-            timeout_ms = config["DATABASE_TIMEOUT_MS"]
-            options = {
-                "database_name": state["mongo"]["db"].name,
-                "counter_collection_name": "rate_limit_counters",
-                "window_collection_name": "rate_limit_windows",
-                "serverSelectionTimeoutMS": timeout_ms,
-                "connectTimeoutMS": timeout_ms,
-                "socketTimeoutMS": config["DATABASE_SOCKET_TIMEOUT_MS"],
-            }
-        state["rate_limiter"] = MovingWindowRateLimiter(storage_from_string(uri, **options))
-    return state["rate_limiter"]
+def tokens_reply(message: str, data: dict):
+    """JSON with the tokens; with cookie mode on, the refresh token goes in a cookie instead."""
+    if not current_app.config["REFRESH_TOKEN_COOKIE"]:
+        return envelope(message, data)
+    refresh_token = data.pop("refresh_token")
+    response, status = envelope(message, data)
+    _set_refresh_cookies(response, refresh_token)
+    return response, status
 
 
-REFUSALS_KEPT = 10_000
+def _set_refresh_cookies(response, refresh_token: str) -> None:
+    """HttpOnly refresh token for the refresh and logout endpoints only, and a readable
+    CSRF token that the browser app echoes in a header (double-submit)."""
+    max_age = current_app.config["REFRESH_TOKEN_EXPIRES_SECONDS"]
+    common = {"max_age": max_age, "secure": True, "samesite": "Strict"}
+    response.set_cookie(REFRESH_COOKIE, refresh_token, httponly=True, path=REFRESH_COOKIE_PATH, **common)
+    response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(32), httponly=False, path="/", **common)
 
 
-def _first_refusal(name: tuple, until: float) -> bool:
-    """True once per limit, key and window in this process: a flood of refused requests
-    records one event per window instead of writing one for each request."""
-    recorded = current_app.extensions.setdefault("refusals_recorded", {})
-    now = time.time()
-    if recorded.get(name, 0) > now:
-        return False
-    if len(recorded) >= REFUSALS_KEPT:
-        for stale in [key for key, expires in recorded.items() if expires <= now]:
-            del recorded[stale]
-        if len(recorded) >= REFUSALS_KEPT:
-            recorded.clear()
-    recorded[name] = until
-    return True
+def clear_refresh_cookies(response) -> None:
+    if current_app.config["REFRESH_TOKEN_COOKIE"]:
+        response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, secure=True, samesite="Strict")
+        response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite="Strict")
 
 
-def rate_limit(scope: str, **keys) -> None:
-    """Count this request against each `SETTING=key` pair; 429 when one is used up.
-
-    `rate_limit("login", LOGIN_RATE_LIMIT=ip, LOGIN_ACCOUNT_RATE_LIMIT=email)` counts
-    the request once per IP and once per account.
-    """
-    config = current_app.config
-    if not config["RATELIMIT_ENABLED"]:
-        return
-    limiter = _rate_limiter()
-    for setting, key in keys.items():
-        limit = parse_limit(config[setting])
-        if limiter.hit(limit, scope, setting, str(key)):
-            continue
-        reset_at, _ = limiter.get_window_stats(limit, scope, setting, str(key))
-        if _first_refusal((scope, setting, str(key)), reset_at):
-            user_id = getattr(g, "user_id", None)
-            Events.record("rate_limited", user_id, *client_info(), scope=scope, limit=str(limit))
-        raise TooManyRequests(
-            "Too many requests; try again later.", retry_after=max(1, math.ceil(reset_at - time.time()))
-        )
-
-
-# --- second factor (TOTP) ----------------------------------------------------------
-
-MFA_TICKET_TYPE = "mfa-ticket+jwt"  # never accepted where an access token is expected
-MFA_TICKET_SECONDS = 300
-MFA_TICKET_ATTEMPTS = 5
-TOTP_ISSUER = "Book Library"
-RECOVERY_CODES = 10
-# ASCII only: \d would let Arabic-Indic or full-width digits through to a comparison
-# that cannot take them.
-_SIX_DIGITS = re.compile(r"[0-9]{6}")
-
-
-def _totp_cipher() -> AESGCM:
-    """AES-GCM with a key derived from SECRET_KEY (or MFA_ENCRYPTION_KEY) by HKDF."""
-    state = current_app.extensions
-    if "totp_cipher" not in state:
-        material = (current_app.config["MFA_ENCRYPTION_KEY"] or current_app.config["SECRET_KEY"]).encode()
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"book-library totp secret").derive(material)
-        state["totp_cipher"] = AESGCM(key)
-    return state["totp_cipher"]
-
-
-def encrypt_totp_secret(secret: str) -> str:
-    nonce = os.urandom(12)
-    return base64.b64encode(nonce + _totp_cipher().encrypt(nonce, secret.encode(), b"totp")).decode()
-
-
-def decrypt_totp_secret(blob: str) -> str:
-    raw = base64.b64decode(blob)
-    return _totp_cipher().decrypt(raw[:12], raw[12:], b"totp").decode()
-
-
-def new_totp_enrollment(email: str) -> dict:
-    """A fresh secret, its otpauth:// URI and that URI as a QR code (PNG data URL)."""
-    secret = pyotp.random_base32()
-    uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=TOTP_ISSUER)
-    png = io.BytesIO()
-    segno.make(uri, error="m").save(png, kind="png", scale=5)
-    qr_code = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
-    return {"secret": secret, "otpauth_uri": uri, "qr_code": qr_code}
-
-
-def totp_step(secret: str, code: str) -> int | None:
-    """The time step a code belongs to: the current one or one either side (clock drift)."""
-    if not isinstance(code, str) or not _SIX_DIGITS.fullmatch(code):
-        return None
-    totp = pyotp.TOTP(secret)
-    now = datetime.now(timezone.utc)
-    for drift in (0, -1, 1):
-        step = totp.timecode(now + timedelta(seconds=drift * totp.interval))
-        if hmac.compare_digest(totp.generate_otp(step), code):
-            return step
-    return None
-
-
-def new_recovery_codes() -> list[str]:
-    return [f"{secrets.token_hex(3)}-{secrets.token_hex(3)}" for _ in range(RECOVERY_CODES)]
-
-
-def create_mfa_ticket(user_id) -> str:
-    """A short-lived, single-use ticket for the second step of a login."""
-    jti = uuid.uuid4().hex
-    expires = datetime.now(timezone.utc) + timedelta(seconds=MFA_TICKET_SECONDS)
-    MfaTickets.create(jti, user_id, expires)
-    return _sign({"sub": str(user_id), "jti": jti}, MFA_TICKET_TYPE, MFA_TICKET_SECONDS)
-
-
-def read_mfa_ticket(ticket: str) -> dict | None:
-    """The ticket's claims when it is genuine, unexpired and of the right type; else None."""
-    try:
-        return _verify(ticket, MFA_TICKET_TYPE, ["exp", "iat", "sub", "jti", "iss", "aud"])
-    except jwt.InvalidTokenError:
-        return None
+def presented_refresh_token() -> str:
+    """The refresh token from the JSON body, or from the cookie with a matching CSRF header."""
+    if request.is_json or not current_app.config["REFRESH_TOKEN_COOKIE"]:
+        return validate.load(validate.RefreshRequest, json_body()).refresh_token
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    if not cookie:
+        raise Unauthorized("Refresh token is missing.")
+    csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
+    csrf_header = request.headers.get(CSRF_HEADER, "")
+    if not csrf_cookie or not secrets.compare_digest(csrf_cookie, csrf_header):
+        raise Forbidden(f"The {CSRF_HEADER} header must match the {CSRF_COOKIE} cookie.")
+    return cookie

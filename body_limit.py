@@ -6,6 +6,7 @@ more to find the end, so a body of exactly the limit got 413. Here the declared 
 is checked against the limit, and a chunked body (no length) is cut off only when a
 byte beyond the limit arrives.
 """
+
 from __future__ import annotations
 
 import io

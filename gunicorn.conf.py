@@ -2,6 +2,7 @@
 
 Every value can be overridden from the environment or the command line.
 """
+
 import multiprocessing
 import os
 import sys
@@ -25,7 +26,7 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# The process title in ps and top, so the workers are easy to find.
+# The name shown for the processes in ps and top.
 proc_name = "book-library"
 # Every response's Server header names the server software unless told otherwise;
 # gunicorn has no setting for it, and reads this module global for each response.

@@ -6,6 +6,7 @@ worker shares one database.
 
     python launcher.py            # HOST, PORT, DATABASE_URL, INSTANCE_PATH from env or .env
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,7 @@ def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str]:
     port = int(os.environ.get("EMBEDDED_DB_PORT") or free_port("127.0.0.1"))
     daemon = os.path.join(os.path.dirname(sys.executable), "secantusd-py")
     process = subprocess.Popen(
-        [daemon, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage,
-         "--log-level", "WARNING"],
+        [daemon, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage, "--log-level", "WARNING"],
         cwd=instance_path,  # so no stray secantusd.toml in the project is picked up
     )
     url = f"mongodb://127.0.0.1:{port}/book_library?{EMBEDDED_URL_OPTIONS}"
@@ -58,7 +58,7 @@ def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str]:
             except PyMongoError:
                 if time.monotonic() > deadline:
                     stop(process)
-                    raise SystemExit("The embedded database did not start in time.")
+                    raise SystemExit("The embedded database did not start in time.") from None
     print(f"launcher: embedded database on 127.0.0.1:{port}, data in {storage}", flush=True)
     return process, url
 
@@ -87,8 +87,16 @@ def main() -> int:
         if not env.get("DATABASE_URL"):
             database, env["DATABASE_URL"] = start_embedded_database(instance_path)
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", os.path.join(ROOT, "gunicorn.conf.py"),
-             "--bind", f"{host}:{port}", "app:create_app()"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                os.path.join(ROOT, "gunicorn.conf.py"),
+                "--bind",
+                f"{host}:{port}",
+                "app:create_app()",
+            ],
             cwd=ROOT,
             env=env,
         )

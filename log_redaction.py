@@ -5,6 +5,7 @@ error log whole; a token could also reach any other line through an exception's
 message. Whatever looks like a bearer credential, a JWT (access tokens, MFA tickets)
 or one of our refresh tokens (`<24 hex digits>.<secret>`) becomes `[REDACTED]`.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Cover thumbnails: sniff the real format, refuse bombs, re-encode at 150x150, store atomically."""
+
 from __future__ import annotations
 
 import io
@@ -6,6 +7,8 @@ import os
 import secrets
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
@@ -153,6 +156,18 @@ def store(data: bytes, extension: str, folder: str) -> str:
         _unlink(tmp)
         raise
     return name
+
+
+@contextmanager
+def stored(thumbnail: tuple[bytes, str] | None, folder: str) -> Iterator[str | None]:
+    """Store the thumbnail (if any) for the block; remove it again if the block fails,
+    so a failed request leaves no orphan file."""
+    name = store(*thumbnail, folder) if thumbnail is not None else None
+    try:
+        yield name
+    except BaseException:
+        remove(name, folder)
+        raise
 
 
 def remove(name: str | None, folder: str) -> None:

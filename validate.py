@@ -1,7 +1,8 @@
 """All input validation: request schemas and the mapping of their errors to field messages."""
+
 from __future__ import annotations
 
-from typing import Annotated, Generic, Optional, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
@@ -45,8 +46,7 @@ def _name(value: str) -> str:
     words = value.split()
     if not NAME_MIN_WORDS <= len(words) <= NAME_MAX_WORDS or len(value) > NAME_MAX_CHARS:
         raise ValueError(
-            f"Name must be {NAME_MIN_WORDS} to {NAME_MAX_WORDS} words "
-            f"and at most {NAME_MAX_CHARS} characters."
+            f"Name must be {NAME_MIN_WORDS} to {NAME_MAX_WORDS} words and at most {NAME_MAX_CHARS} characters."
         )
     return " ".join(words)
 
@@ -115,10 +115,14 @@ Password = Annotated[
         maxLength=PASSWORD_MAX,
     ),
 ]
-Title = Annotated[StrictStr, AfterValidator(_title), _doc("Unique per user, ignoring case.", minLength=1, maxLength=TITLE_MAX)]
+Title = Annotated[
+    StrictStr, AfterValidator(_title), _doc("Unique per user, ignoring case.", minLength=1, maxLength=TITLE_MAX)
+]
 Description = Annotated[StrictStr, AfterValidator(_description), _doc("Optional.", maxLength=DESCRIPTION_MAX)]
 Category = Annotated[
-    StrictStr, AfterValidator(_category), _doc("One of: " + ", ".join(CATEGORIES) + " (any case).", examples=list(CATEGORIES))
+    StrictStr,
+    AfterValidator(_category),
+    _doc("One of: " + ", ".join(CATEGORIES) + " (any case).", examples=list(CATEGORIES)),
 ]
 
 
@@ -196,8 +200,8 @@ class MfaFactor(_Schema):
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"code": "123456"}]})
 
-    code: Optional[Code] = None
-    recovery_code: Optional[RecoveryCode] = None
+    code: Code | None = None
+    recovery_code: RecoveryCode | None = None
 
 
 class MfaDisable(MfaFactor):
@@ -255,15 +259,15 @@ class BookUpdate(_Schema):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"title": "Dune Messiah", "category": "fantasy"}]}
     )
-    title: Optional[Title] = None
-    description: Optional[Description] = None
-    category: Optional[Category] = None
+    title: Title | None = None
+    description: Description | None = None
+    category: Category | None = None
 
 
 class BookQuery(_Schema):
     page: int = Field(default=1, ge=1, le=1_000_000)
     per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX)
-    category: Optional[Category] = None
+    category: Category | None = None
 
 
 _MESSAGES = {
@@ -344,7 +348,10 @@ class InvalidInputEnvelope(BaseModel):
                 {
                     "message": "The request has invalid fields.",
                     "data": None,
-                    "error": {"title": "Title must be 1 to 200 characters.", "cover_image": "A cover image file is required."},
+                    "error": {
+                        "title": "Title must be 1 to 200 characters.",
+                        "cover_image": "A cover image file is required.",
+                    },
                 }
             ]
         }
@@ -366,8 +373,10 @@ class UserOut(BaseModel):
 class TokensOut(BaseModel):
     token: str = Field(description="Access token (JWT), sent as `Authorization: Bearer <token>`.")
     token_type: str = "Bearer"
-    expires_in: int = Field(description="Seconds until the access token expires: 15 minutes, or less when the session ends sooner.")
-    refresh_token: Optional[str] = Field(
+    expires_in: int = Field(
+        description="Seconds until the access token expires: 15 minutes, or less when the session ends sooner."
+    )
+    refresh_token: str | None = Field(
         default=None, description="Absent when the refresh token travels in a cookie (REFRESH_TOKEN_COOKIE)."
     )
 
@@ -421,16 +430,16 @@ class SessionOut(BaseModel):
     created_at: str
     last_used_at: str
     expires_at: str
-    ip: Optional[str]
-    user_agent: Optional[str]
+    ip: str | None
+    user_agent: str | None
     current: bool
 
 
 class EventOut(BaseModel):
     type: str
     at: str
-    ip: Optional[str]
-    user_agent: Optional[str]
+    ip: str | None
+    user_agent: str | None
     detail: dict
 
 
@@ -455,4 +464,4 @@ class BookCreateForm(BookCreate):
 class BookUpdateForm(BookUpdate):
     """PUT /books/<id> as a form: any of the fields, and a new cover with multipart."""
 
-    cover_image: Optional[UploadedFile] = None
+    cover_image: UploadedFile | None = None

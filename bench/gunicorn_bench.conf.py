@@ -6,15 +6,14 @@ keep-alive. The access log is turned off for all three (a log line per request
 would dominate the constant route) unless BENCH_ACCESS_LOG=1 keeps the
 repository's setting for all three.
 """
+
 import os
 import runpy
 
 _repo_conf = os.environ.get("BENCH_GUNICORN_CONF") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gunicorn.conf.py"
 )
-globals().update(
-    {name: value for name, value in runpy.run_path(_repo_conf).items() if not name.startswith("__")}
-)
+globals().update({name: value for name, value in runpy.run_path(_repo_conf).items() if not name.startswith("__")})
 
 if os.environ.get("BENCH_ACCESS_LOG") != "1":
     accesslog = None

@@ -1,7 +1,8 @@
 """Print the cost of one password hash and one verification at the configured Argon2id parameters.
 
-    .venv/bin/python bench/hash_cost.py
+.venv/bin/python bench/hash_cost.py
 """
+
 import os
 import statistics
 import sys

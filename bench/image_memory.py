@@ -10,6 +10,7 @@ each through save_image.make_thumbnail in a fresh process (bench/thumbnail_probe
 Prints, per cover, whether it was accepted and the peak resident memory the call
 added; the target is under 150 MiB for every accepted cover.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,13 @@ def covers(max_pixels: int, budget: int) -> list[tuple[str, str, int, str, dict]
     most = side(max_pixels)
     return [
         ("JPEG baseline CMYK at the pixel limit", "CMYK", most, "JPEG", {}),
-        ("JPEG progressive CMYK 4:4:4 at the budget", "CMYK", side(budget // 8), "JPEG", {"progressive": True, "subsampling": 0}),
+        (
+            "JPEG progressive CMYK 4:4:4 at the budget",
+            "CMYK",
+            side(budget // 8),
+            "JPEG",
+            {"progressive": True, "subsampling": 0},
+        ),
         ("PNG RGBA at the budget", "RGBA", side(budget // (4 * ALPHA_COPIES)), "PNG", {}),
         ("PNG RGB at the budget", "RGB", side(budget // 4), "PNG", {}),
         ("PNG 16-bit grey at the pixel limit", "I;16", side(min(max_pixels, budget // 2)), "PNG", {}),
@@ -55,7 +62,10 @@ def covers(max_pixels: int, budget: int) -> list[tuple[str, str, int, str, dict]
 def probe(path: str) -> dict:
     result = subprocess.run(
         [sys.executable, os.path.join(BENCH, "thumbnail_probe.py"), path, "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["?"])[-1]}

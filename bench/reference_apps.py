@@ -11,10 +11,11 @@ They import Flask and PyMongo only, never the app's modules.
     gunicorn --pythonpath bench 'reference_apps:create_ceiling_app()'
     DATABASE_URL=mongodb://.../book_library_bench gunicorn --pythonpath bench 'reference_apps:create_floor_app()'
 """
+
 from __future__ import annotations
 
 import os
-from datetime import timezone
+from datetime import UTC
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -61,8 +62,8 @@ def create_floor_app() -> Flask:
             "id": str(user["_id"]),
             "name": user["name"],
             "email": user["email"],
-            "created_at": user["created_at"].astimezone(timezone.utc).isoformat(),
-            "updated_at": user["updated_at"].astimezone(timezone.utc).isoformat(),
+            "created_at": user["created_at"].astimezone(UTC).isoformat(),
+            "updated_at": user["updated_at"].astimezone(UTC).isoformat(),
         }
         return jsonify({"message": "ok", "data": data, "error": None})
 

@@ -22,6 +22,7 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
 Prints one table (ratios to the floor hold across machines; absolute numbers
 drift) and writes the same to bench/results/latest.json. See bench/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -102,8 +103,13 @@ class Server:
         self.log_path = os.path.join(log_dir, f"{name}.log")
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     @property
@@ -242,11 +248,10 @@ def ensure_wrk() -> str:
 # --- HTTP for seeding -----------------------------------------------------------
 
 
-def http(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-         timeout: float = 60) -> tuple[int, dict | None]:
-    request = urllib.request.Request(
-        f"http://{HOST}:{port}{path}", data=body, method=method, headers=headers or {}
-    )
+def http(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 60
+) -> tuple[int, dict | None]:
+    request = urllib.request.Request(f"http://{HOST}:{port}{path}", data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, raw = response.status, response.read()
@@ -264,17 +269,18 @@ def post_json(port: int, path: str, payload: dict) -> tuple[int, dict | None]:
     return http(port, "POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
 
 
-def multipart(fields: dict[str, str], file_field: str, filename: str, file_bytes: bytes,
-              content_type: str = "image/jpeg") -> tuple[bytes, str]:
+def multipart(
+    fields: dict[str, str], file_field: str, filename: str, file_bytes: bytes, content_type: str = "image/jpeg"
+) -> tuple[bytes, str]:
     boundary = "----bench" + secrets.token_hex(8)
     parts = []
     for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n".encode() + file_bytes + b"\r\n"
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + file_bytes
+        + b"\r\n"
     )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
@@ -319,13 +325,20 @@ def photo_like_jpeg(width: int, height: int, quality: int = 85) -> bytes:
 def run_wrk(wrk: str, port: int, env_extra: dict, connections: int, threads: int, seconds: float) -> dict:
     env = dict(os.environ, BENCH_NONCE=secrets.token_hex(4), **env_extra)
     argv = [
-        wrk, f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-        "--timeout", "10s", "-s", LUA, f"http://{HOST}:{port}",
+        wrk,
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        LUA,
+        f"http://{HOST}:{port}",
     ]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
     for line in result.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
-            return json.loads(line[len("BENCH_JSON "):])
+            return json.loads(line[len("BENCH_JSON ") :])
     raise BenchError(f"wrk gave no result (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
@@ -372,9 +385,22 @@ class Bench:
             raise BenchError(f"{daemon} not found: run from the project's virtual environment (make install).")
         self.database = Server(
             "secantusd",
-            [daemon, "--config", config, "--host", HOST, "--port", str(port), "--storage-path", storage,
-             "--log-level", "WARNING"],
-            env=dict(os.environ), cwd=self.tmp, log_dir=self.tmp,
+            [
+                daemon,
+                "--config",
+                config,
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--storage-path",
+                storage,
+                "--log-level",
+                "WARNING",
+            ],
+            env=dict(os.environ),
+            cwd=self.tmp,
+            log_dir=self.tmp,
         )
         self.servers.insert(0, self.database)
         url = f"mongodb://{HOST}:{port}/{DATABASE}?{EMBEDDED_URL_OPTIONS}"  # as launcher.py has it
@@ -387,7 +413,7 @@ class Bench:
                 break
             except Exception:
                 if time.monotonic() > deadline:
-                    raise BenchError(f"SecantusDB did not start in time:\n{self.database.log_tail()}")
+                    raise BenchError(f"SecantusDB did not start in time:\n{self.database.log_tail()}") from None
         self.database_port = port
         return url
 
@@ -412,7 +438,8 @@ class Bench:
             **LOGIN_LIMITS,
         )
         self.notes.append(
-            "Login limits raised for the run (" + ", ".join(f"{k}={v}" for k, v in LOGIN_LIMITS.items())
+            "Login limits raised for the run ("
+            + ", ".join(f"{k}={v}" for k, v in LOGIN_LIMITS.items())
             + "): the limiter still counts every login; its defaults would refuse nearly all of the case."
         )
         gunicorn = [sys.executable, "-m", "gunicorn", "--config", os.path.join(BENCH, "gunicorn_bench.conf.py")]
@@ -459,8 +486,9 @@ class Bench:
         # sessions leaves the reader's token alone.
         self.sign_up_and_log_in("Bench Login", LOGIN_EMAIL)
         # An account that signed up and never logged in: the shape of the filler users.
-        status, body = post_json(self.ports["api"], "/users/",
-                                 {"name": "Bench Template", "email": TEMPLATE_EMAIL, "password": PASSWORD})
+        status, body = post_json(
+            self.ports["api"], "/users/", {"name": "Bench Template", "email": TEMPLATE_EMAIL, "password": PASSWORD}
+        )
         if status != 201:
             raise BenchError(f"sign-up of {TEMPLATE_EMAIL} answered {status}: {body}")
         self.template_user_id = body["data"]["id"]
@@ -469,12 +497,19 @@ class Bench:
 
         def create(i: int) -> str:
             body, content_type = multipart(
-                {"title": f"Seed book {i:04d}", "description": f"Book number {i} of the benchmark's reader.",
-                 "category": CATEGORIES[i % len(CATEGORIES)]},
-                "cover_image", "cover.jpg", small_cover,
+                {
+                    "title": f"Seed book {i:04d}",
+                    "description": f"Book number {i} of the benchmark's reader.",
+                    "category": CATEGORIES[i % len(CATEGORIES)],
+                },
+                "cover_image",
+                "cover.jpg",
+                small_cover,
             )
             try:
-                status, answer = http(self.ports["api"], "POST", "/books/", body, {**auth, "Content-Type": content_type})
+                status, answer = http(
+                    self.ports["api"], "POST", "/books/", body, {**auth, "Content-Type": content_type}
+                )
             except OSError as exc:
                 raise BenchError(f"seeding book {i}: {exc}\n{self.by_name['api'].log_tail()}") from None
             if status != 201:
@@ -499,19 +534,20 @@ class Bench:
         try:
             from models import title_key
         except ImportError:  # models.py changed; titles below are already in key form
+
             def title_key(title: str) -> str:
                 return " ".join(title.split()).casefold()
+
         user_template = db.users.find_one({"_id": ObjectId(self.template_user_id)})
         book_template = db.books.find_one({"user_id": ObjectId(self.reader_id)})
         filler_users = GROWN_USERS - db.users.count_documents({})
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(UTC).replace(microsecond=0)
         user_ids = []
         docs = []
         for i in range(filler_users):
             doc = dict(user_template)
             doc.pop("_id")
-            doc.update(name=f"Filler User {i}", email=f"filler-{i}@example.com",
-                       created_at=now, updated_at=now)
+            doc.update(name=f"Filler User {i}", email=f"filler-{i}@example.com", created_at=now, updated_at=now)
             docs.append(doc)
         if docs:
             user_ids = db.users.insert_many(docs).inserted_ids
@@ -524,8 +560,14 @@ class Bench:
             created = now - timedelta(seconds=n)
             doc = dict(book_template)
             doc.pop("_id")
-            doc.update(user_id=owner, title=title, description=f"Filler book number {n}.",
-                       category=CATEGORIES[n % len(CATEGORIES)], created_at=created, updated_at=created)
+            doc.update(
+                user_id=owner,
+                title=title,
+                description=f"Filler book number {n}.",
+                category=CATEGORIES[n % len(CATEGORIES)],
+                created_at=created,
+                updated_at=created,
+            )
             if "title_key" in doc:
                 doc["title_key"] = title_key(title)
             batch.append(doc)
@@ -540,20 +582,32 @@ class Bench:
         if reader_books != SEED_BOOKS:
             raise BenchError(f"the reader has {reader_books} books after growth, expected {SEED_BOOKS}")
         self.extras["growth"] = {
-            "books_total": total_books, "users_total": total_users, "reader_books": reader_books,
-            "books_inserted_directly": inserted, "users_inserted_directly": len(user_ids),
+            "books_total": total_books,
+            "users_total": total_users,
+            "reader_books": reader_books,
+            "books_inserted_directly": inserted,
+            "users_inserted_directly": len(user_ids),
             "seconds": round(time.monotonic() - started, 1),
         }
         self.notes.append(
-            f"Growth (after restarting the database on the same data): {inserted:,} books and {len(user_ids):,} users inserted directly with pymongo, "
+            f"Growth (after restarting the database on the same data): {inserted:,} books and "
+            f"{len(user_ids):,} users inserted directly with pymongo, "
             f"copied from documents the API stored (same shape); collection now {total_books:,} books, "
             f"{total_users:,} users; the reader still has {reader_books:,} books."
         )
 
     # measurement
 
-    def measure(self, key: str, label: str, server: str, env: dict, connections: int | None = None,
-                threads: int | None = None, longer: float = 1) -> dict:
+    def measure(
+        self,
+        key: str,
+        label: str,
+        server: str,
+        env: dict,
+        connections: int | None = None,
+        threads: int | None = None,
+        longer: float = 1,
+    ) -> dict:
         """One case under wrk; `longer` stretches warm-up and load for slow cases."""
         connections = connections or self.args.connections
         threads = threads or self.args.threads
@@ -579,8 +633,12 @@ class Bench:
         login_body = os.path.join(self.tmp, "login.json")
         with open(login_body, "w", encoding="utf-8") as handle:
             json.dump({"email": LOGIN_EMAIL, "password": PASSWORD}, handle)
-        login = {"BENCH_METHOD": "POST", "BENCH_PATH": "/users/login", "BENCH_BODY_FILE": login_body,
-                 "BENCH_CONTENT_TYPE": "application/json"}
+        login = {
+            "BENCH_METHOD": "POST",
+            "BENCH_PATH": "/users/login",
+            "BENCH_BODY_FILE": login_body,
+            "BENCH_CONTENT_TYPE": "application/json",
+        }
 
         self.measure("ceiling", "ceiling: constant route", "ceiling", {"BENCH_PATH": "/"})
         self.measure("floor", "floor: one find_one by _id", "floor", {"BENCH_PATH": f"/users/{self.reader_id}"})
@@ -589,8 +647,13 @@ class Bench:
         # Both list cases run on a freshly restarted daemon (the second one must restart
         # before the growth, see below), so the two differ only in the collection's size.
         self.restart_database()
-        self.measure("list_1k", "GET /books/ (1k books)", "api",
-                     {**reader, "BENCH_PATH": "/books/?page=1&per_page=20"}, longer=LIST_LONGER)
+        self.measure(
+            "list_1k",
+            "GET /books/ (1k books)",
+            "api",
+            {**reader, "BENCH_PATH": "/books/?page=1&per_page=20"},
+            longer=LIST_LONGER,
+        )
         self.settle()
 
         # The same page once the collection has grown, measured right after the growth,
@@ -605,12 +668,16 @@ class Bench:
         # checkpoint does not write it out in the middle of the measurement.
         self.client.admin.command("fsync")
         time.sleep(1)
-        self.measure("list_100k", "GET /books/ (100k books)", "api",
-                     {**reader, "BENCH_PATH": "/books/?page=1&per_page=20"}, longer=LIST_LONGER)
+        self.measure(
+            "list_100k",
+            "GET /books/ (100k books)",
+            "api",
+            {**reader, "BENCH_PATH": "/books/?page=1&per_page=20"},
+            longer=LIST_LONGER,
+        )
         self.settle()
         # The floor again: how far the machine drifted between the two ends of the run.
-        self.measure("floor_again", "floor again (drift check)", "floor",
-                     {"BENCH_PATH": f"/users/{self.reader_id}"})
+        self.measure("floor_again", "floor again (drift check)", "floor", {"BENCH_PATH": f"/users/{self.reader_id}"})
 
         self.measure("login", "POST /users/login", "api", login)
         # One hash check in this process, timed right before and right after the serial
@@ -629,9 +696,18 @@ class Bench:
         with open(cover, "wb") as handle:
             handle.write(photo_like_jpeg(1732, 1155))  # 2.0 megapixels
         memory = WorkerMemory(self.by_name["api"].pid)
-        self.measure("upload_2mp", "POST /books/ (2 MP JPEG)", "api",
-                     {"BENCH_TOKEN": self.uploader_token, "BENCH_MODE": "upload", "BENCH_METHOD": "POST",
-                      "BENCH_PATH": "/books/", "BENCH_IMAGE_FILE": cover})
+        self.measure(
+            "upload_2mp",
+            "POST /books/ (2 MP JPEG)",
+            "api",
+            {
+                "BENCH_TOKEN": self.uploader_token,
+                "BENCH_MODE": "upload",
+                "BENCH_METHOD": "POST",
+                "BENCH_PATH": "/books/",
+                "BENCH_IMAGE_FILE": cover,
+            },
+        )
         self.extras["upload_worker_rss"] = {"cover_bytes": os.path.getsize(cover), **memory.result()}
         self.upload_24mp()
 
@@ -644,10 +720,12 @@ class Bench:
         memory = WorkerMemory(self.by_name["api"].pid)
         auth = {"Authorization": f"Bearer {self.uploader_token}"}
         times, statuses = [], []
-        for i in range(3):
+        for _ in range(3):
             body, content_type = multipart(
                 {"title": f"Big cover {uuid.uuid4().hex}", "description": "24 MP", "category": "science"},
-                "cover_image", "big.jpg", data,
+                "cover_image",
+                "big.jpg",
+                data,
             )
             started = time.perf_counter()
             status, _ = http(self.ports["api"], "POST", "/books/", body, {**auth, "Content-Type": content_type})
@@ -680,7 +758,10 @@ class Bench:
     def thumbnail_probe(self) -> None:
         result = subprocess.run(
             [sys.executable, os.path.join(BENCH, "thumbnail_probe.py"), self.image_24mp, "3"],
-            cwd=ROOT, capture_output=True, text=True, timeout=300,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if result.returncode != 0:
             self.extras["thumbnail_24mp"] = {"error": result.stderr.strip().splitlines()[-1:]}
@@ -697,7 +778,8 @@ class Bench:
             )
             output = result.stdout.strip().splitlines()
             if result.returncode != 0:
-                output.append(f"{script} exited with {result.returncode}: {(result.stderr.strip().splitlines() or [''])[-1]}")
+                last = (result.stderr.strip().splitlines() or [""])[-1]
+                output.append(f"{script} exited with {result.returncode}: {last}")
             lines.extend(output)
 
     # report
@@ -721,7 +803,8 @@ class Bench:
                 if socket_errors:
                     flag += f", {socket_errors} socket errors"
             lines.append(
-                f"{r['case']:<28} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['non2xx']:>8} {ratio:>8}{flag}"
+                f"{r['case']:<28} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+                f"{r['non2xx']:>8} {ratio:>8}{flag}"
             )
         lines.append("")
 
@@ -729,11 +812,15 @@ class Bench:
         hashing = extras.get("password_hash")
         serial = by_key.get("login_serial")
         if hashing:
-            line = f"password hash check ({hashing['method']}, median of {hashing['runs']}): {hashing['median_ms']:.1f} ms"
+            line = (
+                f"password hash check ({hashing['method']}, median of {hashing['runs']}): {hashing['median_ms']:.1f} ms"
+            )
             if serial:
                 over = serial["p50_ms"] - hashing["median_ms"]
                 extras["login_minus_hash_ms"] = over
-                line += f"; login p50 at c=1: {serial['p50_ms']:.1f} ms, login minus hash: {over:+.1f} ms (target <= 15)"
+                line += (
+                    f"; login p50 at c=1: {serial['p50_ms']:.1f} ms, login minus hash: {over:+.1f} ms (target <= 15)"
+                )
             lines.append(line)
         if "list_1k" in by_key and "list_100k" in by_key:
             growth = by_key["list_100k"]["p50_ms"] / by_key["list_1k"]["p50_ms"]
@@ -787,12 +874,16 @@ class Bench:
         print(text)
 
         document = {
-            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": git_commit(),
             "settings": {
-                "duration_s": self.args.duration, "warmup_s": self.args.warmup,
-                "connections": self.args.connections, "threads": self.args.threads,
-                "workers": workers, "gunicorn": settings, "access_log": self.args.access_log,
+                "duration_s": self.args.duration,
+                "warmup_s": self.args.warmup,
+                "connections": self.args.connections,
+                "threads": self.args.threads,
+                "workers": workers,
+                "gunicorn": settings,
+                "access_log": self.args.access_log,
                 "cpus": os.cpu_count(),
             },
             "cases": self.results,
@@ -874,10 +965,12 @@ def gunicorn_settings() -> dict:
 
 def git_commit() -> str | None:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -889,12 +982,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1, help="seconds of warm-up per case (default 1; 0 skips)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (default 16)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="gunicorn workers per server (default: what gunicorn.conf.py chooses)")
-    parser.add_argument("--access-log", action="store_true",
-                        help="keep gunicorn.conf.py's access log on for all three servers (default: off for all)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers per server (default: what gunicorn.conf.py chooses)"
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="keep gunicorn.conf.py's access log on for all three servers (default: off for all)",
+    )
     parser.add_argument("--hash-runs", type=int, default=20, help="password-hash checks to time (default 20)")
-    parser.add_argument("--json", default=RESULTS, help="where to write the results (default bench/results/latest.json)")
+    parser.add_argument(
+        "--json", default=RESULTS, help="where to write the results (default bench/results/latest.json)"
+    )
     args = parser.parse_args(argv)
     if args.duration < 1 or args.connections < 1 or args.threads < 1 or (args.workers is not None and args.workers < 1):
         parser.error("--duration, --connections, --threads and --workers must be positive")

@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/thumbnail_probe.py IMAGE [RUNS]
 
-Prints one JSON line (with "rejected" and the message when the limits refuse it). Peak memory is what the thumbnailer adds above the
-process's resident size just before the call: the kernel's high-water mark
-(VmHWM) is reset through /proc/self/clear_refs, so Pillow's C allocations count
+Prints one JSON line (with "rejected" and the message when the limits refuse it).
+Peak memory is what the thumbnailer adds above the process's resident size just
+before the call: the kernel's high-water mark (VmHWM) is reset through
+/proc/self/clear_refs, so Pillow's C allocations count
 too (tracemalloc would only see Python objects; its peak is reported beside).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,13 +66,17 @@ def main() -> None:
     try:
         data, extension = thumbnail(path)
     except save_image.ImageRejected as exc:  # refused by the limits: what that cost is the answer
-        print(json.dumps({
-            "file_bytes": os.path.getsize(path),
-            "rejected": str(exc),
-            "cold_seconds": time.perf_counter() - started,
-            "peak_added_kib": status_kib("VmHWM") - rss_before if peak_reset else None,
-            "peak_reset_worked": peak_reset,
-        }))
+        print(
+            json.dumps(
+                {
+                    "file_bytes": os.path.getsize(path),
+                    "rejected": str(exc),
+                    "cold_seconds": time.perf_counter() - started,
+                    "peak_added_kib": status_kib("VmHWM") - rss_before if peak_reset else None,
+                    "peak_reset_worked": peak_reset,
+                }
+            )
+        )
         return
     cold_seconds = time.perf_counter() - started
     hwm = status_kib("VmHWM")
@@ -88,19 +94,23 @@ def main() -> None:
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
-    print(json.dumps({
-        "file_bytes": os.path.getsize(path),
-        "thumbnail_bytes": len(data),
-        "thumbnail_extension": extension,
-        "cold_seconds": cold_seconds,
-        "median_seconds": statistics.median(times),
-        "runs": runs,
-        "rss_before_kib": rss_before,
-        "peak_rss_kib": hwm,
-        "peak_added_kib": hwm - rss_before if peak_reset else None,
-        "peak_reset_worked": peak_reset,
-        "tracemalloc_peak_bytes": traced_peak,
-    }))
+    print(
+        json.dumps(
+            {
+                "file_bytes": os.path.getsize(path),
+                "thumbnail_bytes": len(data),
+                "thumbnail_extension": extension,
+                "cold_seconds": cold_seconds,
+                "median_seconds": statistics.median(times),
+                "runs": runs,
+                "rss_before_kib": rss_before,
+                "peak_rss_kib": hwm,
+                "peak_added_kib": hwm - rss_before if peak_reset else None,
+                "peak_reset_worked": peak_reset,
+                "tracemalloc_peak_bytes": traced_peak,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

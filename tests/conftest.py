@@ -16,7 +16,8 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from app import JsonLogFormatter, create_app  # noqa: E402
+from app import create_app  # noqa: E402
+from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
 from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
 
 
@@ -129,7 +130,7 @@ def log_lines():
 
     handler = Collect()
     handler.setFormatter(JsonLogFormatter())
-    loggers = [logging.getLogger(name) for name in ("book_library.requests", "app", "models", "auth_middleware")]
+    loggers = [logging.getLogger(name) for name in LOGGERS]
     for logger in loggers:
         logger.addHandler(handler)
     yield lines

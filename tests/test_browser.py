@@ -47,7 +47,7 @@ def api_operations(app):
     """(endpoint, METHOD, Flask rule) for every API route in the URL map, HEAD and OPTIONS aside."""
     operations = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith(("users.", "books.")) or rule.endpoint in ("meta.index", "meta.healthz"):
+        if rule.endpoint.startswith(("users.", "two_factor.", "books.")) or rule.endpoint in ("meta.index", "meta.healthz"):
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 operations.append((rule.endpoint, method, rule.rule))
     return operations

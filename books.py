@@ -1,0 +1,186 @@
+"""Books: the caller's library, a page at a time, each book with a cover thumbnail;
+and the route that serves the thumbnails."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request, send_from_directory, url_for
+from pymongo.errors import DuplicateKeyError
+from werkzeug.exceptions import Conflict, NotFound, UnsupportedMediaType
+
+import save_image
+import validate
+from api_docs import documented
+from auth_middleware import token_required
+from models import Books
+from responses import FORM_TYPES, envelope, form_or_json
+
+# Covers get random names that are never reused, so caches may keep them for a year.
+COVER_MAX_AGE = 365 * 86400
+DUPLICATE_TITLE = "You already have a book with this title."
+BOOK_NOT_FOUND = "Book not found."
+
+books = Blueprint("books", __name__)
+covers = Blueprint("covers", __name__)
+
+
+def _book_json(book: dict) -> dict:
+    url = url_for("covers.cover", name=book["image"], _external=True)
+    return Books.to_json(book, url)
+
+
+def _thumbnail_from_request():
+    """(bytes, extension) of the uploaded cover, or None when none was sent."""
+    upload = request.files.get("cover_image")
+    # Postman sends an empty part when the file field is left blank: treat it as absent.
+    if upload is None or upload.stream.read(1) == b"":
+        return None
+    upload.stream.seek(0)
+    config = current_app.config
+    return save_image.make_thumbnail(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
+
+
+def _book_input(load_fields, data, cover_required: bool):
+    """Validate the fields and the cover together, so every bad field is reported at once."""
+    errors, fields, thumb = {}, {}, None
+    try:
+        fields = load_fields(data)
+    except validate.InvalidInput as exc:
+        errors.update(exc.errors)
+    try:
+        thumb = _thumbnail_from_request()
+    except save_image.ImageRejected as exc:
+        errors["cover_image"] = str(exc)
+    else:
+        if thumb is None and cover_required:
+            errors["cover_image"] = "A cover image file is required."
+    if errors:
+        raise validate.InvalidInput(errors)
+    return fields, thumb
+
+
+def _own_book(book_id, user_id) -> dict:
+    """The caller's book or 404: another user's book looks exactly like a missing one."""
+    book = Books.get(book_id, user_id)
+    if book is None:
+        raise NotFound(BOOK_NOT_FOUND)
+    return book
+
+
+@books.post("/")
+@documented(
+    tags=["books"],
+    ok=(201, validate.Envelope[validate.BookOut]),
+    form=validate.BookCreateForm,
+    auth=True,
+    errors=(400, 409, 413, 415),
+)
+@token_required
+def create_book(current_user):
+    """Add a book with its cover to the caller's library."""
+    if request.mimetype not in FORM_TYPES:
+        raise UnsupportedMediaType("Content-Type must be multipart/form-data with a cover_image file.")
+    fields, thumb = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
+    folder = current_app.config["UPLOAD_FOLDER"]
+    with save_image.stored(thumb, folder) as image:
+        try:
+            book = Books.create(current_user["_id"], fields, image)
+        except DuplicateKeyError:
+            raise Conflict(DUPLICATE_TITLE) from None
+    return envelope("Book created.", _book_json(book), 201)
+
+
+@books.get("/")
+@documented(tags=["books"], ok=(200, validate.BookPage), query=validate.BookQuery, auth=True, errors=(400,))
+@token_required
+def list_books(current_user):
+    """The caller's books, newest first, a page at a time."""
+    query = validate.load(validate.BookQuery, request.args.to_dict())
+    items, total = Books.list(current_user["_id"], query.page, query.per_page, query.category)
+    pages = (total + query.per_page - 1) // query.per_page
+    meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
+    response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
+    response.headers["X-Total-Count"] = str(total)
+    links = _page_links(query, pages)
+    if links:
+        response.headers["Link"] = links
+    return response, status
+
+
+def _page_links(query, pages: int) -> str:
+    """RFC 8288 links to the first, previous, next and last pages."""
+
+    def url(page: int) -> str:
+        args = {"page": page, "per_page": query.per_page}
+        if query.category is not None:
+            args["category"] = query.category
+        return url_for("books.list_books", _external=True, **args)
+
+    if not pages:
+        return ""
+    links = [f'<{url(1)}>; rel="first"']
+    if query.page > 1:
+        links.append(f'<{url(min(query.page - 1, pages))}>; rel="prev"')
+    if query.page < pages:
+        links.append(f'<{url(query.page + 1)}>; rel="next"')
+    links.append(f'<{url(pages)}>; rel="last"')
+    return ", ".join(links)
+
+
+@books.get("/<objectid:book_id>")
+@documented(tags=["books"], ok=(200, validate.Envelope[validate.BookOut]), auth=True, errors=(404,))
+@token_required
+def get_book(current_user, book_id):
+    """One of the caller's books."""
+    return envelope("Book.", _book_json(_own_book(book_id, current_user["_id"])))
+
+
+@books.put("/<objectid:book_id>")
+@documented(
+    tags=["books"],
+    ok=(200, validate.Envelope[validate.BookOut]),
+    json=validate.BookUpdate,
+    form=validate.BookUpdateForm,
+    auth=True,
+    errors=(400, 404, 409, 413, 415),
+)
+@token_required
+def update_book(current_user, book_id):
+    """Change a book's fields and, with multipart, its cover."""
+    fields, thumb = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
+    if not fields and thumb is None:
+        raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
+    old = _own_book(book_id, current_user["_id"])
+    folder = current_app.config["UPLOAD_FOLDER"]
+    with save_image.stored(thumb, folder) as image:
+        if image is not None:
+            fields["image"] = image
+        try:
+            book = Books.update(book_id, current_user["_id"], fields)
+        except DuplicateKeyError:
+            raise Conflict(DUPLICATE_TITLE) from None
+        if book is None:  # deleted between the read and the write
+            raise NotFound(BOOK_NOT_FOUND)
+    if image is not None:
+        save_image.remove(old["image"], folder)
+    return envelope("Book updated.", _book_json(book))
+
+
+@books.delete("/<objectid:book_id>")
+@documented(tags=["books"], ok=(204, None), auth=True, errors=(404,))
+@token_required
+def delete_book(current_user, book_id):
+    """Delete a book and its cover."""
+    book = Books.delete(book_id, current_user["_id"])
+    if book is None:
+        raise NotFound(BOOK_NOT_FOUND)
+    save_image.remove(book["image"], current_app.config["UPLOAD_FOLDER"])
+    return "", 204
+
+
+@covers.get("/static/images/books/<name>")
+def cover(name: str):
+    """Serve a stored thumbnail."""
+    response = send_from_directory(current_app.config["UPLOAD_FOLDER"], name, max_age=COVER_MAX_AGE)
+    response.cache_control.immutable = True
+    response.cache_control.public = True
+    return response

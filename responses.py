@@ -1,0 +1,42 @@
+"""Request and response helpers shared by the views: the JSON envelope and body parsing."""
+
+from __future__ import annotations
+
+from flask import jsonify, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+import validate
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def envelope(message: str, data=None, status: int = 200, **extra):
+    """A successful response: {message, data, error: null} plus any extra top-level keys."""
+    body = {"message": message, "data": data, "error": None, **extra}
+    return jsonify(body), status
+
+
+def json_body() -> dict:
+    """The request's JSON object; 415 for another content type, 400 when unparsable."""
+    if not request.is_json:
+        raise UnsupportedMediaType("Content-Type must be application/json.")
+    try:
+        return request.get_json()
+    except (BadRequest, RecursionError):  # RecursionError: absurdly deep nesting
+        raise validate.InvalidInput({"body": "Request body is not valid JSON."}) from None
+
+
+def optional_json_body() -> dict:
+    """The JSON object of a request whose body may be left out (DELETE with optional fields)."""
+    return json_body() if request.content_length or request.is_json else {}
+
+
+def form_or_json() -> dict:
+    """Fields from a JSON object or a form, whichever the client sent."""
+    if request.is_json:
+        return json_body()
+    if request.mimetype in FORM_TYPES:
+        return request.form.to_dict()
+    raise UnsupportedMediaType(
+        "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."
+    )
