@@ -3,6 +3,9 @@ and the route that serves the thumbnails."""
 
 from __future__ import annotations
 
+import time
+
+import click
 from flask import Blueprint, current_app, request, send_from_directory, url_for
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, UnsupportedMediaType
@@ -13,6 +16,7 @@ from api_docs import documented
 from auth_middleware import token_required
 from models import Books
 from responses import FORM_TYPES, envelope, form_or_json
+from throttling import rate_limit
 
 # Covers get random names that are never reused, so caches may keep them for a year.
 COVER_MAX_AGE = 365 * 86400
@@ -20,7 +24,8 @@ DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
 
 books = Blueprint("books", __name__)
-covers = Blueprint("covers", __name__)
+# cli_group=None: its command is `flask prune-covers`, not `flask covers prune-covers`.
+covers = Blueprint("covers", __name__, cli_group=None)
 
 
 def _book_json(book: dict) -> dict:
@@ -28,34 +33,46 @@ def _book_json(book: dict) -> dict:
     return Books.to_json(book, url)
 
 
-def _thumbnail_from_request():
-    """(bytes, extension) of the uploaded cover, or None when none was sent."""
+def _cover_from_request():
+    """The uploaded cover, opened and checked from its header only, or None when none was sent."""
     upload = request.files.get("cover_image")
     # Postman sends an empty part when the file field is left blank: treat it as absent.
     if upload is None or upload.stream.read(1) == b"":
         return None
     upload.stream.seek(0)
     config = current_app.config
-    return save_image.make_thumbnail(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
+    return save_image.open_cover(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
 
 
 def _book_input(load_fields, data, cover_required: bool):
-    """Validate the fields and the cover together, so every bad field is reported at once."""
-    errors, fields, thumb = {}, {}, None
+    """Validate the fields and the cover's header together, so every bad field is reported
+    at once; nothing is decoded yet."""
+    errors, fields, cover = {}, {}, None
     try:
         fields = load_fields(data)
     except validate.InvalidInput as exc:
         errors.update(exc.errors)
     try:
-        thumb = _thumbnail_from_request()
+        cover = _cover_from_request()
     except save_image.ImageRejected as exc:
         errors["cover_image"] = str(exc)
     else:
-        if thumb is None and cover_required:
+        if cover is None and cover_required:
             errors["cover_image"] = "A cover image file is required."
     if errors:
         raise validate.InvalidInput(errors)
-    return fields, thumb
+    return fields, cover
+
+
+def _thumbnail(cover, user_id):
+    """Decode the cover (the expensive step, last): counted against the user's upload limit."""
+    if cover is None:
+        return None
+    rate_limit("covers", COVER_UPLOAD_RATE_LIMIT=user_id)
+    try:
+        return save_image.thumbnail(cover)
+    except save_image.ImageRejected as exc:
+        raise validate.InvalidInput({"cover_image": str(exc)}) from None
 
 
 def _own_book(book_id, user_id) -> dict:
@@ -79,7 +96,8 @@ def create_book(current_user):
     """Add a book with its cover to the caller's library."""
     if request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType("Content-Type must be multipart/form-data with a cover_image file.")
-    fields, thumb = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
+    fields, cover = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
+    thumb = _thumbnail(cover, current_user["_id"])
     folder = current_app.config["UPLOAD_FOLDER"]
     with save_image.stored(thumb, folder) as image:
         try:
@@ -146,22 +164,26 @@ def get_book(current_user, book_id):
 @token_required
 def update_book(current_user, book_id):
     """Change a book's fields and, with multipart, its cover."""
-    fields, thumb = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
-    if not fields and thumb is None:
+    user_id = current_user["_id"]
+    fields, cover = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
+    if not fields and cover is None:
         raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
-    old = _own_book(book_id, current_user["_id"])
+    _own_book(book_id, user_id)  # 404 before the cover is decoded
+    thumb = _thumbnail(cover, user_id)
     folder = current_app.config["UPLOAD_FOLDER"]
     with save_image.stored(thumb, folder) as image:
         if image is not None:
             fields["image"] = image
         try:
-            book = Books.update(book_id, current_user["_id"], fields)
+            replaced, book = Books.update(book_id, user_id, fields)
         except DuplicateKeyError:
             raise Conflict(DUPLICATE_TITLE) from None
         if book is None:  # deleted between the read and the write
             raise NotFound(BOOK_NOT_FOUND)
     if image is not None:
-        save_image.remove(old["image"], folder)
+        # The file this very update replaced: concurrent updates each remove their own
+        # predecessor, so the one left referenced is the one left on disk.
+        save_image.remove(replaced["image"], folder)
     return envelope("Book updated.", _book_json(book))
 
 
@@ -184,3 +206,21 @@ def cover(name: str):
     response.cache_control.immutable = True
     response.cache_control.public = True
     return response
+
+
+@covers.cli.command("prune-covers")
+@click.option(
+    "--grace-minutes",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Keep unreferenced files younger than this: uploads still in flight.",
+)
+def prune_covers(grace_minutes: int):
+    """Delete cover files that no book references (left by failed or interrupted writes)."""
+    referenced = Books.image_names()
+    folder = current_app.config["UPLOAD_FOLDER"]
+    removed = save_image.prune(folder, referenced, older_than=time.time() - grace_minutes * 60)
+    for name in removed:
+        click.echo(f"removed {name}")
+    click.echo(f"{len(removed)} unreferenced cover file(s) removed; {len(referenced)} referenced.")

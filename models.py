@@ -410,16 +410,24 @@ class Books(_Model):
         return query
 
     @staticmethod
-    def update(book_id: ObjectId, user_id: ObjectId, fields: dict) -> dict | None:
-        """Apply the changes and return the new document (None if it vanished)."""
+    def update(book_id: ObjectId, user_id: ObjectId, fields: dict) -> tuple[dict | None, dict | None]:
+        """Apply the changes atomically: (the document it replaced, the new one), or
+        (None, None) if the book vanished. The replaced one says which cover file this
+        update, and no other, made unused."""
         changes = dict(fields, updated_at=utcnow())
         if "title" in fields:
             changes["title_key"] = title_key(fields["title"])
-        return Books._col().find_one_and_update(
+        replaced = Books._col().find_one_and_update(
             {"_id": book_id, "user_id": user_id},
             {"$set": changes},
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,
         )
+        return replaced, (None if replaced is None else {**replaced, **changes})
+
+    @staticmethod
+    def image_names() -> set[str]:
+        """Every cover file name a book references (one pass over the collection)."""
+        return {book["image"] for book in Books._col().find({}, {"image": 1, "_id": 0}) if book.get("image")}
 
     @staticmethod
     def delete(book_id: ObjectId, user_id: ObjectId) -> dict | None:

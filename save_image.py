@@ -72,12 +72,10 @@ def _check_budget(image: Image.Image, fmt: str, max_pixels: int, budget: int) ->
         raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget))
 
 
-def make_thumbnail(stream, max_pixels: int, budget: int) -> tuple[bytes, str]:
-    """Return (encoded thumbnail, extension) for an uploaded file object.
-
-    Only the header is read before the size is checked against `max_pixels` and the
-    decoding `budget` (bytes), so a decompression bomb is refused without being decoded.
-    """
+def open_cover(stream, max_pixels: int, budget: int) -> Image.Image:
+    """The upload opened from its header alone and checked against `max_pixels` and the
+    decoding `budget` (bytes): cheap, so a view can do it before anything else and decode
+    later. A decompression bomb is refused here without being decoded."""
     try:
         with warnings.catch_warnings():
             # Our own limits below decide; Pillow's warning threshold is not ours.
@@ -89,15 +87,32 @@ def make_thumbnail(stream, max_pixels: int, budget: int) -> tuple[bytes, str]:
         raise ImageRejected("Cover image must be a JPEG, PNG, GIF or WebP image.") from None
     except OSError:
         raise ImageRejected("Cover image could not be read.") from None
+    try:
+        _check_budget(image, _format(image), max_pixels, budget)
+    except ImageRejected:
+        image.close()
+        raise
+    return image
 
+
+def thumbnail(image: Image.Image) -> tuple[bytes, str]:
+    """Decode a cover from open_cover and return (encoded thumbnail, extension); closes it."""
     with image:
-        # A multi-picture JPEG (phone HDR shots) is a JPEG whose first picture is the photo.
-        fmt = "JPEG" if image.format == "MPO" else image.format
-        _check_budget(image, fmt, max_pixels, budget)
+        fmt = _format(image)
         try:
             return _encode(_shrink(image, fmt), fmt), FORMATS[fmt]
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             raise ImageRejected("Cover image is damaged or truncated.") from None
+
+
+def make_thumbnail(stream, max_pixels: int, budget: int) -> tuple[bytes, str]:
+    """open_cover and thumbnail in one go."""
+    return thumbnail(open_cover(stream, max_pixels, budget))
+
+
+def _format(image: Image.Image) -> str:
+    # A multi-picture JPEG (phone HDR shots) is a JPEG whose first picture is the photo.
+    return "JPEG" if image.format == "MPO" else image.format
 
 
 def _shrink(image: Image.Image, fmt: str) -> Image.Image:
@@ -180,3 +195,22 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def prune(folder: str, referenced: set[str], older_than: float) -> list[str]:
+    """Remove the files in `folder` that are not `referenced` and were last written before
+    `older_than` (a Unix time), left-over partial uploads included; return their names.
+
+    The grace period keeps the file of an upload in flight, stored a moment before its
+    book is written."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and entry.name not in referenced:
+            if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                _unlink(entry.path)
+                removed.append(entry.name)
+    return sorted(removed)

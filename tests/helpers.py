@@ -86,6 +86,7 @@ def limits(**settings) -> dict:
             "REFRESH_ACCOUNT_RATE_LIMIT",
             "PASSWORD_RATE_LIMIT",
             "PASSWORD_ACCOUNT_RATE_LIMIT",
+            "COVER_UPLOAD_RATE_LIMIT",
         )
     }
     return {"RATELIMIT_ENABLED": True, **generous, **settings}

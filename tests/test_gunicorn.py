@@ -1,6 +1,6 @@
 """The API under gunicorn, over real HTTP and raw sockets: what only a real server shows.
 
-One gunicorn process (gunicorn.conf.py, one worker) on the test run's SecantusDB server;
+One gunicorn server (gunicorn.conf.py, three workers) on the test run's SecantusDB server;
 its log (gunicorn's lines and the app's) goes to a file the tests read.
 """
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 import secrets
 import socket
 import string
@@ -29,6 +30,8 @@ START_SECONDS = 30
 STOP_SECONDS = 15
 LOG_SECONDS = 10
 UPLOAD_LIMIT = 50_000
+# Several workers, so that concurrent requests really run at once.
+WORKERS = 3
 # Shaped like an access token; never issued by this server.
 JWT_LIKE = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJzdG9sZW4ifQ.c2lnbmF0dXJlLXRoYXQtbG9va3MtcmVhbA"
 
@@ -40,6 +43,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / "gunicorn.log"
+        self.covers = tmp / "covers"
         env = dict(os.environ)
         env.update({key: "" for key in DEFAULTS})  # nothing inherited from the shell: defaults
         env.update(
@@ -51,13 +55,13 @@ class Server:
             RATELIMIT_ENABLED="false",
             PYTHON_DOTENV_DISABLED="1",
             INSTANCE_PATH=str(tmp / "instance"),
-            UPLOAD_FOLDER=str(tmp / "covers"),
+            UPLOAD_FOLDER=str(self.covers),
             GUNICORN_ACCESS_LOG="",
             **settings,
         )
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--workers", "1",
+                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--workers", str(WORKERS),
                  "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
@@ -188,3 +192,64 @@ def test_a_body_of_exactly_the_upload_limit_is_accepted_and_one_byte_more_is_413
 
     assert answer.split(b" ", 2)[1] == status, answer[:300]
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] in (None, "Request Entity Too Large")
+
+
+# --- concurrent cover updates leave no orphan file ---------------------------------------------
+
+
+def multipart(fields: dict, cover: bytes | None = None) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    if cover is not None:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="cover_image"; filename="c.png"\r\n\r\n'.encode()
+            + cover
+            + b"\r\n"
+        )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def send_form(server, method: str, path: str, token: str, fields: dict, cover: bytes) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    body, content_type = multipart(fields, cover)
+    request = urllib.request.Request(
+        server.url + path, data=body, method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+def png(colour) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (400, 300), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_concurrent_cover_updates_leave_exactly_the_referenced_file(server, token):
+    status, book = send_form(server, "POST", "/books/", token, {"title": f"Race {uuid.uuid4().hex[:6]}",
+                                                                "category": "science"}, png((1, 2, 3)))
+    assert status == 201, book
+    book_id = book["data"]["id"]
+    before = set(os.listdir(server.covers))
+
+    for round_ in range(3):
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            statuses = list(pool.map(
+                lambda n: send_form(server, "PUT", f"/books/{book_id}", token, {}, png((round_, n, 9)))[0], range(6)
+            ))
+        assert statuses == [200] * 6
+
+    _, _, final = server.call("GET", f"/books/{book_id}", token=token)
+    current = final["data"]["image_url"].rsplit("/", 1)[1]
+    left = set(os.listdir(server.covers)) - (before - {book["data"]["image_url"].rsplit("/", 1)[1]})
+    assert left == {current}

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image, PngImagePlugin
 
-from helpers import book_form, encode, envelope, failure, image_bytes, ok
+from helpers import assert_429, book_form, encode, envelope, failure, image_bytes, limits, ok
 
 # Pillow format -> (extension of the stored file, Content-Type it is served with)
 FORMATS = {
@@ -669,6 +669,100 @@ def test_update_of_a_missing_book_with_a_cover_is_404_and_adds_no_file(client, a
     missing = {"id": "5f0c9a1b2c3d4e5f6a7b8c9d"}
     failure(put_cover(client, headers, missing, image_bytes("JPEG"), "new.jpg"), 404, "Not Found")
     assert stored(app) == set()
+
+
+def test_update_of_a_missing_book_with_a_damaged_cover_is_404_not_400(client, auth, app):
+    """What the header shows is checked with the fields; decoding waits for the book to be found."""
+    headers = auth.headers()
+    missing = {"id": "5f0c9a1b2c3d4e5f6a7b8c9d"}
+    damaged = image_bytes("PNG", size=(600, 400))[:-200]  # a valid header, truncated pixels
+
+    failure(put_cover(client, headers, missing, damaged), 404, "Not Found")
+
+    assert stored(app) == set()
+
+
+def test_update_of_another_users_book_with_a_damaged_cover_is_404_not_400(client, auth, app):
+    """The cover is decoded only once the book is known to be the caller's."""
+    owner, stranger = auth.headers(), auth.headers()
+    book = ok(post_cover(client, owner, image_bytes("PNG")), 201)
+    damaged = image_bytes("PNG", size=(600, 400))[:-200]  # a valid header, truncated pixels
+
+    failure(put_cover(client, stranger, book, damaged), 404, "Not Found")
+
+    assert "damaged" in cover_rejected(put_cover(client, owner, book, damaged))
+
+
+class TestCoverUploadLimit:
+    @pytest.fixture
+    def app_config(self):
+        return limits(COVER_UPLOAD_RATE_LIMIT="2 per minute")
+
+    def test_a_users_third_cover_in_a_minute_is_429_with_retry_after(self, client, auth, app):
+        headers = auth.headers()
+        first = ok(post_cover(client, headers, image_bytes("PNG"), title="One"), 201)
+        ok(put_cover(client, headers, first, image_bytes("GIF", mode="P", color=3)), 200)
+
+        assert_429(post_cover(client, headers, image_bytes("PNG"), title="Three"))
+        assert_429(put_cover(client, headers, first, image_bytes("JPEG")))
+
+        assert len(stored(app)) == 1
+        assert total_books(client, headers) == 1
+
+    def test_the_limit_is_per_user_and_leaves_other_changes_alone(self, client, auth):
+        headers, other = auth.headers(), auth.headers()
+        book = ok(post_cover(client, headers, image_bytes("PNG"), title="One"), 201)
+        ok(post_cover(client, headers, image_bytes("PNG"), title="Two"), 201)
+
+        ok(post_cover(client, other, image_bytes("PNG"), title="Theirs"), 201)
+        ok(client.put(f"/books/{book['id']}", json={"description": "No cover this time."}, headers=headers))
+
+    def test_covers_refused_from_their_header_are_not_counted(self, client, auth):
+        headers = auth.headers()
+        for _ in range(3):
+            cover_rejected(post_cover(client, headers, b"not an image at all"))
+
+        ok(post_cover(client, headers, image_bytes("PNG")), 201)
+
+
+# --- orphan covers ---------------------------------------------------------------------
+
+
+def prune(app, *args):
+    return app.test_cli_runner().invoke(args=["prune-covers", *args])
+
+
+def test_prune_covers_removes_only_old_files_no_book_references(client, auth, app):
+    headers = auth.headers()
+    kept = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+    folder = app.config["UPLOAD_FOLDER"]
+    old = time.time() - 2 * 3600
+    for name in ("0123456789abcdef0123456789abcdef.png", ".upload-abc123"):
+        with open(os.path.join(folder, name), "wb") as handle:
+            handle.write(b"orphan")
+        os.utime(os.path.join(folder, name), (old, old))
+    with open(os.path.join(folder, "fedcba9876543210fedcba9876543210.png"), "wb") as handle:
+        handle.write(b"an upload in flight")  # written just now: inside the grace period
+    os.utime(os.path.join(folder, file_name(kept)), (old, old))  # old but referenced
+
+    result = prune(app)
+
+    assert result.exit_code == 0, result.output
+    assert "2 unreferenced cover file(s) removed; 1 referenced." in result.output
+    assert set(os.listdir(folder)) == {file_name(kept), "fedcba9876543210fedcba9876543210.png"}
+    assert fetch(client, kept["image_url"])[0] == 200
+
+
+def test_prune_covers_with_no_grace_removes_every_unreferenced_file(client, auth, app):
+    headers = auth.headers()
+    kept = ok(post_cover(client, headers, image_bytes("PNG")), 201)
+    with open(os.path.join(app.config["UPLOAD_FOLDER"], "fedcba9876543210fedcba9876543210.png"), "wb") as handle:
+        handle.write(b"orphan")
+
+    result = prune(app, "--grace-minutes", "0")
+
+    assert result.exit_code == 0, result.output
+    assert os.listdir(app.config["UPLOAD_FOLDER"]) == [file_name(kept)]
 
 
 # --- serving ----------------------------------------------------------------------
