@@ -222,6 +222,12 @@ class User(_Model):
         return user
 
     @staticmethod
+    def token_version(user: dict) -> int:
+        """Access tokens carry the version current when they were signed (claim `ver`); a
+        password change moves it on, so no token signed before it passes token_required."""
+        return user.get("token_version", 0)
+
+    @staticmethod
     def session_ids(user: dict) -> set:
         """Ids of the sessions the user's record lists: the sessions that may be used."""
         return {entry["sid"] for entry in user.get("sessions", ())}
@@ -252,9 +258,14 @@ class User(_Model):
         return matches
 
     @staticmethod
-    def set_password(user_id: ObjectId, password: str) -> None:
-        User._col().update_one(
-            {"_id": user_id}, {"$set": {"password": hash_password(password), "updated_at": utcnow()}}
+    def set_password(user_id: ObjectId, password: str) -> dict:
+        """Store the new password and move the account to a new token version (every
+        access token signed before now stops working); returns {_id, token_version}."""
+        return User._col().find_one_and_update(
+            {"_id": user_id},
+            {"$set": {"password": hash_password(password), "updated_at": utcnow()}, "$inc": {"token_version": 1}},
+            projection={"token_version": 1},
+            return_document=ReturnDocument.AFTER,
         )
 
     @staticmethod

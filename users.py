@@ -108,10 +108,11 @@ def refresh():
         Sessions.revoke(user_id, session["_id"], reason="refresh_token_reused")
         record("refresh_token_reused", user_id, session_id=str(session["_id"]))
         raise Unauthorized("Refresh token was already used; the session has been ended.")
-    if User.get_for_session(user_id, session["_id"]) is None:
+    user = User.get_for_session(user_id, session["_id"])
+    if user is None:
         raise Unauthorized(REFRESH_INVALID)
     record("refresh", user_id, session_id=str(session["_id"]))
-    return tokens_reply("Tokens refreshed.", token_response(user_id, session, new_token))
+    return tokens_reply("Tokens refreshed.", token_response(user, session, new_token))
 
 
 @users.post("/logout")
@@ -176,11 +177,11 @@ def change_password(current_user):
         record("password_change_failed", user_id)
         raise validate.InvalidInput({"current_password": "Current password is incorrect."})
     require_second_factor(current_user, fields, "password_change")
-    User.set_password(user_id, fields.new_password)
+    user = User.set_password(user_id, fields.new_password)  # with its new token version
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
     session, new_refresh_token = Sessions.reissue(g.session_id)
     record("password_changed", user_id)
-    return tokens_reply("Password changed.", token_response(user_id, session, new_refresh_token))
+    return tokens_reply("Password changed.", token_response(user, session, new_refresh_token))
 
 
 @users.get("/events")

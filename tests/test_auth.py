@@ -24,7 +24,7 @@ from helpers import ACCESS_TOKEN_SECONDS, PASSWORD, SESSION_ENDED, TEST_SECRET, 
 DAY = 24 * 3600
 ISSUER, AUDIENCE = "book-library", "book-library-api"
 ACCESS_TOKEN_TYPE = "at+jwt"
-CLAIMS = {"iss", "aud", "sub", "sid", "jti", "iat", "exp"}
+CLAIMS = {"iss", "aud", "sub", "sid", "ver", "jti", "iat", "exp"}
 OTHER_SECRET = "another-secret-key-that-is-also-long-enough"
 # A cheap Argon2id keeps the apps built here fast, as in conftest.
 CHEAP_HASH = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024}

@@ -641,6 +641,33 @@ def test_password_change_ends_other_sessions_and_gives_this_one_fresh_tokens(cli
     assert_works(client, stranger)
 
 
+TOKEN_BEFORE_PASSWORD_CHANGE = "Token was issued before the password was changed."
+
+
+def test_password_change_ends_the_changing_sessions_old_access_token_at_once(client, email):
+    """The session goes on with the tokens the change returned; an access token from before
+    the change (stolen, say) stops working at once, though it is unexpired and of this session."""
+    session = log_in(client, email)
+
+    fresh = session_from(assert_ok(change_password(client, session), 200, "Password changed."))
+
+    assert_error(me(client, session.token), 401, "Unauthorized", TOKEN_BEFORE_PASSWORD_CHANGE)
+    assert_works(client, fresh)
+    assert_works(client, refreshed(client, fresh))
+
+
+def test_access_tokens_from_before_each_password_change_fail_and_later_ones_work(client, email):
+    """Issued in the same second or not, what counts is the order of signing and changing."""
+    session = log_in(client, email)
+    first = session_from(change_password(client, session).get_json()["data"])
+    second = session_from(change_password(client, first, current=NEW_PASSWORD, new=PASSWORD).get_json()["data"])
+
+    for stale in (session, first):
+        assert_error(me(client, stale.token), 401, "Unauthorized", TOKEN_BEFORE_PASSWORD_CHANGE)
+    assert_works(client, second)
+    assert_works(client, log_in(client, email))
+
+
 def test_password_change_is_recorded_without_the_passwords(client, email):
     session = log_in(client, email)
     fresh = session_from(change_password(client, session).get_json()["data"])
