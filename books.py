@@ -14,7 +14,7 @@ import save_image
 import validate
 from api_docs import documented
 from auth_middleware import token_required
-from models import Books
+from models import BookBusy, Books
 from responses import FORM_TYPES, envelope, form_or_json
 from throttling import rate_limit
 
@@ -178,6 +178,8 @@ def update_book(current_user, book_id):
             replaced, book = Books.update(book_id, user_id, fields)
         except DuplicateKeyError:
             raise Conflict(DUPLICATE_TITLE) from None
+        except BookBusy:
+            raise Conflict("The book's cover is being changed by another request; try again.") from None
         if book is None:  # deleted between the read and the write
             raise NotFound(BOOK_NOT_FOUND)
     if image is not None:

@@ -369,8 +369,14 @@ BOOK_FIELDS = {
 }
 
 
+class BookBusy(Exception):
+    """Other requests kept replacing the book's cover while this one tried to."""
+
+
 class Books(_Model):
     collection = "books"
+    # Tries at swapping the cover while concurrent updates win; each try one of them wins.
+    SWAP_ATTEMPTS = 20
 
     @staticmethod
     def create(user_id: ObjectId, fields: dict, image: str) -> dict:
@@ -422,18 +428,26 @@ class Books(_Model):
 
     @staticmethod
     def update(book_id: ObjectId, user_id: ObjectId, fields: dict) -> tuple[dict | None, dict | None]:
-        """Apply the changes atomically: (the document it replaced, the new one), or
-        (None, None) if the book vanished. The replaced one says which cover file this
-        update, and no other, made unused."""
+        """Apply the changes: (the document they replaced, the new one), or (None, None) if
+        the book vanished. With a new image, the replaced document says which cover file
+        this update, and no other, made unused."""
         changes = dict(fields, updated_at=utcnow())
         if "title" in fields:
             changes["title_key"] = title_key(fields["title"])
-        replaced = Books._col().find_one_and_update(
-            {"_id": book_id, "user_id": user_id},
-            {"$set": changes},
-            return_document=ReturnDocument.BEFORE,
-        )
-        return replaced, (None if replaced is None else {**replaced, **changes})
+        owned = {"_id": book_id, "user_id": user_id}
+        if "image" not in fields:
+            book = Books._col().find_one_and_update(owned, {"$set": changes}, return_document=ReturnDocument.AFTER)
+            return book, book
+        # Compare-and-swap on the image: an update conditional on the file it replaces.
+        # (find_one_and_update with ReturnDocument.BEFORE says the same on MongoDB, but the
+        # embedded server can return one earlier document to concurrent calls.)
+        for _ in range(Books.SWAP_ATTEMPTS):
+            current = Books._col().find_one(owned)
+            if current is None:
+                return None, None
+            if Books._col().update_one({**owned, "image": current["image"]}, {"$set": changes}).matched_count:
+                return current, {**current, **changes}
+        raise BookBusy()
 
     @staticmethod
     def image_names() -> set[str]:
