@@ -59,6 +59,8 @@ DEFAULTS = {
     "ACCESS_TOKEN_EXPIRES_SECONDS": 15 * 60,
     "REFRESH_TOKEN_EXPIRES_SECONDS": 30 * 86400,
     "REFRESH_TOKEN_COOKIE": False,
+    # A refresh token presented again this soon after its exchange is another tab, not theft.
+    "REFRESH_REUSE_INTERVAL_SECONDS": 10,
     "JWT_ISSUER": "book-library",
     "JWT_AUDIENCE": "book-library-api",
     # OWASP Password Storage Cheat Sheet: Argon2id, m=19 MiB, t=2, p=1.

@@ -94,25 +94,38 @@ def login():
     errors=(400, 401, 403, 413, 415, 429),
 )
 def refresh():
-    """Exchange a refresh token for new tokens; the old refresh token stops working."""
+    """Exchange a refresh token for new tokens; the old refresh token stops working, except
+    for a repeat within REFRESH_REUSE_INTERVAL_SECONDS (another tab), which gets the same one."""
     rate_limit("refresh", REFRESH_RATE_LIMIT=request.remote_addr)
-    outcome, session = Sessions.check(presented_refresh_token())
+    presented = presented_refresh_token()
+    outcome, session = Sessions.check(presented)
     if outcome is RefreshOutcome.INVALID:
         raise Unauthorized(REFRESH_INVALID)
     user_id = session["user_id"]
     # Counted per account only once the token is known to be genuine, so nobody can
     # use up another account's allowance with forged tokens.
     rate_limit("refresh", REFRESH_ACCOUNT_RATE_LIMIT=user_id)
-    new_token = Sessions.rotate(session, *client_info()) if outcome is RefreshOutcome.VALID else None
-    if new_token is None:
-        Sessions.revoke(user_id, session["_id"], reason="refresh_token_reused")
-        record("refresh_token_reused", user_id, session_id=str(session["_id"]))
-        raise Unauthorized("Refresh token was already used; the session has been ended.")
+    new_token = _exchange(outcome, session, presented)
     user = User.get_for_session(user_id, session["_id"])
     if user is None:
         raise Unauthorized(REFRESH_INVALID)
-    record("refresh", user_id, session_id=str(session["_id"]))
+    repeated = {"repeated": True} if outcome is RefreshOutcome.REPEATED else {}
+    record("refresh", user_id, session_id=str(session["_id"]), **repeated)
     return tokens_reply("Tokens refreshed.", token_response(user, session, new_token))
+
+
+def _exchange(outcome: RefreshOutcome, session: dict, presented: str) -> str:
+    """The next refresh token; a token used before, outside a repeat, ends the session."""
+    new_token = None
+    if outcome is RefreshOutcome.VALID:
+        new_token = Sessions.rotate(session, presented, *client_info())
+    elif outcome is RefreshOutcome.REPEATED:
+        new_token = Sessions.repeat(session, presented)
+    if new_token is None:
+        Sessions.revoke(session["user_id"], session["_id"], reason="refresh_token_reused")
+        record("refresh_token_reused", session["user_id"], session_id=str(session["_id"]))
+        raise Unauthorized("Refresh token was already used; the session has been ended.")
+    return new_token
 
 
 @users.post("/logout")

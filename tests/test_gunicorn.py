@@ -253,3 +253,30 @@ def test_concurrent_cover_updates_leave_exactly_the_referenced_file(server, toke
     current = final["data"]["image_url"].rsplit("/", 1)[1]
     left = set(os.listdir(server.covers)) - (before - {book["data"]["image_url"].rsplit("/", 1)[1]})
     assert left == {current}
+
+
+# --- refresh from several tabs at once ---------------------------------------------------------
+
+
+def test_concurrent_refreshes_with_one_token_all_succeed_with_the_same_new_token(server):
+    """Browser tabs refreshing at the same moment, each request served by a worker of its own."""
+    import threading
+
+    email = f"tabs-{uuid.uuid4().hex[:10]}@example.com"
+    assert server.call("POST", "/users/", {"name": "Ada Lovelace", "email": email, "password": PASSWORD})[0] == 201
+    login = server.call("POST", "/users/login", {"email": email, "password": PASSWORD})[2]["data"]
+    start = threading.Barrier(WORKERS)
+
+    def tab(_):
+        start.wait()
+        return server.call("POST", "/users/token/refresh", {"refresh_token": login["refresh_token"]})
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        replies = list(pool.map(tab, range(WORKERS)))
+
+    assert [status for status, _, _ in replies] == [200] * WORKERS, [body for _, _, body in replies]
+    assert len({body["data"]["refresh_token"] for _, _, body in replies}) == 1
+    for _, _, body in replies:
+        assert server.call("GET", "/users/", token=body["data"]["token"])[0] == 200
+    status, _, body = server.call("POST", "/users/token/refresh", {"refresh_token": replies[0][2]["data"]["refresh_token"]})
+    assert status == 200, body

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import jwt
 import pytest
+import time_machine
 from bson import ObjectId
 from werkzeug.exceptions import NotFound
 
@@ -31,6 +32,12 @@ NEW_PASSWORD = "N3w!Horse-Battery"
 CSRF_REFUSED = "The X-CSRF-Token header must match the csrf_token cookie."
 SESSION_NOT_FOUND = "Session not found."
 USER_AGENT = "pytest-session-tests/1.0"
+REUSE_INTERVAL = 10  # REFRESH_REUSE_INTERVAL_SECONDS's default
+
+
+def later(seconds: float):
+    """The clock (the app's and the database's) moved on by `seconds`, and held there."""
+    return time_machine.travel(datetime.now(timezone.utc) + timedelta(seconds=seconds), tick=False)
 
 
 class Session(NamedTuple):
@@ -170,8 +177,9 @@ def test_refresh_gives_new_tokens_for_the_same_session_and_the_old_refresh_token
     assert new.refresh_token != session.refresh_token
     assert new.id == session.id
     assert_works(client, new)
-    # Rotation: the exchanged refresh token is spent.
-    assert_refresh_refused(refresh(client, session.refresh_token), REFRESH_REUSED)
+    # Rotation: the exchanged refresh token is spent (once the reuse interval is over).
+    with later(REUSE_INTERVAL + 1):
+        assert_refresh_refused(refresh(client, session.refresh_token), REFRESH_REUSED)
 
 
 def test_refresh_can_be_repeated_along_the_chain(client, email):
@@ -208,8 +216,81 @@ def test_refresh_token_used_twice_in_a_row_is_refused_the_second_time(client, em
     session = log_in(client, email)
     assert refresh(client, session.refresh_token).status_code == 200
 
+    with later(REUSE_INTERVAL + 1):
+        assert_refresh_refused(refresh(client, session.refresh_token), REFRESH_REUSED)
+        assert_refresh_refused(refresh(client, session.refresh_token))
+
+
+# --- refresh from several tabs: the reuse interval ------------------------------------------
+
+
+@pytest.fixture
+def clock():
+    """The app's (and the database's) clock, held still until a test shifts it."""
+    with time_machine.travel(datetime.now(timezone.utc), tick=False) as traveller:
+        yield traveller
+
+
+def test_a_repeat_within_the_interval_gets_the_same_refresh_token_and_the_session_goes_on(client, email, clock):
+    """Two tabs refresh with the same token; the second answer must not end the session."""
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    clock.shift(REUSE_INTERVAL - 1)
+
+    second = session_from(assert_ok(refresh(client, session.refresh_token), 200, "Tokens refreshed."))
+
+    assert second.refresh_token == first.refresh_token
+    assert second.id == session.id
+    for tab in (first, second):
+        assert_works(client, tab)
+    assert_works(client, refreshed(client, second))
+    assert [e["detail"] for e in events(client, second) if e["type"] == "refresh"][1:3] == [
+        {"session_id": session.id, "repeated": True},
+        {"session_id": session.id},
+    ]
+
+
+def test_a_repeat_at_the_end_of_the_interval_still_counts_as_another_tab(client, email, clock):
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    clock.shift(REUSE_INTERVAL)
+
+    assert refreshed(client, session).refresh_token == first.refresh_token
+
+
+def test_a_repeat_after_the_interval_is_theft_and_ends_the_session(client, email, clock):
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    clock.shift(REUSE_INTERVAL + 0.001)
+
     assert_refresh_refused(refresh(client, session.refresh_token), REFRESH_REUSED)
-    assert_refresh_refused(refresh(client, session.refresh_token))
+
+    assert_session_ended(me(client, first.token))
+    assert_refresh_refused(refresh(client, first.refresh_token))
+
+
+def test_only_the_token_exchanged_last_may_be_repeated(client, email):
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    second = refreshed(client, first)
+
+    assert_refresh_refused(refresh(client, session.refresh_token), REFRESH_REUSED)
+
+    assert_session_ended(me(client, second.token))
+
+
+class TestNoReuseInterval:
+    @pytest.fixture
+    def app_config(self):
+        return {"REFRESH_REUSE_INTERVAL_SECONDS": 0}
+
+    def test_with_the_interval_off_an_immediate_repeat_ends_the_session(self, client, email):
+        session = log_in(client, email)
+        first = refreshed(client, session)
+
+        assert_refresh_refused(refresh(client, session.refresh_token), REFRESH_REUSED)
+
+        assert_session_ended(me(client, first.token))
 
 
 FORGED = [
@@ -917,8 +998,9 @@ class TestRefreshTokenCookie:
         assert cookie_attributes(response, "csrf_token")["value"] != old_csrf
         assert body["data"]["token"] != login.get_json()["data"]["token"]
         assert_works(client, Session(body["data"]["token"], "", ""))
-        # The cookie that was exchanged is spent.
-        assert_refresh_refused(refresh(client, old_refresh), REFRESH_REUSED)
+        # The cookie that was exchanged is spent, once the reuse interval is over.
+        with later(REUSE_INTERVAL + 1):
+            assert_refresh_refused(refresh(client, old_refresh), REFRESH_REUSED)
 
     def test_refresh_with_no_cookie_is_401(self, client, email):
         self.cookie_login(client, email)

@@ -146,6 +146,8 @@ def start_servers(database_port: int, tmp, database: str, **settings) -> tuple[l
         PASSWORD_HASH_MEMORY_KIB="1024",
         GUNICORN_ACCESS_LOG="",
         PYTHON_DOTENV_DISABLED="1",
+        # No grace for a repeated refresh token: these tests replay one at once and expect theft.
+        REFRESH_REUSE_INTERVAL_SECONDS="0",
         **settings,
     )
     processes, servers = [], []
