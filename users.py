@@ -23,11 +23,10 @@ from auth_models import Events, RefreshOutcome, Sessions
 from models import User, mfa_enabled
 from responses import envelope, json_body, optional_json_body
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
-from two_factor import mfa_challenge, require_second_factor
+from two_factor import BAD_CREDENTIALS, mfa_challenge, require_password, require_second_factor
 
 users = Blueprint("users", __name__)
 
-BAD_CREDENTIALS = "Invalid email or password."
 REFRESH_INVALID = "Refresh token is invalid or expired."
 
 
@@ -238,14 +237,20 @@ def update_user(current_user):
 
 
 @users.delete("/")
-@documented(tags=["users"], ok=(204, None), json=validate.MfaFactor, auth=True, errors=(400, 413, 415))
+@documented(
+    tags=["users"],
+    ok=(204, None),
+    json=validate.AccountDisable,
+    auth=True,
+    errors=(400, 401, 413, 415, 429),
+)
 @token_required
 def disable_user(current_user):
     """Disable the caller's account: every session ends and it can no longer log in.
-    With a second factor on, the JSON body must carry a `code` or `recovery_code`."""
-    if mfa_enabled(current_user):
-        fields = validate.load(validate.MfaFactor, optional_json_body())
-        require_second_factor(current_user, fields, "disable_account")
+    The JSON body carries the `password`, and with a second factor on a `code` or `recovery_code`."""
+    fields = validate.load(validate.AccountDisable, optional_json_body())
+    require_password(current_user, fields.password, "disable_account")
+    require_second_factor(current_user, fields, "disable_account")
     User.disable(current_user["_id"])
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
     record("account_disabled", current_user["_id"])

@@ -211,6 +211,27 @@ class MfaDisable(MfaFactor):
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
 
 
+# The password of a sensitive action, sent with the request itself (step-up).
+CurrentPassword = Annotated[
+    StrictStr,
+    Field(max_length=PASSWORD_MAX * 4, description="The account's password: an access token alone is not enough."),
+]
+
+
+class MfaStart(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!"}]})
+    password: CurrentPassword
+
+
+class AccountDisable(MfaFactor):
+    """The password, and with two-factor on a `code` or `recovery_code` as well."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!", "code": "123456"}]}
+    )
+    password: CurrentPassword
+
+
 class MfaLogin(MfaFactor):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"mfa_ticket": "eyJhbGciOiJIUzI1NiIs...", "code": "123456"}]}

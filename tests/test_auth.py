@@ -237,7 +237,7 @@ def test_login_with_unknown_email_is_401_like_wrong_password(auth):
 def test_disabled_user_cannot_log_in(client, auth):
     email = auth.signup()
     headers = auth.headers(email)
-    assert client.delete("/users/", headers=headers).status_code == 204
+    assert client.delete("/users/", json={"password": PASSWORD}, headers=headers).status_code == 204
 
     response = auth.login(email)
 

@@ -100,7 +100,9 @@ def event_types(client, headers) -> list[str]:
 
 def enrol(client, headers) -> dict:
     return assert_ok(
-        client.post("/users/mfa/totp", headers=headers), 201, "Scan the QR code, then verify a code to turn it on."
+        client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=headers),
+        201,
+        "Scan the QR code, then verify a code to turn it on.",
     )
 
 
@@ -270,7 +272,7 @@ def test_verify_when_mfa_is_already_on_is_409(client, mfa_user):
 
 
 def test_enrolling_again_when_mfa_is_on_is_409_and_keeps_the_secret(client, mfa_user):
-    response = client.post("/users/mfa/totp", headers=mfa_user.headers)
+    response = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=mfa_user.headers)
 
     assert_error(response, 409, "Conflict", ALREADY_ON)
     ticket = ticket_for(client, mfa_user.email)
@@ -315,7 +317,7 @@ def test_the_secret_never_appears_in_a_later_response(client, auth):
     secret = enrol(client, headers)["secret"]
     texts = [verify(client, headers, at(secret, 0)).get_data(as_text=True)]
 
-    texts.append(client.post("/users/mfa/totp", headers=headers).get_data(as_text=True))  # the 409
+    texts.append(client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=headers).get_data(as_text=True))
     texts.append(me(client, headers).get_data(as_text=True))
     password_step = login(client, email)
     texts.append(password_step.get_data(as_text=True))
@@ -548,7 +550,8 @@ def test_a_ticket_issued_before_mfa_was_turned_off_is_401(client, mfa_user):
 
 def test_a_ticket_of_a_disabled_account_is_401(client, mfa_user):
     ticket = ticket_for(client, mfa_user.email)
-    disabled = client.delete("/users/", json={"recovery_code": mfa_user.recovery_codes[0]}, headers=mfa_user.headers)
+    body = {"password": PASSWORD, "recovery_code": mfa_user.recovery_codes[0]}
+    disabled = client.delete("/users/", json=body, headers=mfa_user.headers)
     assert disabled.status_code == 204
 
     response = login_mfa(client, ticket, code=at(mfa_user.secret, 1))
@@ -731,28 +734,30 @@ def test_password_change_without_mfa_needs_no_code(client, auth):
 
 
 def test_disable_account_with_mfa_on_and_no_code_is_400_and_the_account_stays(client, mfa_user):
-    response = client.delete("/users/", json={}, headers=mfa_user.headers)
+    response = client.delete("/users/", json={"password": PASSWORD}, headers=mfa_user.headers)
 
     assert_fields(response, {"code": FACTOR_REQUIRED})
     assert me(client, mfa_user.headers).status_code == 200
 
 
-def test_disable_account_with_mfa_on_and_no_body_is_400_asking_for_the_factor(client, mfa_user):
+def test_disable_account_with_mfa_on_and_no_body_is_400_asking_for_the_password_first(client, mfa_user):
     response = client.delete("/users/", headers=mfa_user.headers)
 
-    assert_fields(response, {"code": FACTOR_REQUIRED})
+    assert_fields(response, {"password": "This field is required."})
     assert me(client, mfa_user.headers).status_code == 200
 
 
 def test_disable_account_with_mfa_on_and_a_wrong_code_is_400(client, mfa_user):
-    response = client.delete("/users/", json={"code": wrong_code(mfa_user.secret)}, headers=mfa_user.headers)
+    body = {"password": PASSWORD, "code": wrong_code(mfa_user.secret)}
+    response = client.delete("/users/", json=body, headers=mfa_user.headers)
 
     assert_fields(response, {"code": FACTOR_REQUIRED})
     assert me(client, mfa_user.headers).status_code == 200
 
 
 def test_disable_account_with_a_recovery_code_is_204_and_the_account_is_gone(client, mfa_user):
-    response = client.delete("/users/", json={"recovery_code": mfa_user.recovery_codes[0]}, headers=mfa_user.headers)
+    body = {"password": PASSWORD, "recovery_code": mfa_user.recovery_codes[0]}
+    response = client.delete("/users/", json=body, headers=mfa_user.headers)
 
     assert response.status_code == 204
     assert_error(login(client, mfa_user.email), 401, "Unauthorized", "Invalid email or password.")
@@ -762,7 +767,7 @@ def test_disable_account_with_a_recovery_code_is_204_and_the_account_is_gone(cli
 
 
 def test_disable_account_with_a_valid_code_is_204(client, mfa_user):
-    response = client.delete("/users/", json={"code": at(mfa_user.secret, 1)}, headers=mfa_user.headers)
+    response = client.delete("/users/", json={"password": PASSWORD, "code": at(mfa_user.secret, 1)}, headers=mfa_user.headers)
 
     assert response.status_code == 204
 
@@ -882,7 +887,7 @@ def test_a_wrong_factor_at_a_sensitive_action_is_recorded_as_mfa_failed(client, 
     elif action == "password":
         password_change(client, mfa_user.headers, **bad)
     elif action == "account":
-        client.delete("/users/", json=bad, headers=mfa_user.headers)
+        client.delete("/users/", json={"password": PASSWORD, **bad}, headers=mfa_user.headers)
     else:
         disable_mfa(client, mfa_user.headers, password=PASSWORD, **bad)
 
@@ -890,6 +895,88 @@ def test_a_wrong_factor_at_a_sensitive_action_is_recorded_as_mfa_failed(client, 
 
     assert events[0]["type"] == "mfa_failed"
     assert events[0]["detail"] == {"step": step}
+
+
+# --- step-up: the password in the request itself ----------------------------------------------
+
+BAD_CREDENTIALS = "Invalid email or password."
+
+
+def test_starting_enrolment_without_the_password_is_400_naming_it_and_changes_nothing(client, auth, db):
+    email = auth.signup()
+    headers = auth.headers(email)
+
+    for response in (client.post("/users/mfa/totp", headers=headers),
+                     client.post("/users/mfa/totp", json={}, headers=headers)):
+        assert_fields(response, {"password": "This field is required."})
+
+    assert "mfa" not in db.users.find_one({"email": email})
+
+
+def test_starting_enrolment_with_a_wrong_password_is_401_as_at_login_and_recorded(client, auth, db):
+    """A stolen access token must not switch on two-factor with the thief's authenticator."""
+    email = auth.signup()
+    headers = auth.headers(email)
+
+    response = client.post("/users/mfa/totp", json={"password": WRONG_PASSWORD}, headers=headers)
+
+    assert_error(response, 401, "Unauthorized", BAD_CREDENTIALS)
+    assert "WWW-Authenticate" not in response.headers  # the token is fine; the password is not
+    assert "mfa" not in db.users.find_one({"email": email})
+    assert event_types(client, headers)[0] == "password_check_failed"
+    assert me(client, headers).status_code == 200
+
+
+def test_disabling_the_account_without_the_password_is_400_naming_it(client, auth):
+    headers = auth.headers()
+
+    for response in (client.delete("/users/", headers=headers), client.delete("/users/", json={}, headers=headers)):
+        assert_fields(response, {"password": "This field is required."})
+
+    assert me(client, headers).status_code == 200
+
+
+def test_disabling_the_account_with_a_wrong_password_is_401_and_the_account_stays(client, auth):
+    email = auth.signup()
+    headers = auth.headers(email)
+
+    response = client.delete("/users/", json={"password": WRONG_PASSWORD}, headers=headers)
+
+    assert_error(response, 401, "Unauthorized", BAD_CREDENTIALS)
+    assert me(client, headers).status_code == 200
+    assert login(client, email).status_code == 200
+
+
+def test_disabling_an_account_with_mfa_needs_the_password_as_well_as_the_code(client, mfa_user):
+    code = at(mfa_user.secret, 1)
+
+    response = client.delete("/users/", json={"code": code}, headers=mfa_user.headers)
+
+    assert_fields(response, {"password": "This field is required."})
+    wrong = client.delete("/users/", json={"password": WRONG_PASSWORD, "code": code}, headers=mfa_user.headers)
+    assert_error(wrong, 401, "Unauthorized", BAD_CREDENTIALS)
+    # Neither attempt spent the code.
+    assert client.delete("/users/", json={"password": PASSWORD, "code": code}, headers=mfa_user.headers).status_code == 204
+
+
+class TestWrongStepUpPasswordsCountTowardsTheLockOut:
+    @pytest.fixture
+    def app_config(self):
+        return {"LOGIN_LOCKOUT_THRESHOLD": 3}
+
+    @pytest.mark.parametrize("method, path", [("post", "/users/mfa/totp"), ("delete", "/users/")])
+    def test_three_wrong_passwords_lock_the_action_and_logins_from_that_ip(self, client, auth, method, path):
+        email = auth.signup()
+        headers = auth.headers(email)
+        send = getattr(client, method)
+        for _ in range(3):
+            response = send(path, json={"password": WRONG_PASSWORD}, headers=headers, environ_base=ip(1))
+            assert_error(response, 401, "Unauthorized", BAD_CREDENTIALS)
+
+        assert_429(send(path, json={"password": PASSWORD}, headers=headers, environ_base=ip(1)), LOCKED)
+        assert_429(login(client, email, addr=1), LOCKED)
+        assert login(client, email, addr=2).status_code == 200
+        assert me(client, headers).status_code == 200
 
 
 # --- codes in other scripts' digits ------------------------------------------------------------
@@ -1044,7 +1131,8 @@ class TestGuessingCodesAtSensitiveActions:
         # action with wrong codes has to hit a limit, as the second login step does.
         statuses = []
         for _ in range(20):
-            response = getattr(client, method)(path, json={"code": wrong_code(mfa_user.secret)}, headers=mfa_user.headers)
+            body = {"password": PASSWORD, "code": wrong_code(mfa_user.secret)}
+            response = getattr(client, method)(path, json=body, headers=mfa_user.headers)
             statuses.append(response.status_code)
             if response.status_code == 429:
                 break

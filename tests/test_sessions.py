@@ -766,7 +766,7 @@ def test_password_change_is_recorded_without_the_passwords(client, email):
 def test_delete_user_ends_every_session(client, auth, email):
     first, second = log_in(client, email), log_in(client, email)
 
-    assert client.delete("/users/", headers=bearer(second.token)).status_code == 204
+    assert client.delete("/users/", json={"password": PASSWORD}, headers=bearer(second.token)).status_code == 204
 
     for session in (first, second):
         assert_session_ended(me(client, session.token))

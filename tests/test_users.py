@@ -496,7 +496,7 @@ def test_delete_user_is_204_then_its_token_and_its_login_are_401(client, auth, d
     email = auth.signup()
     headers = auth.headers(email)
 
-    response = client.delete("/users/", headers=headers)
+    response = client.delete("/users/", json={"password": PASSWORD}, headers=headers)
 
     assert response.status_code == 204
     assert response.get_data() == b""
@@ -506,7 +506,7 @@ def test_delete_user_is_204_then_its_token_and_its_login_are_401(client, auth, d
     assert again.headers["WWW-Authenticate"].startswith("Bearer")
     assert again.www_authenticate.parameters["error"] == "invalid_token"
     assert_error(client.put("/users/", json={"name": "Back Again"}, headers=headers), 401, "Unauthorized")
-    assert_error(client.delete("/users/", headers=headers), 401, "Unauthorized")
+    assert_error(client.delete("/users/", json={"password": PASSWORD}, headers=headers), 401, "Unauthorized")
     assert_error(auth.login(email), 401, "Unauthorized", "Invalid email or password", contains=True)
     # The account is disabled, not erased: the document stays, flagged.
     assert db.users.find_one({"email": email})["disabled"] is True
@@ -517,7 +517,7 @@ def test_delete_user_leaves_other_users_working(client, auth):
     staying_email = auth.signup(name="Grace Hopper")
     staying = auth.headers(staying_email)
 
-    assert client.delete("/users/", headers=leaving).status_code == 204
+    assert client.delete("/users/", json={"password": PASSWORD}, headers=leaving).status_code == 204
 
     assert client.get("/users/", headers=staying).status_code == 200
     assert auth.login(staying_email).status_code == 200
