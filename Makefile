@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 run: $(VENV)/.installed ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-5000}
 	$(BIN)/python launcher.py
 
-test: $(VENV)/.installed-dev ## run the whole test suite
+test: $(VENV)/.installed-dev ## lint, then run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev ## ruff: lint and check formatting (make test runs this first)

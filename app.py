@@ -27,6 +27,7 @@ from books import books, covers
 from meta import meta
 from two_factor import two_factor
 from users import users
+from web_app import web_app
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ DEFAULTS = {
     "REFRESH_TOKEN_COOKIE": False,
     # A refresh token presented again this soon after its exchange is another tab, not theft.
     "REFRESH_REUSE_INTERVAL_SECONDS": 10,
+    # SameSite of the refresh cookies: Strict, Lax or None (see the README's browser section).
+    "REFRESH_COOKIE_SAMESITE": "Strict",
     "JWT_ISSUER": "book-library",
     "JWT_AUDIENCE": "book-library-api",
     # OWASP Password Storage Cheat Sheet: Argon2id, m=19 MiB, t=2, p=1.
@@ -122,8 +125,20 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     )
     config["RATELIMIT_STORAGE_URI"] = config["RATELIMIT_STORAGE_URI"] or config["DATABASE_URL"]
     config["MFA_ENCRYPTION_KEY"] = config["MFA_ENCRYPTION_KEY"] or config["SECRET_KEY"]
+    config["REFRESH_COOKIE_SAMESITE"] = _same_site(config["REFRESH_COOKIE_SAMESITE"])
     origins = config["CORS_ORIGINS"] or ("" if config["APP_ENV"] == "production" else DEV_CORS_ORIGINS)
     config["CORS_ORIGINS"] = [origin.strip() for origin in origins.split(",") if origin.strip()]
+
+
+SAME_SITE_VALUES = ("Strict", "Lax", "None")
+
+
+def _same_site(value: str) -> str:
+    """The SameSite attribute as browsers spell it; a typo fails at start-up, not in a browser."""
+    for allowed in SAME_SITE_VALUES:
+        if value.strip().lower() == allowed.lower():
+            return allowed
+    raise RuntimeError(f"REFRESH_COOKIE_SAMESITE must be one of {', '.join(SAME_SITE_VALUES)}, not {value!r}.")
 
 
 def _secret_key(app: Flask) -> str:
@@ -264,6 +279,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(two_factor, url_prefix="/users")
     app.register_blueprint(books, url_prefix="/books")
     app.register_blueprint(covers)
+    app.register_blueprint(web_app)
 
 
 # --- errors: one JSON envelope for every failure ---------------------------------------

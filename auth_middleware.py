@@ -217,28 +217,31 @@ REFRESH_COOKIE_PATH = "/users"
 
 
 def tokens_reply(message: str, data: dict):
-    """JSON with the tokens; with cookie mode on, the refresh token goes in a cookie instead."""
+    """JSON with the tokens; with cookie mode on, the refresh token goes in a cookie instead,
+    and the body carries the CSRF token: a page on another origin cannot read the cookie."""
     if not current_app.config["REFRESH_TOKEN_COOKIE"]:
         return envelope(message, data)
     refresh_token = data.pop("refresh_token")
+    data["csrf_token"] = secrets.token_urlsafe(32)
     response, status = envelope(message, data)
-    _set_refresh_cookies(response, refresh_token)
+    _set_refresh_cookies(response, refresh_token, data["csrf_token"])
     return response, status
 
 
-def _set_refresh_cookies(response, refresh_token: str) -> None:
-    """HttpOnly refresh token for the refresh and logout endpoints only, and a readable
-    CSRF token that the browser app echoes in a header (double-submit)."""
+def _set_refresh_cookies(response, refresh_token: str, csrf_token: str) -> None:
+    """HttpOnly refresh token for the refresh and logout endpoints only, and the CSRF token
+    that the browser app echoes in a header (double-submit)."""
     max_age = current_app.config["REFRESH_TOKEN_EXPIRES_SECONDS"]
-    common = {"max_age": max_age, "secure": True, "samesite": "Strict"}
+    common = {"max_age": max_age, "secure": True, "samesite": current_app.config["REFRESH_COOKIE_SAMESITE"]}
     response.set_cookie(REFRESH_COOKIE, refresh_token, httponly=True, path=REFRESH_COOKIE_PATH, **common)
-    response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(32), httponly=False, path="/", **common)
+    response.set_cookie(CSRF_COOKIE, csrf_token, httponly=False, path="/", **common)
 
 
 def clear_refresh_cookies(response) -> None:
     if current_app.config["REFRESH_TOKEN_COOKIE"]:
-        response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, secure=True, samesite="Strict")
-        response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite="Strict")
+        same_site = current_app.config["REFRESH_COOKIE_SAMESITE"]
+        response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, secure=True, samesite=same_site)
+        response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite=same_site)
 
 
 def presented_refresh_token() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
 import models
@@ -16,8 +16,13 @@ meta = Blueprint("meta", __name__)
 @meta.get("/")
 @documented(tags=["meta"], ok=(200, validate.Envelope[validate.Banner]), errors=())
 def index():
-    """A short banner."""
-    return envelope("Book Library API", {"name": "book-library", "docs": "See README.md"})
+    """A short banner; `refresh_token_cookie` tells a browser app which way refresh tokens travel."""
+    data = {
+        "name": "book-library",
+        "docs": "See README.md",
+        "refresh_token_cookie": current_app.config["REFRESH_TOKEN_COOKIE"],
+    }
+    return envelope("Book Library API", data)
 
 
 @meta.get("/healthz")

@@ -400,6 +400,13 @@ class TokensOut(BaseModel):
     refresh_token: str | None = Field(
         default=None, description="Absent when the refresh token travels in a cookie (REFRESH_TOKEN_COOKIE)."
     )
+    csrf_token: str | None = Field(
+        default=None,
+        description=(
+            "Only when the refresh token travels in a cookie: send it as X-CSRF-Token to refresh. "
+            "The same value as the csrf_token cookie, which a page on another origin cannot read."
+        ),
+    )
 
 
 class LoginOut(UserOut, TokensOut):
@@ -467,6 +474,9 @@ class EventOut(BaseModel):
 class Banner(BaseModel):
     name: str
     docs: str
+    refresh_token_cookie: bool = Field(
+        description="True when refresh tokens travel in an HttpOnly cookie (REFRESH_TOKEN_COOKIE), not in bodies."
+    )
 
 
 class Health(BaseModel):

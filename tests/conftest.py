@@ -1,4 +1,5 @@
 """Fixtures: every API test runs on mongomock and on a real SecantusDB server over the wire."""
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,7 @@ sys.path.insert(0, ROOT)
 
 from app import create_app  # noqa: E402
 from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
-from helpers import TEST_SECRET, AuthActions, book_form  # noqa: E402
+from helpers import AN_INSTANT, AuthActions, book_form, config_for_tests  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -74,21 +75,13 @@ def app_config():
 @pytest.fixture
 def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
     application = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SECRET_KEY": TEST_SECRET,
-            "MONGO_CLIENT": mongo_client,
-            "DATABASE_URL": f"mongodb://unused/{db_name}",
-            # A cheap Argon2id keeps the suite fast; production uses the OWASP parameters.
-            "PASSWORD_HASH_TIME_COST": 1,
-            "PASSWORD_HASH_MEMORY_KIB": 1024,
-            # Limits are switched on by the tests that are about them.
-            "RATELIMIT_ENABLED": False,
-            "RATELIMIT_STORAGE_URI": rate_limit_uri,
-            "UPLOAD_FOLDER": str(tmp_path / "covers"),
+        config_for_tests(
+            tmp_path,
+            MONGO_CLIENT=mongo_client,
+            DATABASE_URL=f"mongodb://unused/{db_name}",
+            RATELIMIT_STORAGE_URI=rate_limit_uri,
             **app_config,
-        }
+        )
     )
     yield application
     mongo_client.drop_database(db_name)
@@ -136,3 +129,11 @@ def log_lines():
     yield lines
     for logger in loggers:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def clock(time_machine):
+    """The clock that the app, the database and the rate limiter read, stopped at AN_INSTANT: it moves
+    only when the test says, with clock.shift(seconds or timedelta)."""
+    time_machine.move_to(AN_INSTANT, tick=False)
+    return time_machine

@@ -1,5 +1,6 @@
 """What browser clients rely on: offline docs, the OpenAPI document, CORS, security headers,
 cover caching, pagination links and 415s, all checked over HTTP."""
+
 from __future__ import annotations
 
 import re
@@ -9,59 +10,58 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from helpers import image_bytes
+from helpers import (
+    INVALID_FIELDS,
+    JSON_ONLY,
+    NO_SUCH_URL,
+    TOKEN_MISSING,
+    WRONG_METHOD,
+    api_operations,
+    assert_envelope,
+    concrete_path,
+    image_bytes,
+    openapi_path,
+)
 
 DEV_ORIGIN = "http://localhost:5173"
 EVIL_ORIGIN = "http://evil.example"
-SOME_ID = "0123456789abcdef01234567"
 EXPOSED = ("WWW-Authenticate", "Retry-After", "Link", "X-Total-Count")
 
 # The status code each operation answers on success.
 SUCCESS = {
-    "meta.index": 200,
-    "meta.healthz": 200,
-    "users.sign_up": 201,
-    "users.login": 200,
-    "users.refresh": 200,
-    "users.logout": 204,
-    "users.logout_all": 204,
-    "users.list_sessions": 200,
-    "users.end_session": 204,
-    "users.change_password": 200,
-    "users.list_events": 200,
-    "users.get_current_user": 200,
-    "users.update_user": 200,
-    "users.disable_user": 204,
-    "books.create_book": 201,
-    "books.list_books": 200,
-    "books.get_book": 200,
-    "books.update_book": 200,
-    "books.delete_book": 204,
+    ("GET", "/"): 200,
+    ("GET", "/healthz"): 200,
+    ("POST", "/users/"): 201,
+    ("POST", "/users/login"): 200,
+    ("POST", "/users/token/refresh"): 200,
+    ("POST", "/users/logout"): 204,
+    ("POST", "/users/logout-all"): 204,
+    ("GET", "/users/sessions"): 200,
+    ("DELETE", "/users/sessions/{session_id}"): 204,
+    ("PUT", "/users/password"): 200,
+    ("GET", "/users/events"): 200,
+    ("GET", "/users/"): 200,
+    ("PUT", "/users/"): 200,
+    ("DELETE", "/users/"): 204,
+    ("POST", "/books/"): 201,
+    ("GET", "/books/"): 200,
+    ("GET", "/books/{book_id}"): 200,
+    ("PUT", "/books/{book_id}"): 200,
+    ("DELETE", "/books/{book_id}"): 204,
+}
+# The operations anyone may call without a token. Every other one must need an access token, so a
+# new route is protected unless it is deliberately added here.
+PUBLIC = {
+    ("GET", "/"),
+    ("GET", "/healthz"),
+    ("POST", "/users/"),
+    ("POST", "/users/login"),
+    ("POST", "/users/login/mfa"),
+    ("POST", "/users/token/refresh"),
 }
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-def api_operations(app):
-    """(endpoint, METHOD, Flask rule) for every API route in the URL map, HEAD and OPTIONS aside."""
-    operations = []
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith(("users.", "two_factor.", "books.")) or rule.endpoint in ("meta.index", "meta.healthz"):
-            for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-                operations.append((rule.endpoint, method, rule.rule))
-    return operations
-
-
-def openapi_path(rule: str) -> str:
-    """/books/<objectid:book_id> -> /books/{book_id}"""
-    return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule)
-
-
-def concrete_path(rule: str) -> str:
-    path = re.sub(r"<objectid:[^<>]+>", SOME_ID, rule)
-    assert "<" not in path, f"no sample value for a variable of {rule}"
-    return path
 
 
 def resolve(document: dict, node: dict) -> dict:
@@ -82,18 +82,6 @@ def has_example(document: dict, media: dict) -> bool:
 
 def header_list(response, name: str) -> set[str]:
     return {item.strip().lower() for item in response.headers.get(name, "").split(",") if item.strip()}
-
-
-def assert_envelope(response, status: int, error, message: str | None = None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["data"] is None
-    assert body["error"] == error
-    assert isinstance(body["message"], str) and body["message"]
-    if message is not None:
-        assert body["message"] == message
-    return body
 
 
 def csp_directives(response) -> dict[str, list[str]]:
@@ -217,6 +205,108 @@ def test_docs_policy_allows_own_scripts_and_no_other_host(client):
     assert "'unsafe-inline'" not in directives["script-src"]
 
 
+# --- the browser app at /app/ ---------------------------------------------------------
+
+
+class _Controls(HTMLParser):
+    """The form controls, labels and buttons of a page, its <template>s included."""
+
+    def __init__(self):
+        super().__init__()
+        self.controls, self.label_for, self.buttons = [], set(), []
+        self._button_text = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("input", "select", "textarea", "progress") and attrs.get("type") != "hidden":
+            self.controls.append(attrs.get("id") or f"<{tag} name={attrs.get('name')}>")
+        elif tag == "label" and attrs.get("for"):
+            self.label_for.add(attrs["for"])
+        elif tag == "button":
+            self._button_text = ""
+
+    def handle_endtag(self, tag):
+        if tag == "button":
+            self.buttons.append(self._button_text.strip())
+            self._button_text = None
+
+    def handle_data(self, data):
+        if self._button_text is not None:
+            self._button_text += data
+
+
+def app_files(client) -> dict[str, str]:
+    """Every file the app's page loads, following its ES module imports: {url: mimetype}."""
+    with client.get("/app/") as page:
+        parser = _Assets()
+        parser.feed(page.get_data(as_text=True))
+    pending = [urljoin("/app/", url) for url in parser.scripts + [href for _, href in parser.links]]
+    seen = {}
+    while pending:
+        url = pending.pop()
+        if url in seen or url.startswith("data:"):
+            continue
+        with client.get(url) as response:
+            assert response.status_code == 200, url
+            seen[url] = response.mimetype
+            if url.endswith(".js"):
+                source = response.get_data(as_text=True)
+                imports = re.findall(r"""^import\b[^;]*?from\s+["']([^"']+)["']""", source, re.M)
+                pending += [urljoin(url, name) for name in imports]
+    return seen
+
+
+def test_app_page_is_html_under_its_own_policy(client):
+    with client.get("/app/") as response:
+        assert response.status_code == 200
+        assert response.mimetype == "text/html"
+        directives = csp_directives(response)
+    assert directives["default-src"] == ["'none'"]
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert directives["connect-src"] == ["'self'"]  # a password typed here goes to this API only
+    assert directives["img-src"] == ["'self'", "data:", "blob:"]  # covers, and previews of a chosen file
+    assert directives["frame-ancestors"] == ["'none'"]
+
+
+def test_app_without_its_slash_redirects_so_relative_urls_resolve(client):
+    response = client.get("/app")
+    assert response.status_code in (301, 308)
+    assert urlsplit(response.headers["Location"]).path == "/app/"
+
+
+def test_app_loads_only_its_own_files_as_modules_and_a_stylesheet(client):
+    files = app_files(client)
+    assert {urlsplit(url).netloc for url in files} == {""}
+    scripts = {url for url, mimetype in files.items() if url.endswith(".js")}
+    assert {"/app/app.js", "/app/api.js", "/app/config.js", "/app/ui.js"} <= scripts
+    assert all("javascript" in files[url] for url in scripts), files  # modules need a JavaScript type
+    assert files["/app/app.css"] == "text/css"
+
+
+def test_app_page_has_no_inline_script_or_handler(client):
+    with client.get("/app/") as page:
+        parser = _Assets()
+        parser.feed(page.get_data(as_text=True))
+    assert parser.inline_scripts == 0
+    assert parser.handlers == []
+
+
+def test_every_control_of_the_app_has_a_label_and_every_button_a_name(client):
+    with client.get("/app/") as page:
+        parser = _Controls()
+        parser.feed(page.get_data(as_text=True))
+    assert parser.controls and parser.buttons
+    assert [control for control in parser.controls if control not in parser.label_for] == []
+    assert "" not in parser.buttons
+
+
+def test_a_file_the_app_lacks_is_a_json_404(client):
+    with client.get("/app/missing.js") as response:
+        assert response.status_code == 404
+        assert response.get_json()["error"] == "Not Found"
+
+
 # --- /openapi.json -------------------------------------------------------------
 
 
@@ -235,17 +325,17 @@ def test_openapi_document_validates_as_3_1(document):
 
 def test_openapi_document_describes_every_api_route_and_method(app, document):
     operations = api_operations(app)
-    assert len(operations) >= len(SUCCESS)
+    assert set(SUCCESS) <= {(method, openapi_path(rule)) for method, rule in operations}
     missing = [
         (method, rule)
-        for _, method, rule in operations
+        for method, rule in operations
         if method.lower() not in document["paths"].get(openapi_path(rule), {})
     ]
     assert missing == []
 
 
 def test_openapi_document_has_no_operation_the_app_lacks(app, document):
-    routed = {(openapi_path(rule), method.lower()) for _, method, rule in api_operations(app)}
+    routed = {(openapi_path(rule), method.lower()) for method, rule in api_operations(app)}
     documented = {
         (path, method)
         for path, item in document["paths"].items()
@@ -256,19 +346,19 @@ def test_openapi_document_has_no_operation_the_app_lacks(app, document):
 
 
 def test_openapi_path_parameters_match_the_routes(app, document):
-    for _, method, rule in api_operations(app):
+    for method, rule in api_operations(app):
         operation = document["paths"][openapi_path(rule)][method.lower()]
         in_path = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
         assert in_path == set(re.findall(r"\{([^}]+)\}", openapi_path(rule))), (method, rule)
 
 
 def test_every_operation_documents_its_success_code(app, document):
-    """Known endpoints document their own code; any newer one at least some 2xx."""
+    """Known operations document their own code; any newer one at least some 2xx."""
     wrong = []
-    for endpoint, method, rule in api_operations(app):
+    for method, rule in api_operations(app):
         responses = document["paths"][openapi_path(rule)][method.lower()]["responses"]
-        if endpoint in SUCCESS:
-            documented = str(SUCCESS[endpoint]) in responses
+        if (method, openapi_path(rule)) in SUCCESS:
+            documented = str(SUCCESS[method, openapi_path(rule)]) in responses
         else:
             documented = any(code.startswith("2") for code in responses)
         if not documented:
@@ -276,19 +366,20 @@ def test_every_operation_documents_its_success_code(app, document):
     assert wrong == []
 
 
-def test_protected_operations_document_401_and_bearer_security(app, client, document):
-    """Protected means: the running app answers 401 without a token."""
-    protected = 0
-    for _, method, rule in api_operations(app):
+def test_operations_document_bearer_security_exactly_where_the_app_asks_for_a_token(app, client, document):
+    """Protected means: the running app answers 401 without a token. Only the PUBLIC operations are not."""
+    public = set()
+    for method, rule in api_operations(app):
         operation = document["paths"][openapi_path(rule)][method.lower()]
         response = client.open(concrete_path(rule), method=method)
         if response.status_code == 401:
-            protected += 1
+            assert_envelope(response, 401, TOKEN_MISSING, "Unauthorized")
             assert "401" in operation["responses"], (method, rule)
             assert operation.get("security") == [{"bearerAuth": []}], (method, rule)
         else:
             assert not operation.get("security"), (method, rule, response.status_code)
-    assert protected >= 14
+            public.add((method, rule))
+    assert public == PUBLIC
 
 
 def test_bearer_security_scheme_is_jwt(document):
@@ -370,8 +461,8 @@ def test_bad_title_gives_the_same_error_with_json_and_multipart(client, auth, cr
     as_json = client.put(url, json={"title": title}, headers=headers)
     as_form = client.put(url, data={"title": title}, headers=headers, content_type="multipart/form-data")
     expected = {"title": "Title must be 1 to 200 characters."}
-    assert_envelope(as_json, 400, expected, "The request has invalid fields.")
-    assert_envelope(as_form, 400, expected, "The request has invalid fields.")
+    assert_envelope(as_json, 400, INVALID_FIELDS, expected)
+    assert_envelope(as_form, 400, INVALID_FIELDS, expected)
 
 
 # --- CORS ----------------------------------------------------------------------------------
@@ -391,8 +482,8 @@ def preflight(client, path, method, origin=DEV_ORIGIN):
 def test_preflight_is_answered_for_every_api_route_and_method(app, client):
     failures = []
     operations = api_operations(app)
-    assert len(operations) >= len(SUCCESS)
-    for _, method, rule in operations:
+    assert set(SUCCESS) <= {(method, openapi_path(rule)) for method, rule in operations}
+    for method, rule in operations:
         response = preflight(client, concrete_path(rule), method)
         problems = []
         if not 200 <= response.status_code < 300:
@@ -415,7 +506,7 @@ def test_responses_expose_the_headers_a_browser_client_reads(client, auth, kind)
         response = client.get("/", headers=origin)
     elif kind == "unauthorized":
         response = client.get("/users/", headers=origin)
-        assert response.status_code == 401
+        assert_envelope(response, 401, TOKEN_MISSING, "Unauthorized")
     else:
         response = client.get("/books/", headers={**origin, **auth.headers()})
         assert response.status_code == 200
@@ -500,7 +591,7 @@ class TestCorsWithConfiguredOrigins:
         assert actual.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
 
     @pytest.mark.parametrize("origin", [DEV_ORIGIN, "http://app.example.com", "https://app.example.com.evil.example"])
-    def test_other_origins_are_not(self, client, origin):
+    def test_other_origins_are_not_allowed(self, client, origin):
         assert "Access-Control-Allow-Origin" not in preflight(client, "/books/", "POST", origin).headers
         assert "Access-Control-Allow-Origin" not in client.get("/", headers={"Origin": origin}).headers
 
@@ -552,26 +643,30 @@ def _docs_asset(client, auth, create_book):
     return client.get("/docs/assets/js/swagger-ui-bundle.js")
 
 
+# The response, its status, and for an envelope its message and error.
 RESPONSE_KINDS = {
-    "json 200": (_json_ok, 200),
-    "json 200 authenticated": (_json_authenticated, 200),
-    "json 400": (_json_bad_request, 400),
-    "json 401": (_json_unauthorized, 401),
-    "json 404": (_json_not_found, 404),
-    "json 405": (_json_method_not_allowed, 405),
-    "json 415": (_json_unsupported_media_type, 415),
-    "openapi": (_openapi, 200),
-    "cover": (_cover, 200),
-    "docs": (_docs, 200),
-    "docs asset": (_docs_asset, 200),
+    "json 200": (_json_ok, 200, "Book Library API", None),
+    "json 200 authenticated": (_json_authenticated, 200, "Current user.", None),
+    "json 400": (_json_bad_request, 400, INVALID_FIELDS, {"page": "Must be at least 1."}),
+    "json 401": (_json_unauthorized, 401, TOKEN_MISSING, "Unauthorized"),
+    "json 404": (_json_not_found, 404, NO_SUCH_URL, "Not Found"),
+    "json 405": (_json_method_not_allowed, 405, WRONG_METHOD, "Method Not Allowed"),
+    "json 415": (_json_unsupported_media_type, 415, JSON_ONLY, "Unsupported Media Type"),
+    "openapi": (_openapi, 200, None, None),
+    "cover": (_cover, 200, None, None),
+    "docs": (_docs, 200, None, None),
+    "docs asset": (_docs_asset, 200, None, None),
 }
 
 
 @pytest.mark.parametrize("kind", list(RESPONSE_KINDS))
 def test_security_headers_on_every_kind_of_response(client, auth, create_book, kind):
-    fetch, status = RESPONSE_KINDS[kind]
+    fetch, status, message, error = RESPONSE_KINDS[kind]
     with fetch(client, auth, create_book) as response:
-        assert response.status_code == status
+        if message is None:
+            assert response.status_code == status
+        else:
+            assert_envelope(response, status, message, error)
         headers = response.headers
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["X-Frame-Options"] == "DENY"
@@ -585,9 +680,9 @@ def test_security_headers_on_every_kind_of_response(client, auth, create_book, k
 
 
 def test_json_body_of_an_error_is_the_envelope(client):
-    assert_envelope(client.get("/no/such/route"), 404, "Not Found")
+    assert_envelope(client.get("/no/such/route"), 404, NO_SUCH_URL, "Not Found")
     response = client.patch("/books/")
-    assert_envelope(response, 405, "Method Not Allowed")
+    assert_envelope(response, 405, WRONG_METHOD, "Method Not Allowed")
     assert "POST" in response.headers["Allow"]
 
 
@@ -617,7 +712,7 @@ def test_cover_is_served_as_png_with_a_long_immutable_cache(client, auth, create
 
 def test_missing_cover_is_a_404_envelope_that_is_not_cached(client):
     with client.get("/static/images/books/" + "0" * 32 + ".png") as response:
-        assert_envelope(response, 404, "Not Found")
+        assert_envelope(response, 404, NO_SUCH_URL, "Not Found")
         cache = response.cache_control
         assert cache.no_store
         assert not cache.immutable and not cache.public
@@ -645,7 +740,10 @@ def test_middle_page_links_to_first_prev_next_and_last(client, five_books):
         assert (parts.scheme, parts.netloc, parts.path) == ("http", "localhost", "/books/")
         assert query_of(url)["per_page"] == "2"
     assert {rel: query_of(url)["page"] for rel, url in links.items()} == {
-        "first": "1", "prev": "1", "next": "3", "last": "3",
+        "first": "1",
+        "prev": "1",
+        "next": "3",
+        "last": "3",
     }
 
 
@@ -710,8 +808,6 @@ def test_empty_library_has_no_link_header(client, auth):
 
 # --- 415 for a body the endpoint does not take -------------------------------------------------
 
-JSON_ONLY = "Content-Type must be application/json."
-
 
 @pytest.mark.parametrize(
     ("method", "path", "content_type", "message"),
@@ -730,13 +826,14 @@ JSON_ONLY = "Content-Type must be application/json."
         ),
     ],
 )
-def test_body_of_an_unsupported_content_type_is_415(client, auth, create_book, document, method, path, content_type,
-                                                     message):
+def test_body_of_an_unsupported_content_type_is_415(
+    client, auth, create_book, document, method, path, content_type, message
+):
     headers = auth.headers()
     if "{id}" in path:
         path = path.replace("{id}", create_book(headers)["id"])
     body = '{"title": "Dune"}' if content_type == "application/json" else "hello"
     response = client.open(path, method=method, data=body, content_type=content_type, headers=headers)
-    assert_envelope(response, 415, "Unsupported Media Type", message)
+    assert_envelope(response, 415, message, "Unsupported Media Type")
     operation = document["paths"][re.sub(r"[0-9a-f]{24}", "{book_id}", path)][method.lower()]
     assert "415" in operation["responses"]

@@ -2,6 +2,7 @@
 app (in-process, over WSGI) with generated requests, authenticated ones included, and checks
 each response against the OpenAPI document: no 5xx, documented status codes, content types,
 headers and bodies."""
+
 import tempfile
 import uuid
 
@@ -18,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from helpers import PASSWORD, TEST_SECRET
+from helpers import PASSWORD, config_for_tests
 
 # What is checked. Not "positive data acceptance": the document states the shape of inputs,
 # while some rules (a common password, a one-word name) are checked beyond it and answered 400.
@@ -33,18 +34,12 @@ CHECKS = [
 
 def _contract_app(tmp_root):
     return create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": TEST_SECRET,
-            "MONGO_CLIENT": mongomock.MongoClient(tz_aware=True),
-            "DATABASE_URL": "mongodb://unused/contract",
-            "INSTANCE_PATH": f"{tmp_root}/instance",
-            "UPLOAD_FOLDER": f"{tmp_root}/covers",
-            "PASSWORD_HASH_TIME_COST": 1,
-            "PASSWORD_HASH_MEMORY_KIB": 1024,
-            "RATELIMIT_ENABLED": False,
-            "REQUEST_LOG": False,
-        }
+        config_for_tests(
+            tmp_root,
+            MONGO_CLIENT=mongomock.MongoClient(tz_aware=True),
+            DATABASE_URL="mongodb://unused/contract",
+            REQUEST_LOG=False,
+        )
     )
 
 

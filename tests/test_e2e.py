@@ -4,18 +4,29 @@
 exactly as `make run` does; then `examples/walkthrough.sh` (which the README shows
 verbatim) runs against it, and a restart proves that accounts and tokens survive.
 """
+
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from pathlib import Path
 
 import pytest
 
-from helpers import PASSWORD, free_port, http_request, log_tail, wait_healthy
+from helpers import (
+    OMIT,
+    PASSWORD,
+    LoggedProcess,
+    assert_envelope,
+    config_for_tests,
+    free_port,
+    http_request,
+    server_env,
+    wait_until_gone,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +37,10 @@ START_MARKER = "<!-- walkthrough:start -->\n"
 END_MARKER = "<!-- walkthrough:end -->"
 START_SECONDS = 30
 STOP_SECONDS = 30
-POLL = 0.1
+# The settings `make run` starts with: a generated key, the production hash cost, rate limits on.
+AS_MAKE_RUNS_IT = dict.fromkeys(
+    ["SECRET_KEY", "PASSWORD_HASH_TIME_COST", "PASSWORD_HASH_MEMORY_KIB", "RATELIMIT_ENABLED"], OMIT
+)
 
 
 def test_readme_shows_the_walkthrough_script_verbatim():
@@ -40,12 +54,6 @@ def test_readme_shows_the_walkthrough_script_verbatim():
 
 
 # --- the real server ----------------------------------------------------------
-
-
-def request(method: str, url: str, body: dict | None = None, token: str | None = None):
-    """(status, parsed JSON body or None); HTTP errors are answers too."""
-    status, _, parsed = http_request(method, url, body, token)
-    return status, parsed
 
 
 def group_processes(pgid: int) -> dict[int, str]:
@@ -62,48 +70,46 @@ def group_processes(pgid: int) -> dict[int, str]:
 
 
 class Launcher:
-    """`python launcher.py` in its own process group, logging to a file."""
+    """`python launcher.py` in its own process group, as `make run` starts it: the embedded database,
+    a generated key and every other setting at its default."""
 
     def __init__(self, tmp_path):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.instance = tmp_path / "instance"
         self.log_path = tmp_path / "launcher.log"
-        self.env = dict(
-            os.environ,
+        config = config_for_tests(tmp_path, **AS_MAKE_RUNS_IT)  # files under tmp_path, the rest as make run
+        self.instance = Path(config["INSTANCE_PATH"])
+        self.env = server_env(
+            config,
             PORT=str(self.port),
             HOST="127.0.0.1",
-            INSTANCE_PATH=str(self.instance),
-            UPLOAD_FOLDER=str(tmp_path / "covers"),
             WEB_CONCURRENCY="2",
+            EMBEDDED_DB_PORT="",
         )
-        # Empty, not absent: a developer's .env must not fill these back in. Empty means
-        # "default": the embedded database and a generated key.
-        for key in ("DATABASE_URL", "SECRET_KEY", "EMBEDDED_DB_PORT", "APP_ENV"):
-            self.env[key] = ""
-        self.process: subprocess.Popen | None = None
+        self.process: LoggedProcess | None = None
 
     def log(self) -> str:
-        return log_tail(self.log_path, 6000)
+        return self.process.log() if self.process else ""
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, os.path.join(ROOT, "launcher.py")],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # pgid == pid: the daemon and gunicorn join its group
-            )
-        wait_healthy(self.process, "launcher", self.base_url, self.log, seconds=START_SECONDS, poll=POLL)
+        """Start it; return once gunicorn listens and a worker has answered."""
+        self.process = LoggedProcess(
+            "launcher",
+            [sys.executable, os.path.join(ROOT, "launcher.py")],
+            self.log_path,
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,  # pgid == pid: the daemon and gunicorn join its group
+        )
+        self.process.wait_for(r"Listening at: ", START_SECONDS)
+        reply = http_request("GET", f"{self.base_url}/healthz", timeout=START_SECONDS)
+        assert assert_envelope(reply, 200, "ok") == {"database": "up"}, self.log()
 
     def stop(self) -> int:
         """SIGTERM the launcher as a user's Ctrl-C/kill would; its exit code."""
-        self.process.send_signal(signal.SIGTERM)
+        self.process.popen.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(STOP_SECONDS)
+            return self.process.popen.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:
             pytest.fail(f"launcher still running {STOP_SECONDS} s after SIGTERM:\n{self.log()}")
 
@@ -111,21 +117,17 @@ class Launcher:
         """Last-resort clean-up: terminate, then kill, the whole process group."""
         if self.process is None:
             return
-        pgid = self.process.pid
+        pgid = self.process.popen.pid
         for sig, grace in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, 5)):
-            if not group_processes(pgid):
+            running = group_processes(pgid)
+            if not running:
                 break
             try:
                 os.killpg(pgid, sig)
             except ProcessLookupError:
                 break
-            deadline = time.monotonic() + grace
-            while group_processes(pgid) and time.monotonic() < deadline:
-                time.sleep(POLL)
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+            wait_until_gone(running, grace)
+        self.process.stop(5)
 
 
 @pytest.fixture
@@ -163,30 +165,25 @@ def test_accounts_and_tokens_survive_a_restart(launcher):
     launcher.start()
     base = launcher.base_url
     email = f"durable-{uuid.uuid4().hex[:8]}@example.com"
-    status, body = request("POST", f"{base}/users/", {"name": "Grace Hopper", "email": email, "password": PASSWORD})
-    assert status == 201, body
-    status, body = request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
-    assert status == 200, body
-    token = body["data"]["token"]
+    reply = http_request("POST", f"{base}/users/", {"name": "Grace Hopper", "email": email, "password": PASSWORD})
+    assert_envelope(reply, 201, "Account created.")
+    reply = http_request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
+    token = assert_envelope(reply, 200, "Logged in.")["token"]
 
     # The launcher's group holds the embedded database and gunicorn (master and workers).
-    pgid = launcher.process.pid
+    pgid = launcher.process.popen.pid
     children = group_processes(pgid)
     assert any("secantusd" in args for args in children.values()), children
     assert sum("gunicorn" in args for args in children.values()) >= 3, children  # master + 2 workers
 
     assert launcher.stop() == 0, launcher.log()
-    deadline = time.monotonic() + 5
-    while group_processes(pgid) and time.monotonic() < deadline:
-        time.sleep(POLL)
-    assert group_processes(pgid) == {}, f"left running after the launcher exited: {group_processes(pgid)}"
+    left = wait_until_gone(group_processes(pgid), 5)  # woken as each one ends
+    assert left == set(), f"left running after the launcher exited: {group_processes(pgid)}"
     key_file = launcher.instance / "secret_key"
     assert key_file.stat().st_mode & 0o777 == 0o600
 
     launcher.start()  # same INSTANCE_PATH: same database files, same generated key
-    status, body = request("GET", f"{base}/users/", token=token)
-    assert status == 200, body  # a token issued before the restart still works
-    assert body["data"]["email"] == email
-    status, body = request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
-    assert status == 200, body
-    assert body["data"]["token"]
+    reply = http_request("GET", f"{base}/users/", token=token)
+    assert assert_envelope(reply, 200, "Current user.")["email"] == email  # a token from before the restart works
+    reply = http_request("POST", f"{base}/users/login", {"email": email, "password": PASSWORD})
+    assert assert_envelope(reply, 200, "Logged in.")["token"]

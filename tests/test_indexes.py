@@ -1,4 +1,5 @@
 """The queries that grow with the data are served by indexes, proven with explain() on the real server."""
+
 import pytest
 from bson import ObjectId
 

@@ -1,4 +1,5 @@
 """Request logs: one JSON line per request, with ids, and nothing secret in any line."""
+
 import json
 
 import pytest

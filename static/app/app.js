@@ -1,0 +1,178 @@
+// The Book Library reference app: routes, the login, sign-up and second-factor forms, and the
+// header. No build step: the browser loads these ES modules as they are.
+
+import { Api, ApiError, apiBase } from "./api.js";
+import { BooksView } from "./books.js";
+import { config } from "./config.js";
+import { SessionsView } from "./sessions.js";
+import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
+
+const PUBLIC_ROUTES = ["login", "signup", "mfa"];
+
+let api;
+let books;
+let sessions;
+let user = null;
+let mfaTicket = null;
+let firstRender = true;
+
+function route() {
+  return location.hash.replace(/^#\/?/, "") || "books";
+}
+
+function go(name) {
+  if (route() === name) render();
+  else location.hash = `#/${name}`;
+}
+
+async function render() {
+  let name = route();
+  if (!user && !PUBLIC_ROUTES.includes(name)) name = "login";
+  if (user && PUBLIC_ROUTES.includes(name)) name = "books";
+  if (name === "mfa" && !mfaTicket) name = "login";
+  const focus = !firstRender;
+  firstRender = false;
+  $("#nav").hidden = !user;
+  $("#who").textContent = user ? user.name : "";
+  for (const button of document.querySelectorAll(".nav-button")) {
+    if (button.dataset.route === name) button.setAttribute("aria-current", "page");
+    else button.removeAttribute("aria-current");
+  }
+  try {
+    if (name === "books") await books.show({ focus });
+    else if (name === "sessions") await sessions.show({ focus });
+    else showAuthView(name, focus);
+  } catch (failure) {
+    showError(failure);
+  }
+}
+
+// --- logging in and out --------------------------------------------------------------------
+
+function showAuthView(name, focus) {
+  const view = clone(`${name}-view`);
+  const form = $("form", view);
+  if (name === "login") onSubmit(form, logIn);
+  if (name === "signup") onSubmit(form, signUp);
+  if (name === "mfa") onSubmit(form, verifyCode);
+  mount(view, { focus });
+}
+
+async function logIn(form) {
+  const { email, password } = form.elements;
+  const data = await api.login(email.value.trim(), password.value);
+  if (data.mfa_required) {
+    mfaTicket = data.mfa_ticket;
+    go("mfa");
+    return;
+  }
+  welcome(data, `Welcome back, ${data.name}.`);
+}
+
+async function verifyCode(form) {
+  try {
+    const data = await api.loginWithSecondFactor(mfaTicket, form.elements.code.value.trim());
+    mfaTicket = null;
+    welcome(data, `Welcome back, ${data.name}.`);
+  } catch (failure) {
+    if (failure instanceof ApiError && /log in again/.test(failure.message)) {
+      // The ticket expired or was used up: start over, saying why.
+      mfaTicket = null;
+      go("login");
+      alertText(failure.message);
+      return;
+    }
+    throw failure;
+  }
+}
+
+async function signUp(form) {
+  const fields = Object.fromEntries(new FormData(form));
+  fields.email = fields.email.trim();
+  await api.request("POST", "/users/", { json: fields, auth: false });
+  const data = await api.login(fields.email, fields.password);
+  welcome(data, `Account created. Welcome, ${data.name}.`);
+}
+
+function welcome(data, message) {
+  user = { name: data.name, email: data.email };
+  books.page = 1;
+  go("books");
+  notify(message);
+}
+
+function loggedOut(message) {
+  user = null;
+  go("login");
+  notify(message);
+}
+
+function sessionEnded(failure) {
+  user = null;
+  go("login");
+  alertText(failure.message);
+}
+
+// --- start --------------------------------------------------------------------------------
+
+function describeMode() {
+  const where = api.crossOrigin ? "another origin" : "this origin";
+  const refresh = api.cookieMode ? "refresh token in an HttpOnly cookie" : "refresh token kept by this tab";
+  $("#api-mode").textContent = `${where}, ${refresh}`;
+}
+
+async function resumeSession() {
+  if (!api.canResume) return;
+  try {
+    await api.resume();
+    const { data } = await api.request("GET", "/users/");
+    user = { name: data.name, email: data.email };
+  } catch {
+    api.forget(); // not logged in after all: the login form it is
+  }
+}
+
+async function start() {
+  try {
+    api = new Api(apiBase(config.api), { onSessionEnded: sessionEnded });
+  } catch (failure) {
+    showError(failure);
+    $("#main").replaceChildren();
+    return;
+  }
+  $("#api-base").textContent = api.base;
+  books = new BooksView(api);
+  sessions = new SessionsView(api, { onLoggedOut: loggedOut });
+  const logout = $("#logout");
+  logout.addEventListener("click", () =>
+    whileBusy(logout, async () => {
+      // This tab forgets its tokens whatever the answer; a failure is still worth showing.
+      try {
+        await api.logout();
+      } finally {
+        loggedOut("You are logged out.");
+      }
+    }),
+  );
+  for (const button of document.querySelectorAll("#nav [data-route]")) {
+    button.addEventListener("click", () => go(button.dataset.route));
+  }
+  // Buttons inside views (e.g. "Create an account") are wired by delegation.
+  $("#main").addEventListener("click", (event) => {
+    const target = event.target.closest("[data-route]");
+    if (target) go(target.dataset.route);
+  });
+  window.addEventListener("hashchange", render);
+  try {
+    await api.connect();
+    describeMode();
+    await resumeSession();
+  } catch (failure) {
+    await render();
+    showError(failure);
+    return;
+  }
+  await render();
+}
+
+start();

@@ -1,0 +1,192 @@
+// Small DOM helpers shared by the views: templates, messages, field errors, busy buttons.
+
+import { ApiError, SessionEnded } from "./api.js";
+
+// The API's categories (validate.CATEGORIES); the server checks them again.
+export const CATEGORIES = ["romance", "poetry", "politics", "picture book", "science", "fantasy", "horror", "thriller"];
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+
+/** A copy of a <template>'s first element. */
+export function clone(id) {
+  return document.getElementById(id).content.firstElementChild.cloneNode(true);
+}
+
+/** Show a view in <main>; focus its heading when the user navigated (not on first load). */
+export function mount(view, { focus = true } = {}) {
+  const main = $("#main");
+  main.replaceChildren(view);
+  linkHints(view);
+  if (focus) (view.querySelector("h1") || main).focus();
+}
+
+/** Hints are read out with their field. */
+export function linkHints(root) {
+  for (const field of root.querySelectorAll(".field")) {
+    const control = field.querySelector("input, select, textarea");
+    const hint = field.querySelector(".hint");
+    if (control && hint) {
+      hint.id = `${control.id}-hint`;
+      control.setAttribute("aria-describedby", hint.id);
+      control.dataset.describedby = hint.id;
+    }
+  }
+}
+
+export function fillCategories(select) {
+  for (const name of CATEGORIES) {
+    select.append(new Option(name[0].toUpperCase() + name.slice(1), name));
+  }
+}
+
+// --- messages ------------------------------------------------------------------------------
+
+export function notify(text) {
+  const notice = $("#notice");
+  notice.textContent = text;
+  notice.hidden = !text;
+}
+
+export function clearMessages(region = $("#alert")) {
+  notify("");
+  region.textContent = "";
+  region.hidden = true;
+}
+
+export function alertText(text, region = $("#alert")) {
+  region.textContent = text;
+  region.hidden = !text;
+}
+
+function seconds(count) {
+  if (count < 90) return `${count} second${count === 1 ? "" : "s"}`;
+  return `${Math.ceil(count / 60)} minutes`;
+}
+
+/** Put an API failure in front of the user: the envelope's message, and each field's message
+ * beside its field (or in the message when the form has no such field). */
+export function showError(failure, { form = null, region = $("#alert") } = {}) {
+  if (failure instanceof SessionEnded) return; // already reported, with the login form
+  if (!(failure instanceof ApiError)) {
+    console.error(failure);
+    failure = new ApiError("Something went wrong in the app. Reload the page and try again.");
+  }
+  const lines = [failure.message];
+  let firstInvalid = null;
+  for (const [name, message] of Object.entries(failure.fields)) {
+    const control = form && form.elements.namedItem(name);
+    if (control && control.id) {
+      markInvalid(control, message);
+      firstInvalid = firstInvalid || control;
+    } else {
+      lines.push(message);
+    }
+  }
+  if (failure.status === 413) lines.push("Choose a smaller file.");
+  if (failure.retryAfter) lines.push(`You can try again in ${seconds(failure.retryAfter)}.`);
+  alertText(lines.join(" "), region);
+  if (firstInvalid) firstInvalid.focus();
+}
+
+function markInvalid(control, message) {
+  const error = document.createElement("p");
+  error.className = "field-error";
+  error.id = `${control.id}-error`;
+  error.textContent = message;
+  control.after(error);
+  control.setAttribute("aria-invalid", "true");
+  const ids = [error.id, control.dataset.describedby].filter(Boolean);
+  control.setAttribute("aria-describedby", ids.join(" "));
+}
+
+export function clearFieldErrors(form) {
+  for (const error of form.querySelectorAll(".field-error")) error.remove();
+  for (const control of form.querySelectorAll("[aria-invalid]")) {
+    control.removeAttribute("aria-invalid");
+    if (control.dataset.describedby) control.setAttribute("aria-describedby", control.dataset.describedby);
+    else control.removeAttribute("aria-describedby");
+  }
+}
+
+/** Run a form's action with its submit button disabled; show any failure in the form. */
+export function onSubmit(form, action, { region = $("#alert") } = {}) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("[type=submit]");
+    clearMessages(region);
+    clearFieldErrors(form);
+    button.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    try {
+      await action(form);
+    } catch (failure) {
+      showError(failure, { form, region });
+    } finally {
+      button.disabled = false;
+      form.removeAttribute("aria-busy");
+    }
+  });
+}
+
+/** Run a button's action with the button disabled; show any failure on the page. */
+export async function whileBusy(button, action) {
+  clearMessages();
+  button.disabled = true;
+  try {
+    await action();
+  } catch (failure) {
+    showError(failure);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- dates and devices ------------------------------------------------------------------------
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+const STEPS = [
+  [60, "second"],
+  [60, "minute"],
+  [24, "hour"],
+  [30, "day"],
+  [12, "month"],
+  [Infinity, "year"],
+];
+
+/** "2 minutes ago", "in 29 days". */
+export function fromNow(iso) {
+  let amount = (new Date(iso).getTime() - Date.now()) / 1000;
+  for (const [size, unit] of STEPS) {
+    if (Math.abs(amount) < size) return relative.format(Math.round(amount), unit);
+    amount /= size;
+  }
+  return "";
+}
+
+const BROWSERS = [
+  [/Edg\//, "Edge"],
+  [/OPR\//, "Opera"],
+  [/Firefox\//, "Firefox"],
+  [/Chrom(e|ium)\//, "Chrome"],
+  [/Safari\//, "Safari"],
+  [/PostmanRuntime\//, "Postman"],
+  [/curl\//, "curl"],
+  [/python-|aiohttp/i, "Python"],
+];
+const SYSTEMS = [
+  [/Android/, "Android"],
+  [/iPhone|iPad/, "iOS"],
+  [/Windows/, "Windows"],
+  [/Mac OS X/, "macOS"],
+  [/CrOS/, "ChromeOS"],
+  [/Linux/, "Linux"],
+];
+
+/** "Chrome on Linux" from a User-Agent string. */
+export function device(userAgent) {
+  if (!userAgent) return "Unknown device";
+  const browser = (BROWSERS.find(([pattern]) => pattern.test(userAgent)) || [null, null])[1];
+  const system = (SYSTEMS.find(([pattern]) => pattern.test(userAgent)) || [null, null])[1];
+  if (browser && system) return `${browser} on ${system}`;
+  return browser || system || userAgent.slice(0, 60);
+}

@@ -1,0 +1,37 @@
+"""The reference browser app at /app/: the files of static/app, under their own page policy."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, current_app, send_from_directory
+
+web_app = Blueprint("web_app", __name__)
+
+# The app runs only its own files (ES modules, one stylesheet, no inline code), shows covers
+# from this origin and previews of chosen files (blob:), and talks to this origin only: an
+# `api` parameter naming another host cannot send a password there from this page.
+APP_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+# strict_slashes: /app redirects to /app/, so that the page's relative URLs resolve under /app/.
+@web_app.get("/app/", strict_slashes=True)
+def index():
+    """The app's page."""
+    return _send("index.html")
+
+
+@web_app.get("/app/<path:name>")
+def asset(name: str):
+    """The app's scripts and stylesheet."""
+    return _send(name)
+
+
+def _send(name: str):
+    # No caching beyond revalidation: a deploy is seen on the next load.
+    response = send_from_directory(os.path.join(current_app.static_folder, "app"), name, max_age=0)
+    response.headers["Content-Security-Policy"] = APP_CSP
+    return response
