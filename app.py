@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import tempfile
+from urllib.parse import urlsplit
 
 import orjson
 from dotenv import load_dotenv
@@ -93,6 +94,12 @@ DEFAULTS = {
     "REQUEST_LOG": True,  # one JSON line per request on standard error
     "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
     "CORS_ORIGINS": "",  # comma-separated; empty: none in production, localhost ports in development
+    # Where the API is reached from outside (https://books.example.com); absolute URLs are built
+    # from it rather than from the request's Host header. Required in production.
+    "PUBLIC_URL": "",
+    # Host names the API answers for (comma-separated); any other Host header gets 400. Empty:
+    # PUBLIC_URL's host, or in development localhost and 127.0.0.1.
+    "TRUSTED_HOSTS": "",
 }
 
 
@@ -128,6 +135,31 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     config["REFRESH_COOKIE_SAMESITE"] = _same_site(config["REFRESH_COOKIE_SAMESITE"])
     origins = config["CORS_ORIGINS"] or ("" if config["APP_ENV"] == "production" else DEV_CORS_ORIGINS)
     config["CORS_ORIGINS"] = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    config["PUBLIC_URL"] = _public_url(config["PUBLIC_URL"], config["APP_ENV"])
+    config["TRUSTED_HOSTS"] = _trusted_hosts(config["TRUSTED_HOSTS"], config["PUBLIC_URL"])
+
+
+DEV_TRUSTED_HOSTS = ["localhost", "127.0.0.1"]
+
+
+def _public_url(value: str, app_env: str) -> str:
+    """The public base URL without a trailing slash; production cannot do without one, or
+    links in responses would point wherever a request's Host header said."""
+    value = value.strip().rstrip("/")
+    if not value:
+        if app_env == "production":
+            raise RuntimeError("PUBLIC_URL must be set in production (where clients reach the API).")
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise RuntimeError("PUBLIC_URL must be an http(s) URL such as https://books.example.com.")
+    return value
+
+
+def _trusted_hosts(value: str, public_url: str) -> list[str]:
+    """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400."""
+    hosts = [host.strip() for host in value.split(",") if host.strip()]
+    return hosts or ([urlsplit(public_url).hostname] if public_url else DEV_TRUSTED_HOSTS)
 
 
 SAME_SITE_VALUES = ("Strict", "Lax", "None")

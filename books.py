@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import click
-from flask import Blueprint, current_app, request, send_from_directory, url_for
+from flask import Blueprint, current_app, request, send_from_directory
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, UnsupportedMediaType
 
@@ -15,7 +15,7 @@ import validate
 from api_docs import documented
 from auth_middleware import token_required
 from models import BookBusy, Books
-from responses import FORM_TYPES, envelope, form_or_json
+from responses import FORM_TYPES, envelope, external_url, form_or_json
 from throttling import rate_limit
 
 # Covers get random names that are never reused, so caches may keep them for a year.
@@ -29,7 +29,7 @@ covers = Blueprint("covers", __name__, cli_group=None)
 
 
 def _book_json(book: dict) -> dict:
-    url = url_for("covers.cover", name=book["image"], _external=True)
+    url = external_url("covers.cover", name=book["image"])
     return Books.to_json(book, url)
 
 
@@ -131,7 +131,7 @@ def _page_links(query, pages: int) -> str:
         args = {"page": page, "per_page": query.per_page}
         if query.category is not None:
             args["category"] = query.category
-        return url_for("books.list_books", _external=True, **args)
+        return external_url("books.list_books", **args)
 
     if not pages:
         return ""

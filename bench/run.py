@@ -461,7 +461,9 @@ class Bench:
         for name, app_args, ready_path in specs:
             port = free_port()
             self.ports[name] = port
-            server = Server(name, gunicorn + ["--bind", f"{HOST}:{port}"] + app_args, env, ROOT, self.tmp)
+            # Production needs to know where it is reached; only the API reads it.
+            server_env = dict(env, PUBLIC_URL=f"http://{HOST}:{port}")
+            server = Server(name, gunicorn + ["--bind", f"{HOST}:{port}"] + app_args, server_env, ROOT, self.tmp)
             self.servers.append(server)
             self.by_name[name] = server
             started.append((server, port, ready_path))

@@ -569,7 +569,7 @@ class TestCorsWithRefreshCookie:
 class TestCorsInProduction:
     @pytest.fixture
     def app_config(self):
-        return {"APP_ENV": "production"}
+        return {"APP_ENV": "production", "PUBLIC_URL": "http://localhost"}
 
     @pytest.mark.parametrize("origin", [DEV_ORIGIN, "https://app.example.com"])
     def test_no_origin_is_allowed_without_cors_origins(self, client, origin):

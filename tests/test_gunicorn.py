@@ -51,7 +51,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.covers = tmp / "covers"
-        config = config_for_tests(tmp, DATABASE_URL=database_url, APP_ENV="production", **settings)
+        config = config_for_tests(tmp, DATABASE_URL=database_url, APP_ENV="production", PUBLIC_URL=self.url, **settings)
         self.process = LoggedProcess(
             "gunicorn",
             [
@@ -132,7 +132,7 @@ def test_responses_do_not_name_the_server_software(server, path):
 
 def test_a_header_line_without_its_colon_is_logged_without_its_token(server):
     marker = uuid.uuid4().hex
-    request = f"GET /users/?{marker} HTTP/1.1\r\nHost: x\r\nAuthorization {marker} Bearer {JWT_LIKE}\r\n\r\n"
+    request = f"GET /users/?{marker} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization {marker} Bearer {JWT_LIKE}\r\n\r\n"
 
     answer = server.raw(request.encode())
 
@@ -187,7 +187,7 @@ def test_a_body_of_exactly_the_upload_limit_is_accepted_and_one_byte_more_is_413
     fields = {"title": f"Dune {uuid.uuid4().hex[:8]}", "category": "science"}
     body, content_type = multipart(fields, png(), pad_to=size)
     head = (
-        f"POST /books/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n"
+        f"POST /books/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: {content_type}\r\n"
     ).encode()
     if chunked:
