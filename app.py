@@ -85,6 +85,8 @@ DEFAULTS = {
     "LOGIN_LOCKOUT_SECONDS": 60,
     "LOGIN_LOCKOUT_MAX_SECONDS": 15 * 60,
     "AUDIT_RETENTION_DAYS": 90,
+    # A disabled account and its books are deleted this many days after it was disabled.
+    "ACCOUNT_PURGE_DAYS": 30,
     "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 50_000_000,
     # Full-size pixel buffers one cover may need while it is shrunk (see save_image.decode_cost).

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -74,6 +74,10 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
         [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
     )
     db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
+    # A disabled account and its books are deleted by MongoDB at their purge_at (documents
+    # without the field, every live one, are never touched).
+    db.users.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
+    db.books.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="user_newest",
@@ -278,12 +282,17 @@ class User(_Model):
         )
 
     @staticmethod
-    def disable(user_id: ObjectId) -> None:
+    def disable(user_id: ObjectId, keep_days: int) -> datetime:
+        """Disable the account and schedule it, and its books, for deletion in `keep_days`
+        (the purge TTL index); returns when."""
         now = utcnow()
+        purge_at = now + timedelta(days=keep_days)
         User._col().update_one(
             {"_id": user_id},
-            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": []}},
+            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": [], "purge_at": purge_at}},
         )
+        Books._col().update_many({"user_id": user_id}, {"$set": {"purge_at": purge_at}})
+        return purge_at
 
     @staticmethod
     def to_json(user: dict) -> dict:
@@ -448,6 +457,11 @@ class Books(_Model):
             if Books._col().update_one({**owned, "image": current["image"]}, {"$set": changes}).matched_count:
                 return current, {**current, **changes}
         raise BookBusy()
+
+    @staticmethod
+    def images_of(user_id: ObjectId) -> list[str]:
+        """The cover file names of one user's books."""
+        return [book["image"] for book in Books._col().find({"user_id": user_id}, {"image": 1}) if book.get("image")]
 
     @staticmethod
     def image_names() -> set[str]:

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, Unauthorized
 
+import save_image
 import validate
 from api_docs import documented
 from auth_middleware import (
@@ -20,7 +21,7 @@ from auth_middleware import (
     tokens_reply,
 )
 from auth_models import Events, RefreshOutcome, Sessions
-from models import User, mfa_enabled
+from models import Books, User, mfa_enabled
 from responses import envelope, json_body, optional_json_body
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
 from two_factor import BAD_CREDENTIALS, mfa_challenge, require_password, require_second_factor
@@ -251,7 +252,11 @@ def disable_user(current_user):
     fields = validate.load(validate.AccountDisable, optional_json_body())
     require_password(current_user, fields.password, "disable_account")
     require_second_factor(current_user, fields, "disable_account")
-    User.disable(current_user["_id"])
+    User.disable(current_user["_id"], current_app.config["ACCOUNT_PURGE_DAYS"])
+    # Covers are public by URL: a disabled account's go at once, not with its purge.
+    folder = current_app.config["UPLOAD_FOLDER"]
+    for name in Books.images_of(current_user["_id"]):
+        save_image.remove(name, folder)
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
     record("account_disabled", current_user["_id"])
     return _no_content()
