@@ -39,17 +39,24 @@ api = SpecTree(
 COMMON_ERRORS = (500, 503)
 
 
-def documented(*, tags, ok, json=None, form=None, query=None, auth=False, errors=(401,)):
+# Answers without a body.
+BODILESS = (304,)
+
+
+def documented(*, tags, ok, json=None, form=None, query=None, headers=None, auth=False, errors=(401,), also=()):
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
-    requests with. Validation itself stays in the views (our envelope, our messages)."""
+    requests with. Validation itself stays in the views (our envelope, our messages).
+    `also` lists other successful answers as (status, schema) pairs."""
     codes = set(errors) | set(COMMON_ERRORS) | ({401} if auth else set())
-    responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code != 400}
-    responses[f"HTTP_{ok[0]}"] = ok[1]
+    responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
+    for status, schema in (ok, *also):
+        responses[f"HTTP_{status}"] = schema
     return api.validate(
         json=json,
         form=form,
         query=query,
-        resp=SpecResponse(**responses),
+        headers=headers,
+        resp=SpecResponse(*(f"HTTP_{code}" for code in codes & set(BODILESS)), **responses),
         tags=tags,
         security={"bearerAuth": []} if auth else {},
         skip_validation=True,
@@ -66,8 +73,22 @@ def openapi_document() -> dict:
                 for parameter in operation.get("parameters", []):
                     if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
                         parameter["schema"] = {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"}
+                _describe_etags(operation)
         current_app.extensions["openapi"] = document
     return document
+
+
+def _describe_etags(operation: dict) -> None:
+    """Conditional requests: the ETag an answer carries, and what 304 and 412 mean."""
+    responses = operation["responses"]
+    conditional_get, conditional_change = "304" in responses, "412" in responses
+    if conditional_get:
+        responses["304"]["description"] = "Not Modified: the If-None-Match ETag still matches; no body."
+    if conditional_change:
+        responses["412"]["description"] = "Precondition Failed: the If-Match ETag no longer matches; nothing changed."
+    if conditional_get or (conditional_change and "200" in responses):
+        etag = {"description": "This state's entity tag, for If-None-Match and If-Match.", "schema": {"type": "string"}}
+        responses["200"].setdefault("headers", {})["ETag"] = etag
 
 
 docs = Blueprint("docs", __name__)

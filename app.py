@@ -21,8 +21,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import app_logging
 import body_limit
+import cover_storage
+import mail
 import models
 import validate
+from account_email import account_email
 from api_docs import docs
 from books import books, covers
 from meta import meta
@@ -46,7 +49,7 @@ DOCS_CSP = (
     "connect-src 'self'; frame-ancestors 'none'"
 )
 # Blueprints whose routes use the database: only they wait for the indexes.
-DATABASE_BLUEPRINTS = ("users", "two_factor", "books")
+DATABASE_BLUEPRINTS = ("users", "two_factor", "account_email", "books")
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 TUTORIAL_SECRET = "this is a secret"
@@ -92,16 +95,30 @@ DEFAULTS = {
     # Full-size pixel buffers one cover may need while it is shrunk (see save_image.decode_cost).
     "MAX_IMAGE_DECODE_BYTES": 96 * 1024 * 1024,
     "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
+    "COVER_STORAGE": "local",  # local (UPLOAD_FOLDER) or gridfs (the database)
     "TRUSTED_PROXIES": 0,
     "REQUEST_LOG": True,  # one JSON line per request on standard error
     "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
     "CORS_ORIGINS": "",  # comma-separated; empty: none in production, localhost ports in development
-    # Where the API is reached from outside (https://books.example.com); absolute URLs are built
-    # from it rather than from the request's Host header. Required in production.
+    "APP_NAME": "Book Library",  # in mail subjects and bodies
+    # Where clients reach the API (https://books.example.com). Absolute URLs in responses are built
+    # from it, not from the request's Host header. Required in production; empty in development:
+    # http://HOST:PORT for mailed links, the request's (trusted) host for the rest.
     "PUBLIC_URL": "",
     # Host names the API answers for (comma-separated); any other Host header gets 400. Empty:
-    # PUBLIC_URL's host, or in development localhost and 127.0.0.1.
+    # PUBLIC_URL's host, and in development localhost and 127.0.0.1 as well.
     "TRUSTED_HOSTS": "",
+    "FRONTEND_URL": "",  # where mailed links point; empty: the browser app's address, else PUBLIC_URL
+    "MAIL_URL": "",  # smtp://user:pass@host:port[?starttls=true] or smtps://...; empty: .eml files (development)
+    "MAIL_FROM": "",  # empty: "APP_NAME <no-reply@PUBLIC_URL's host>"
+    "MAIL_TIMEOUT_SECONDS": 10,
+    "MAIL_SENDER": True,  # a sender thread in each app process
+    "REQUIRE_VERIFIED_EMAIL": False,
+    "PASSWORD_FORGOT_RATE_LIMIT": "10 per hour",
+    "PASSWORD_FORGOT_EMAIL_RATE_LIMIT": "3 per hour",
+    "LINK_TOKEN_RATE_LIMIT": "30 per hour",
+    "VERIFY_RESEND_RATE_LIMIT": "3 per hour",
+    "EMAIL_CHANGE_RATE_LIMIT": "5 per hour",
 }
 
 
@@ -137,8 +154,12 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     config["REFRESH_COOKIE_SAMESITE"] = _same_site(config["REFRESH_COOKIE_SAMESITE"])
     origins = config["CORS_ORIGINS"] or ("" if config["APP_ENV"] == "production" else DEV_CORS_ORIGINS)
     config["CORS_ORIGINS"] = [origin.strip() for origin in origins.split(",") if origin.strip()]
-    config["PUBLIC_URL"] = _public_url(config["PUBLIC_URL"], config["APP_ENV"])
-    config["TRUSTED_HOSTS"] = _trusted_hosts(config["TRUSTED_HOSTS"], config["PUBLIC_URL"])
+    # As configured (production needs one); the mail settings then fill in development's.
+    public_url = _public_url(config["PUBLIC_URL"], config["APP_ENV"])
+    app.extensions["public_url"] = config["PUBLIC_URL"] = public_url
+    config["TRUSTED_HOSTS"] = _trusted_hosts(config["TRUSTED_HOSTS"], public_url, config["APP_ENV"])
+    listen_address = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}"
+    mail.resolve_settings(config, app.root_path, listen_address)
 
 
 DEV_TRUSTED_HOSTS = ["localhost", "127.0.0.1"]
@@ -158,10 +179,14 @@ def _public_url(value: str, app_env: str) -> str:
     return value
 
 
-def _trusted_hosts(value: str, public_url: str) -> list[str]:
-    """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400."""
+def _trusted_hosts(value: str, public_url: str, app_env: str) -> list[str]:
+    """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400. By default
+    PUBLIC_URL's host, and in development this machine's names as well."""
     hosts = [host.strip() for host in value.split(",") if host.strip()]
-    return hosts or ([urlsplit(public_url).hostname] if public_url else DEV_TRUSTED_HOSTS)
+    if hosts:
+        return hosts
+    public = [urlsplit(public_url).hostname] if public_url else []
+    return public if app_env == "production" else public + DEV_TRUSTED_HOSTS
 
 
 SAME_SITE_VALUES = ("Strict", "Lax", "None")
@@ -284,6 +309,8 @@ def create_app(config: dict | None = None) -> Flask:
     models.init_app(app)
     models.try_ensure_indexes(app)
     models.init_passwords(app)
+    cover_storage.init_app(app)
+    mail.init_app(app)
 
     register_blueprints(app)
     register_error_handlers(app)
@@ -311,6 +338,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(docs)
     app.register_blueprint(users, url_prefix="/users")
     app.register_blueprint(two_factor, url_prefix="/users")
+    app.register_blueprint(account_email, url_prefix="/users")
     app.register_blueprint(books, url_prefix="/books")
     app.register_blueprint(covers)
     app.register_blueprint(web_app)
@@ -335,7 +363,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(validate.InvalidInput)
     def invalid_input(exc: validate.InvalidInput):
-        response = jsonify({"message": "The request has invalid fields.", "data": None, "error": exc.errors})
+        response = jsonify({"message": exc.message, "data": None, "error": exc.errors})
         response.status_code = 400
         return response
 

@@ -13,7 +13,15 @@ from flask import Flask, g, request
 import log_redaction
 
 # The app's loggers; everything they write goes through JsonLogFormatter.
-LOGGERS = ("app", "models", "auth_models", "auth_middleware", "throttling", "book_library.requests")
+LOGGERS = (
+    "app",
+    "models",
+    "auth_models",
+    "auth_middleware",
+    "throttling",
+    "book_library.mail",
+    "book_library.requests",
+)
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -67,6 +67,14 @@ class RefreshOutcome(enum.Enum):
     INVALID = "invalid"
 
 
+def _refresh_token(user_id: ObjectId, sid: ObjectId, secret: str) -> str:
+    return f"{user_id}.{sid}.{secret}"
+
+
+def _secret_of(refresh_token: str) -> str:
+    return refresh_token.rsplit(".", 1)[-1]
+
+
 def _next_secret(sid: ObjectId, secret: str) -> str:
     """The secret a refresh token rotates to: derived from it with the server's key, so that
     the same token presented twice (two browser tabs refreshing at once) rotates to the same
@@ -79,8 +87,9 @@ def _next_secret(sid: ObjectId, secret: str) -> str:
 class Sessions(_Model):
     """A login: its refresh token (stored as a hash), rotated on every use.
 
-    A refresh token reads "<session id>.<secret>", so finding its session is one
-    lookup by _id. Hashes of secrets already exchanged are kept, so presenting
+    A refresh token reads "<user id>.<session id>.<secret>", so finding its session
+    is one lookup by _id and owner (the owner routes it to one shard of a cluster
+    sharded by user). Hashes of secrets already exchanged are kept, so presenting
     one again is recognised as theft, except the one exchanged last, within
     REFRESH_REUSE_INTERVAL_SECONDS of its exchange: that is a second tab.
     """
@@ -123,19 +132,23 @@ class Sessions(_Model):
         for dropped in listed[: -User.MAX_SESSIONS]:
             if dropped["exp"] > now:
                 Sessions._col().update_one(
-                    {"_id": dropped["sid"]}, {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}}
+                    {"_id": dropped["sid"], "user_id": user_id},
+                    {"$set": {"revoked_at": now, "revoked_reason": "session_limit"}},
                 )
-        return session, f"{session['_id']}.{secret}"
+        return session, _refresh_token(user_id, session["_id"], secret)
 
     @staticmethod
     def check(refresh_token: str) -> tuple[RefreshOutcome, dict | None]:
         """Judge a presented refresh token without spending it: (VALID, session),
         (REUSED, session) for a secret already exchanged, or (INVALID, None)."""
-        sid_text, _, secret = refresh_token.partition(".")
-        sid = parse_object_id(sid_text) if len(sid_text) == OBJECT_ID_HEX_LENGTH else None
-        if sid is None or not secret:
+        user_text, _, rest = refresh_token.partition(".")
+        sid_text, _, secret = rest.partition(".")
+        user_id, sid = (
+            parse_object_id(text) if len(text) == OBJECT_ID_HEX_LENGTH else None for text in (user_text, sid_text)
+        )
+        if user_id is None or sid is None or not secret:
             return RefreshOutcome.INVALID, None
-        session = Sessions._col().find_one({"_id": sid})
+        session = Sessions._col().find_one({"_id": sid, "user_id": user_id})
         if session is None or session["revoked_at"] is not None or session["expires_at"] <= utcnow():
             return RefreshOutcome.INVALID, None
         presented = digest(secret)
@@ -159,16 +172,16 @@ class Sessions(_Model):
     def rotate(session: dict, refresh_token: str, ip: str | None, user_agent: str | None) -> str | None:
         """Exchange the session's current refresh token for the next one; None when that
         fails (the session ended meanwhile)."""
-        secret = refresh_token.partition(".")[2]
-        new_token = f"{session['_id']}.{_next_secret(session['_id'], secret)}"
+        new_secret = _next_secret(session["_id"], _secret_of(refresh_token))
         current = session["refresh_hash"]
         now = utcnow()
+        owned = {"_id": session["_id"], "user_id": session["user_id"]}
         updated = Sessions._col().update_one(
             # Conditional on the hash: of two concurrent exchanges only one writes.
-            {"_id": session["_id"], "refresh_hash": current, "revoked_at": None},
+            {**owned, "refresh_hash": current, "revoked_at": None},
             {
                 "$set": {
-                    "refresh_hash": digest(new_token.partition(".")[2]),
+                    "refresh_hash": digest(new_secret),
                     "previous_hash": current,
                     "rotated_at": now,
                     "last_used_at": now,
@@ -179,36 +192,35 @@ class Sessions(_Model):
             },
         )
         if updated.modified_count == 1:
-            return new_token
+            return _refresh_token(session["user_id"], session["_id"], new_secret)
         # Another request exchanged the same token a moment ago: a repeat, if it still is one.
-        latest = Sessions._col().find_one({"_id": session["_id"], "revoked_at": None})
+        latest = Sessions._col().find_one({**owned, "revoked_at": None})
         return Sessions.repeat(latest, refresh_token) if latest and Sessions._just_rotated(latest, current) else None
 
     @staticmethod
     def repeat(session: dict, refresh_token: str) -> str | None:
         """For the token exchanged last, presented again within the interval: the token it
         was exchanged for, while that is still the session's current one."""
-        secret = refresh_token.partition(".")[2]
-        next_secret = _next_secret(session["_id"], secret)
+        next_secret = _next_secret(session["_id"], _secret_of(refresh_token))
         if not hmac.compare_digest(digest(next_secret), session["refresh_hash"]):
             return None
-        return f"{session['_id']}.{next_secret}"
+        return _refresh_token(session["user_id"], session["_id"], next_secret)
 
     @staticmethod
-    def reissue(sid: ObjectId) -> tuple[dict, str]:
+    def reissue(user_id: ObjectId, sid: ObjectId) -> tuple[dict, str]:
         """A new refresh token for a live session (after a password change); the old one
         counts as used. Returns the session record as it was, and the new token."""
         secret = secrets.token_urlsafe(SECRET_BYTES)
         session = Sessions._col().find_one_and_update(
-            {"_id": sid},
+            {"_id": sid, "user_id": user_id},
             # No repeat of the token exchanged last: it was issued under the old password.
             {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}, "$unset": {"previous_hash": ""}},
         )
         Sessions._col().update_one(
-            {"_id": sid},
+            {"_id": sid, "user_id": user_id},
             {"$push": {"used_hashes": {"$each": [session["refresh_hash"]], "$slice": -Sessions.USED_HASHES_KEPT}}},
         )
-        return session, f"{sid}.{secret}"
+        return session, _refresh_token(user_id, sid, secret)
 
     @staticmethod
     def revoke(user_id: ObjectId, sid: ObjectId, reason: str) -> bool:

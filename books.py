@@ -3,29 +3,28 @@ and the route that serves the thumbnails."""
 
 from __future__ import annotations
 
-import time
-
-import click
-from flask import Blueprint, current_app, request, send_from_directory
+from flask import Blueprint, current_app, request
 from pymongo.errors import DuplicateKeyError
-from werkzeug.exceptions import Conflict, NotFound, UnsupportedMediaType
+from werkzeug.exceptions import Conflict, NotFound, PreconditionFailed, UnsupportedMediaType
 
+import cover_storage
+import cursors
 import save_image
 import validate
 from api_docs import documented
 from auth_middleware import token_required
 from models import BookBusy, Books
-from responses import FORM_TYPES, envelope, external_url, form_or_json
+from responses import FORM_TYPES, conditional, envelope, external_url, form_or_json
 from throttling import rate_limit
 
-# Covers get random names that are never reused, so caches may keep them for a year.
-COVER_MAX_AGE = 365 * 86400
 DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
+BOOK_CHANGED = "The book has changed since you read it (its ETag no longer matches); read it again."
+BAD_CURSOR = "This cursor is not valid for your list; start again without it."
+MIXED_PAGING = "Use page and per_page, or limit and after, not both."
 
 books = Blueprint("books", __name__)
-# cli_group=None: its command is `flask prune-covers`, not `flask covers prune-covers`.
-covers = Blueprint("covers", __name__, cli_group=None)
+covers = Blueprint("covers", __name__)
 
 
 def _book_json(book: dict) -> dict:
@@ -83,6 +82,34 @@ def _own_book(book_id, user_id) -> dict:
     return book
 
 
+def _book_etag(book: dict) -> str:
+    """Every change counts the book's version up, so id and version name one state of it."""
+    return f"{book['_id']}.v{Books.version(book)}"
+
+
+def _pinned_version(book: dict) -> int | None:
+    """The version an If-Match header pins a change to (None without the header);
+    412 when the book is no longer in the state the client read."""
+    if "If-Match" not in request.headers:
+        return None
+    # A header that names no tag at all (malformed) matches nothing, rather than being ignored.
+    if not (request.if_match.star_tag or request.if_match.contains(_book_etag(book))):
+        raise PreconditionFailed(BOOK_CHANGED)
+    return Books.version(book)
+
+
+def _vanished_or_changed(book_id, user_id):
+    """Why a conditional write matched nothing: the book is gone (404) or has moved on (412)."""
+    if Books.get(book_id, user_id) is None:
+        return NotFound(BOOK_NOT_FOUND)
+    return PreconditionFailed(BOOK_CHANGED)
+
+
+def remove_covers_of(user_id) -> None:
+    """Remove the covers of every book of an account (when it is disabled)."""
+    cover_storage.remove_many(Books.images(user_id))
+
+
 @books.post("/")
 @documented(
     tags=["books"],
@@ -98,8 +125,7 @@ def create_book(current_user):
         raise UnsupportedMediaType("Content-Type must be multipart/form-data with a cover_image file.")
     fields, cover = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
     thumb = _thumbnail(cover, current_user["_id"])
-    folder = current_app.config["UPLOAD_FOLDER"]
-    with save_image.stored(thumb, folder) as image:
+    with cover_storage.stored(thumb) as image:
         try:
             book = Books.create(current_user["_id"], fields, image)
         except DuplicateKeyError:
@@ -108,12 +134,28 @@ def create_book(current_user):
 
 
 @books.get("/")
-@documented(tags=["books"], ok=(200, validate.BookPage), query=validate.BookQuery, auth=True, errors=(400,))
+@documented(
+    tags=["books"],
+    ok=(200, validate.BookPage),
+    query=validate.BookQuery,
+    auth=True,
+    errors=(304, 400),
+    headers=validate.IfNoneMatch,
+)
 @token_required
 def list_books(current_user):
-    """The caller's books, newest first, a page at a time."""
+    """The caller's books, newest first: by page number (with totals), or by cursor
+    (`limit`, then `after=meta.next_cursor`), whose pages cost the same however deep."""
     query = validate.load(validate.BookQuery, request.args.to_dict())
-    items, total = Books.list(current_user["_id"], query.page, query.per_page, query.category)
+    by_cursor = query.model_fields_set & {"limit", "after"}
+    if by_cursor and query.model_fields_set & {"page", "per_page"}:
+        raise validate.InvalidInput({"page": MIXED_PAGING})
+    reply = _cursor_page(current_user, query) if by_cursor else _numbered_page(current_user["_id"], query)
+    return conditional(reply)
+
+
+def _numbered_page(user_id, query):
+    items, total = Books.list(user_id, query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
     meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
     response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
@@ -121,6 +163,28 @@ def list_books(current_user):
     links = _page_links(query, pages)
     if links:
         response.headers["Link"] = links
+    return response, status
+
+
+def _cursor_page(user: dict, query):
+    user_id, limit = user["_id"], query.limit or validate.PER_PAGE_DEFAULT
+    if query.after is None:
+        # The account's newest position is on its record, which token_required just read.
+        below = (user["book_seq"] if "book_seq" in user else Books.number_existing(user_id)) + 1
+    else:
+        try:
+            below = cursors.decode(user_id, query.after)
+        except cursors.BadCursor:
+            raise validate.InvalidInput({"after": BAD_CURSOR}) from None
+    items, last = Books.after(user_id, below, limit, query.category)
+    next_cursor = cursors.encode(user_id, last) if last is not None else None
+    meta_info = {"limit": limit, "next_cursor": next_cursor}
+    response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
+    if next_cursor:
+        args = {"limit": limit, "after": next_cursor}
+        if query.category is not None:
+            args["category"] = query.category
+        response.headers["Link"] = f'<{external_url("books.list_books", **args)}>; rel="next"'
     return response, status
 
 
@@ -145,11 +209,18 @@ def _page_links(query, pages: int) -> str:
 
 
 @books.get("/<objectid:book_id>")
-@documented(tags=["books"], ok=(200, validate.Envelope[validate.BookOut]), auth=True, errors=(404,))
+@documented(
+    tags=["books"],
+    ok=(200, validate.Envelope[validate.BookOut]),
+    auth=True,
+    errors=(304, 404),
+    headers=validate.IfNoneMatch,
+)
 @token_required
 def get_book(current_user, book_id):
-    """One of the caller's books."""
-    return envelope("Book.", _book_json(_own_book(book_id, current_user["_id"])))
+    """One of the caller's books; its ETag goes back in If-Match to change it safely."""
+    book = _own_book(book_id, current_user["_id"])
+    return conditional(envelope("Book.", _book_json(book)), _book_etag(book))
 
 
 @books.put("/<objectid:book_id>")
@@ -159,70 +230,55 @@ def get_book(current_user, book_id):
     json=validate.BookUpdate,
     form=validate.BookUpdateForm,
     auth=True,
-    errors=(400, 404, 409, 413, 415),
+    errors=(400, 404, 409, 412, 413, 415),
+    headers=validate.IfMatch,
 )
 @token_required
 def update_book(current_user, book_id):
-    """Change a book's fields and, with multipart, its cover."""
-    user_id = current_user["_id"]
+    """Change a book's fields and, with multipart, its cover. With If-Match, only if the
+    book is still as the client read it."""
     fields, cover = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
     if not fields and cover is None:
         raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
-    _own_book(book_id, user_id)  # 404 before the cover is decoded
+    user_id = current_user["_id"]
+    version = _pinned_version(_own_book(book_id, user_id))  # 404 (or 412) before the cover is decoded
     thumb = _thumbnail(cover, user_id)
-    folder = current_app.config["UPLOAD_FOLDER"]
-    with save_image.stored(thumb, folder) as image:
+    with cover_storage.stored(thumb) as image:
         if image is not None:
             fields["image"] = image
         try:
-            replaced, book = Books.update(book_id, user_id, fields)
+            replaced, book = Books.update(book_id, user_id, fields, version)
         except DuplicateKeyError:
             raise Conflict(DUPLICATE_TITLE) from None
         except BookBusy:
-            raise Conflict("The book's cover is being changed by another request; try again.") from None
-        if book is None:  # deleted between the read and the write
-            raise NotFound(BOOK_NOT_FOUND)
+            raise Conflict("The book is being changed by other requests; try again.") from None
+        if book is None:  # deleted or changed between the read and the write
+            raise _vanished_or_changed(book_id, user_id)
     if image is not None:
-        # The file this very update replaced: concurrent updates each remove their own
-        # predecessor, so the one left referenced is the one left on disk.
-        save_image.remove(replaced["image"], folder)
-    return envelope("Book updated.", _book_json(book))
+        # The cover this very update replaced: concurrent updates each remove their own
+        # predecessor, so the one left stored is the one the book names.
+        cover_storage.remove(replaced["image"])
+    response, status = envelope("Book updated.", _book_json(book))
+    response.set_etag(_book_etag(book))
+    return response, status
 
 
 @books.delete("/<objectid:book_id>")
-@documented(tags=["books"], ok=(204, None), auth=True, errors=(404,))
+@documented(tags=["books"], ok=(204, None), auth=True, errors=(404, 412), headers=validate.IfMatch)
 @token_required
 def delete_book(current_user, book_id):
-    """Delete a book and its cover."""
-    book = Books.delete(book_id, current_user["_id"])
+    """Delete a book and its cover. With If-Match, only if the book is still as the client read it."""
+    user_id = current_user["_id"]
+    version = _pinned_version(_own_book(book_id, user_id)) if "If-Match" in request.headers else None
+    book = Books.delete(book_id, user_id, version)
     if book is None:
-        raise NotFound(BOOK_NOT_FOUND)
-    save_image.remove(book["image"], current_app.config["UPLOAD_FOLDER"])
+        raise _vanished_or_changed(book_id, user_id) if version is not None else NotFound(BOOK_NOT_FOUND)
+    cover_storage.remove(book["image"])
     return "", 204
 
 
 @covers.get("/static/images/books/<name>")
 def cover(name: str):
-    """Serve a stored thumbnail."""
-    response = send_from_directory(current_app.config["UPLOAD_FOLDER"], name, max_age=COVER_MAX_AGE)
-    response.cache_control.immutable = True
-    response.cache_control.public = True
-    return response
-
-
-@covers.cli.command("prune-covers")
-@click.option(
-    "--grace-minutes",
-    default=60,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Keep unreferenced files younger than this: uploads still in flight.",
-)
-def prune_covers(grace_minutes: int):
-    """Delete cover files that no book references (left by failed or interrupted writes)."""
-    referenced = Books.image_names()
-    folder = current_app.config["UPLOAD_FOLDER"]
-    removed = save_image.prune(folder, referenced, older_than=time.time() - grace_minutes * 60)
-    for name in removed:
-        click.echo(f"removed {name}")
-    click.echo(f"{len(removed)} unreferenced cover file(s) removed; {len(referenced)} referenced.")
+    """Serve a stored thumbnail, from whichever storage holds it; its name never changes
+    meaning, so caches may keep it for a year."""
+    return cover_storage.response(name)

@@ -25,7 +25,15 @@ DEFAULT_DATABASE = "book_library"
 OBJECT_ID_HEX_LENGTH = 24
 SECONDS_PER_DAY = 86400
 
-USER_FIELDS = {"name": 1, "email": 1, "disabled": 1, "created_at": 1, "updated_at": 1, "mfa.enabled": 1}
+USER_FIELDS = {
+    "name": 1,
+    "email": 1,
+    "email_verified": 1,
+    "disabled": 1,
+    "created_at": 1,
+    "updated_at": 1,
+    "mfa.enabled": 1,
+}
 
 
 def utcnow() -> datetime:
@@ -73,6 +81,14 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.auth_events.create_index(
         [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
     )
+    # Mailed links' tokens (one per user and purpose, a newer replacing the older) and the outbox.
+    db.link_tokens.create_index([("hash", ASCENDING)], unique=True, name="hash_unique")
+    db.link_tokens.create_index(
+        [("user_id", ASCENDING), ("purpose", ASCENDING)], unique=True, name="user_purpose_unique"
+    )
+    db.link_tokens.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
+    db.outbox.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="due")
+    db.outbox.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
     db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
     # A disabled account and its books are deleted by MongoDB at their purge_at (documents
     # without the field, every live one, are never touched).
@@ -85,6 +101,11 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.books.create_index(
         [("user_id", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="user_category_newest",
+    )
+    # Cursor pages: a range of one user's list positions.
+    db.books.create_index([("user_id", ASCENDING), ("seq", DESCENDING)], name="user_positions")
+    db.books.create_index(
+        [("user_id", ASCENDING), ("category", ASCENDING), ("seq", DESCENDING)], name="user_category_positions"
     )
 
 
@@ -202,9 +223,11 @@ class User(_Model):
         doc = {
             "name": name,
             "email": email,
+            "email_verified": False,
             "password": hash_password(password),
             "disabled": False,
             "sessions": [],
+            "book_seq": 0,  # the list position of the user's newest book (see Books.next_seq)
             "created_at": now,
             "updated_at": now,
         }
@@ -263,13 +286,34 @@ class User(_Model):
 
     @staticmethod
     def set_password(user_id: ObjectId, password: str) -> dict:
-        """Store the new password and move the account to a new token version (every
-        access token signed before now stops working); returns {_id, token_version}."""
-        return User._col().find_one_and_update(
+        """A new password, by whatever route: the account moves to a new token version (every
+        access token signed before now stops working) and any password-reset link still out
+        stops working. Returns {_id, token_version}."""
+        user = User._col().find_one_and_update(
             {"_id": user_id},
             {"$set": {"password": hash_password(password), "updated_at": utcnow()}, "$inc": {"token_version": 1}},
             projection={"token_version": 1},
             return_document=ReturnDocument.AFTER,
+        )
+        get_db().link_tokens.delete_many({"user_id": user_id, "purpose": "reset_password"})
+        return user
+
+    @staticmethod
+    def mark_email_verified(user_id: ObjectId, email: str) -> bool:
+        """Record that the owner of `email` proved it; False when the account's address is another now."""
+        result = User._col().update_one(
+            {"_id": user_id, "email": email, "disabled": False},
+            {"$set": {"email_verified": True, "updated_at": utcnow()}},
+        )
+        return result.matched_count == 1
+
+    @staticmethod
+    def change_email(user_id: ObjectId, email: str) -> dict | None:
+        """Move the account to a proven address; DuplicateKeyError when another account has it."""
+        return User._col().find_one_and_update(
+            {"_id": user_id, "disabled": False},
+            {"$set": {"email": email, "email_verified": True, "updated_at": utcnow()}},
+            return_document=ReturnDocument.BEFORE,
         )
 
     @staticmethod
@@ -300,6 +344,7 @@ class User(_Model):
             "id": str(user["_id"]),
             "name": user["name"],
             "email": user["email"],
+            "email_verified": bool(user.get("email_verified")),
             "mfa_enabled": mfa_enabled(user),
             "created_at": isoformat(user["created_at"]),
             "updated_at": isoformat(user["updated_at"]),
@@ -376,6 +421,8 @@ BOOK_FIELDS = {
     "created_at": 1,
     "updated_at": 1,
 }
+# A cursor page also needs each book's list position.
+CURSOR_FIELDS = {**BOOK_FIELDS, "seq": 1}
 
 
 class BookBusy(Exception):
@@ -383,6 +430,10 @@ class BookBusy(Exception):
 
 
 class Books(_Model):
+    """A user's books. Each has `seq`, its position in the owner's list (1 for the first book
+    the user added, newest highest, never reused), for cursor pages; and `version`, counted
+    up by every change, for conditional updates (If-Match)."""
+
     collection = "books"
     # Tries at swapping the cover while concurrent updates win; each try one of them wins.
     SWAP_ATTEMPTS = 20
@@ -396,11 +447,46 @@ class Books(_Model):
             **fields,
             "title_key": title_key(fields["title"]),
             "image": image,
+            "seq": Books.next_seq(user_id),
+            "version": 1,
             "created_at": now,
             "updated_at": now,
         }
         doc["_id"] = Books._col().insert_one(doc).inserted_id
         return doc
+
+    @staticmethod
+    def next_seq(user_id: ObjectId) -> int:
+        """Take the next list position from the owner's counter (atomic, so never given twice)."""
+        for _ in range(2):
+            user = User._col().find_one_and_update(
+                {"_id": user_id, "book_seq": {"$exists": True}},
+                {"$inc": {"book_seq": 1}},
+                projection={"book_seq": 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if user is not None:
+                return user["book_seq"]
+            Books.number_existing(user_id)
+        raise LookupError("the user to number books for does not exist")
+
+    @staticmethod
+    def number_existing(user_id: ObjectId) -> int:
+        """Give positions to the books of an account from before positions existed, oldest
+        first, and start its counter after them. Safe to run twice at once: both compute
+        the same numbers, and each write only fills in what is missing."""
+        owned = (
+            Books._col().find({"user_id": user_id}, {"seq": 1}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        )
+        books = list(owned)
+        # One write per book, once per account (bulk_write would do; mongomock cannot run it).
+        for position, book in enumerate(books, start=1):
+            if "seq" not in book:
+                missing = {"_id": book["_id"], "user_id": user_id, "seq": {"$exists": False}}
+                Books._col().update_one(missing, {"$set": {"seq": position}})
+        last = max([len(books)] + [book.get("seq", 0) for book in books])
+        User._col().update_one({"_id": user_id, "book_seq": {"$exists": False}}, {"$set": {"book_seq": last}})
+        return last
 
     @staticmethod
     def get(book_id: ObjectId, user_id: ObjectId) -> dict | None:
@@ -429,6 +515,31 @@ class Books(_Model):
         return items, Books._col().count_documents(Books._owned(user_id, category))
 
     @staticmethod
+    def window(user_id: ObjectId, below: int, width: int, category: str | None = None, limit: int = 0):
+        """The books at list positions [below - width, below), newest first.
+
+        Bounded on both sides, so the server reads only the entries in that range (an
+        index range scan on user_positions); a bound on one side only would cost the
+        embedded server every older book."""
+        query = Books._owned(user_id, category)
+        query["seq"] = {"$gte": max(below - width, 1), "$lt": below}
+        cursor = Books._col().find(query, CURSOR_FIELDS).sort("seq", DESCENDING)
+        return cursor.limit(limit) if limit else cursor
+
+    @staticmethod
+    def after(user_id: ObjectId, below: int, limit: int, category: str | None = None) -> tuple[list, int | None]:
+        """Up to `limit` books before list position `below`, newest first, and the position
+        to continue from (None when nothing is left). Positions freed by deleted books (or,
+        with a category, taken by other categories) are skipped by windows that double."""
+        found: list[dict] = []
+        width = limit + 1  # one more than the page: whether a next page exists
+        while below > 1 and len(found) <= limit:
+            found += Books.window(user_id, below, width, category, limit + 1 - len(found))
+            below, width = below - width, width * 2
+        page = found[:limit]
+        return page, page[-1]["seq"] if len(found) > limit else None
+
+    @staticmethod
     def _owned(user_id: ObjectId, category: str | None) -> dict:
         query = {"user_id": user_id}
         if category is not None:
@@ -436,41 +547,55 @@ class Books(_Model):
         return query
 
     @staticmethod
-    def update(book_id: ObjectId, user_id: ObjectId, fields: dict) -> tuple[dict | None, dict | None]:
-        """Apply the changes: (the document they replaced, the new one), or (None, None) if
-        the book vanished. With a new image, the replaced document says which cover file
-        this update, and no other, made unused."""
+    def update(
+        book_id: ObjectId, user_id: ObjectId, fields: dict, version: int | None = None
+    ) -> tuple[dict | None, dict | None]:
+        """Apply the changes: (the document they replaced, the new one); (None, None) if the
+        book vanished or, when a version is given, is no longer at that version. The replaced
+        document says which cover this update, and no other, made unused."""
         changes = dict(fields, updated_at=utcnow())
         if "title" in fields:
             changes["title_key"] = title_key(fields["title"])
-        owned = {"_id": book_id, "user_id": user_id}
-        if "image" not in fields:
-            book = Books._col().find_one_and_update(owned, {"$set": changes}, return_document=ReturnDocument.AFTER)
-            return book, book
-        # Compare-and-swap on the image: an update conditional on the file it replaces.
-        # (find_one_and_update with ReturnDocument.BEFORE says the same on MongoDB, but the
-        # embedded server can return one earlier document to concurrent calls.)
+        # Compare-and-swap on the version just read (find_one_and_update's BEFORE document
+        # says the same on MongoDB, but the embedded server can hand one earlier document to
+        # concurrent calls); a conditional update_one is atomic on both.
         for _ in range(Books.SWAP_ATTEMPTS):
-            current = Books._col().find_one(owned)
+            current = Books._col().find_one(Books._at_version(book_id, user_id, version))
             if current is None:
                 return None, None
-            if Books._col().update_one({**owned, "image": current["image"]}, {"$set": changes}).matched_count:
-                return current, {**current, **changes}
+            read = Books.version(current)
+            swap = {"$set": changes, "$inc": {"version": 1}}
+            if Books._col().update_one(Books._at_version(book_id, user_id, read), swap).matched_count:
+                return current, {**current, **changes, "version": read + 1}
+            if version is not None:  # the pinned version is gone
+                return None, None
         raise BookBusy()
 
     @staticmethod
-    def images_of(user_id: ObjectId) -> list[str]:
-        """The cover file names of one user's books."""
-        return [book["image"] for book in Books._col().find({"user_id": user_id}, {"image": 1}) if book.get("image")]
-
-    @staticmethod
     def image_names() -> set[str]:
-        """Every cover file name a book references (one pass over the collection)."""
+        """Every cover name a book references (one pass over the collection)."""
         return {book["image"] for book in Books._col().find({}, {"image": 1, "_id": 0}) if book.get("image")}
 
     @staticmethod
-    def delete(book_id: ObjectId, user_id: ObjectId) -> dict | None:
-        return Books._col().find_one_and_delete({"_id": book_id, "user_id": user_id})
+    def delete(book_id: ObjectId, user_id: ObjectId, version: int | None = None) -> dict | None:
+        return Books._col().find_one_and_delete(Books._at_version(book_id, user_id, version))
+
+    @staticmethod
+    def _at_version(book_id: ObjectId, user_id: ObjectId, version: int | None) -> dict:
+        query = {"_id": book_id, "user_id": user_id}
+        if version is not None:
+            # Books from before versions were counted have none: they are at version 0.
+            query["version"] = version or None
+        return query
+
+    @staticmethod
+    def version(book: dict) -> int:
+        return book.get("version", 0)
+
+    @staticmethod
+    def images(user_id: ObjectId) -> list[str]:
+        """The cover names of every book of a user."""
+        return [book["image"] for book in Books._col().find({"user_id": user_id}, {"image": 1}) if book.get("image")]
 
     @staticmethod
     def to_json(book: dict, image_url: str) -> dict:

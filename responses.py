@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
@@ -19,7 +21,7 @@ def envelope(message: str, data=None, status: int = 200, **extra):
 def external_url(endpoint: str, **values) -> str:
     """An absolute URL for a response: under PUBLIC_URL when it is set, never from a Host
     header alone (a forged one would put its host into links that clients follow)."""
-    base = current_app.config["PUBLIC_URL"]
+    base = current_app.extensions["public_url"]  # as configured: empty in development unless set
     if not base:
         return url_for(endpoint, _external=True, **values)
     return base + url_for(endpoint, **values)
@@ -49,3 +51,12 @@ def form_or_json() -> dict:
     raise UnsupportedMediaType(
         "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."
     )
+
+
+def conditional(reply, tag: str | None = None):
+    """A GET reply with an ETag (the given one, or a digest of its body, the same on every
+    app server); when the client's If-None-Match holds it, 304 with no body instead."""
+    response, status = reply
+    response.status_code = status
+    response.set_etag(tag or hashlib.sha256(response.get_data()).hexdigest()[:32])
+    return response.make_conditional(request)

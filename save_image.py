@@ -1,14 +1,9 @@
-"""Cover thumbnails: sniff the real format, refuse bombs, re-encode at 150x150, store atomically."""
+"""Cover thumbnails: sniff the real format, refuse bombs, re-encode at 150x150 (cover_storage.py keeps them)."""
 
 from __future__ import annotations
 
 import io
-import os
-import secrets
-import tempfile
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
@@ -155,62 +150,3 @@ def _encode(image: Image.Image, fmt: str) -> bytes:
     out = io.BytesIO()
     image.save(out, fmt, **options)
     return out.getvalue()
-
-
-def store(data: bytes, extension: str, folder: str) -> str:
-    """Write the thumbnail under a fresh random name, atomically; return the name."""
-    os.makedirs(folder, exist_ok=True)
-    name = f"{secrets.token_hex(16)}.{extension}"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, os.path.join(folder, name))
-    except BaseException:
-        _unlink(tmp)
-        raise
-    return name
-
-
-@contextmanager
-def stored(thumbnail: tuple[bytes, str] | None, folder: str) -> Iterator[str | None]:
-    """Store the thumbnail (if any) for the block; remove it again if the block fails,
-    so a failed request leaves no orphan file."""
-    name = store(*thumbnail, folder) if thumbnail is not None else None
-    try:
-        yield name
-    except BaseException:
-        remove(name, folder)
-        raise
-
-
-def remove(name: str | None, folder: str) -> None:
-    if name:
-        _unlink(os.path.join(folder, os.path.basename(name)))
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def prune(folder: str, referenced: set[str], older_than: float) -> list[str]:
-    """Remove the files in `folder` that are not `referenced` and were last written before
-    `older_than` (a Unix time), left-over partial uploads included; return their names.
-
-    The grace period keeps the file of an upload in flight, stored a moment before its
-    book is written."""
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return removed
-    for entry in entries:
-        if entry.is_file(follow_symlinks=False) and entry.name not in referenced:
-            if entry.stat(follow_symlinks=False).st_mtime < older_than:
-                _unlink(entry.path)
-                removed.append(entry.name)
-    return sorted(removed)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Blueprint, current_app, request
 from werkzeug.exceptions import Conflict, Unauthorized
 
+import mail
 import validate
 from api_docs import documented
 from auth_middleware import record, sign_jwt, start_session, token_required, tokens_reply, verify_jwt
@@ -252,6 +253,7 @@ def verify_mfa(current_user):
     if not User.activate_mfa(current_user["_id"], pending, step, codes):
         raise Conflict(START_FIRST)
     record("mfa_enabled", current_user["_id"])
+    mail.queue("mfa_enabled", current_user["email"], current_user["_id"])
     return envelope("Two-factor authentication is on. Keep these recovery codes safe.", {"recovery_codes": codes})
 
 
@@ -270,6 +272,7 @@ def disable_mfa(current_user):
     require_second_factor(user, fields, "disable")
     User.disable_mfa(user["_id"])
     record("mfa_disabled", user["_id"])
+    mail.queue("mfa_disabled", user["email"], user["_id"])
     return "", 204
 
 
@@ -290,4 +293,5 @@ def replace_recovery_codes(current_user):
     codes = new_recovery_codes()
     User.replace_recovery_codes(user["_id"], codes)
     record("mfa_recovery_codes_replaced", user["_id"])
+    mail.queue("recovery_codes_replaced", user["email"], user["_id"])
     return envelope("New recovery codes; the old ones no longer work.", {"recovery_codes": codes})

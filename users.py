@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
-from werkzeug.exceptions import Conflict, NotFound, Unauthorized
+from werkzeug.exceptions import Conflict, Forbidden, NotFound, Unauthorized
 
-import save_image
+import mail
 import validate
 from api_docs import documented
 from auth_middleware import (
@@ -21,13 +21,19 @@ from auth_middleware import (
     tokens_reply,
 )
 from auth_models import Events, RefreshOutcome, Sessions
-from models import Books, User, mfa_enabled
-from responses import envelope, json_body, optional_json_body
+from books import remove_covers_of
+from models import User, mfa_enabled
+from responses import conditional, envelope, json_body, optional_json_body
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
 from two_factor import BAD_CREDENTIALS, mfa_challenge, require_password, require_second_factor
 
 users = Blueprint("users", __name__)
 
+CHECK_EMAIL = "Check your email to finish signing up."
+UNVERIFIED = (
+    "Verify your email address first: open the link in the mail we sent you. "
+    "For a new link, sign up again with the same address."
+)
 REFRESH_INVALID = "Refresh token is invalid or expired."
 
 
@@ -44,16 +50,26 @@ def _no_content():
     ok=(201, validate.Envelope[validate.UserOut]),
     json=validate.SignUp,
     errors=(400, 409, 413, 415, 429),
+    also=((202, validate.Accepted),),
 )
 def sign_up():
-    """Create an account."""
+    """Create an account and mail a link to verify its address. With REQUIRE_VERIFIED_EMAIL,
+    a new and a registered address get the same 202, and the owner of a registered one a mail."""
     rate_limit("signup", SIGNUP_RATE_LIMIT=request.remote_addr)
     fields = validate.load(validate.SignUp, json_body())
+    require_verified = current_app.config["REQUIRE_VERIFIED_EMAIL"]
     try:
         user = User.create(fields.name, fields.email, fields.password)
     except DuplicateKeyError:
-        raise Conflict("An account with this email already exists.") from None
+        if not require_verified:
+            raise Conflict("An account with this email already exists.") from None
+        record("signup_existing_email", None, email=fields.email)
+        mail.queue("signup_attempt", fields.email)
+        return envelope(CHECK_EMAIL, status=202)
     record("signup", user["_id"])
+    mail.queue("verify_email", user["email"], user["_id"])
+    if require_verified:
+        return envelope(CHECK_EMAIL, status=202)
     return envelope("Account created.", User.to_json(user), 201)
 
 
@@ -62,7 +78,7 @@ def sign_up():
     tags=["users"],
     ok=(200, validate.Envelope[validate.LoginOut | validate.MfaChallengeOut]),
     json=validate.Login,
-    errors=(400, 401, 413, 415, 429),
+    errors=(400, 401, 403, 413, 415, 429),
 )
 def login():
     """Exchange email and password for an access token and a refresh token."""
@@ -78,6 +94,9 @@ def login():
         count_failure(lock)
         record("login_failed", user_id, email=email)
         raise Unauthorized(BAD_CREDENTIALS)
+    if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.get("email_verified"):
+        record("login_unverified", user_id)
+        raise Forbidden(UNVERIFIED)
     if mfa_enabled(user):
         return mfa_challenge(user)  # the failure count stays until the second step succeeds
     clear_failures(lock)
@@ -192,8 +211,9 @@ def change_password(current_user):
     require_second_factor(current_user, fields, "password_change")
     user = User.set_password(user_id, fields.new_password)  # with its new token version
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
-    session, new_refresh_token = Sessions.reissue(g.session_id)
+    session, new_refresh_token = Sessions.reissue(user_id, g.session_id)
     record("password_changed", user_id)
+    mail.queue("password_changed", current_user["email"], user_id)
     return tokens_reply("Password changed.", token_response(user, session, new_refresh_token))
 
 
@@ -214,11 +234,17 @@ def list_events(current_user):
 
 
 @users.get("/")
-@documented(tags=["users"], ok=(200, validate.Envelope[validate.UserOut]), auth=True)
+@documented(
+    tags=["users"],
+    ok=(200, validate.Envelope[validate.UserOut]),
+    auth=True,
+    errors=(304,),
+    headers=validate.IfNoneMatch,
+)
 @token_required
 def get_current_user(current_user):
     """The caller's account."""
-    return envelope("Current user.", User.to_json(current_user))
+    return conditional(envelope("Current user.", User.to_json(current_user)))
 
 
 @users.put("/")
@@ -253,10 +279,9 @@ def disable_user(current_user):
     require_password(current_user, fields.password, "disable_account")
     require_second_factor(current_user, fields, "disable_account")
     User.disable(current_user["_id"], current_app.config["ACCOUNT_PURGE_DAYS"])
-    # Covers are public by URL: a disabled account's go at once, not with its purge.
-    folder = current_app.config["UPLOAD_FOLDER"]
-    for name in Books.images_of(current_user["_id"]):
-        save_image.remove(name, folder)
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
+    # Covers are public by URL: a disabled account's go at once, not with its purge.
+    remove_covers_of(current_user["_id"])
     record("account_disabled", current_user["_id"])
+    mail.queue("account_disabled", current_user["email"], current_user["_id"])
     return _no_content()

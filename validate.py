@@ -25,6 +25,7 @@ PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
+CURSOR_MAX = 100
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
 MIN_PASSWORD_SCORE = 2
@@ -35,11 +36,12 @@ STRENGTH_CHECKED_CHARS = 14
 
 
 class InvalidInput(Exception):
-    """Raised with a mapping of field name to message; the app answers 400."""
+    """Raised with a mapping of field name to message; the app answers 400 with `message`."""
 
-    def __init__(self, errors: dict[str, str]):
+    def __init__(self, errors: dict[str, str], message: str = "The request has invalid fields."):
         super().__init__("invalid input")
         self.errors = errors
+        self.message = message
 
 
 def _name(value: str) -> str:
@@ -258,6 +260,47 @@ class PasswordChange(MfaFactor):
         return _not_guessable(value, *(info.context or {}).get("user_inputs", ()))
 
 
+class PasswordForgot(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+    email: Email
+
+
+class LinkToken(_Schema):
+    """The token of a mailed link: what follows `#token=` in it."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"token": "q3RkVtG2Yf0xq1Zs7n3C9pWm5bJ8hL4dA6uE2kT0vXw"}]}
+    )
+    token: StrictStr = Field(min_length=1, max_length=128, description="The value after `#token=` in the mailed link.")
+
+
+class PasswordReset(LinkToken):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"token": "q3RkVtG2Yf0xq1Zs7n3C9pWm5bJ8hL4dA6uE2kT0vXw", "new_password": "Tr0ubadour & 3 horses!"}
+            ]
+        },
+    )
+    new_password: Password
+
+    @field_validator("new_password")
+    @classmethod
+    def _strong(cls, value: str, info: ValidationInfo) -> str:
+        # The caller passes the account's name and email, checked as at sign-up.
+        return _not_guessable(value, *(info.context or {}).get("user_inputs", ()))
+
+
+class EmailChange(MfaFactor):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"email": "ada@example.org", "password": "Corr3ct horse battery!"}]},
+    )
+    email: Email
+    password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
+
+
 class RefreshRequest(_Schema):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
@@ -286,9 +329,18 @@ class BookUpdate(_Schema):
 
 
 class BookQuery(_Schema):
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX)
+    page: int = Field(default=1, ge=1, le=1_000_000, description="Page-number mode: the page (with totals).")
+    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX, description="Page-number mode.")
     category: Category | None = None
+    limit: int | None = Field(
+        default=None, ge=1, le=PER_PAGE_MAX, description=f"Cursor mode: books per page ({PER_PAGE_DEFAULT} by default)."
+    )
+    after: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CURSOR_MAX,
+        description="Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page.",
+    )
 
 
 _MESSAGES = {
@@ -386,9 +438,23 @@ class UserOut(BaseModel):
     id: str
     name: str
     email: str
+    email_verified: bool = Field(description="Whether the owner of the address has proved it with a mailed link.")
     mfa_enabled: bool
     created_at: str
     updated_at: str
+
+
+class Accepted(BaseModel):
+    """202: the request is taken; what follows comes by mail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"message": "Check your email to finish signing up.", "data": None, "error": None}]
+        }
+    )
+    message: str
+    data: None = None
+    error: None = None
 
 
 class TokensOut(BaseModel):
@@ -449,8 +515,33 @@ class PageMeta(BaseModel):
     pages: int
 
 
+class CursorMeta(BaseModel):
+    limit: int
+    next_cursor: str | None = Field(description="Send as `after` for the next page; null on the last page.")
+
+
 class BookPage(Envelope[list[BookOut]]):
-    meta: PageMeta
+    meta: PageMeta | CursorMeta
+
+
+class IfNoneMatch(BaseModel):
+    """Conditional GET."""
+
+    if_none_match: str | None = Field(
+        default=None,
+        alias="If-None-Match",
+        description="The ETag of an earlier response: 304 with no body while it still matches.",
+    )
+
+
+class IfMatch(BaseModel):
+    """Conditional change."""
+
+    if_match: str | None = Field(
+        default=None,
+        alias="If-Match",
+        description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+    )
 
 
 class SessionOut(BaseModel):

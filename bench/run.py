@@ -12,11 +12,12 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
 3. seeds through the API: a reader with 1,000 books, an uploader and a login account;
 4. loads each case with wrk at a fixed concurrency for a fixed time, after a
    short warm-up, and counts non-2xx answers;
-5. after the first list case, grows the books collection to 100,000 books across
+5. measures cursor pages (the first, and one 900 books deep) beside each page-number case;
+6. after the first list case, grows the books collection to 100,000 books across
    1,000 users and lists the reader's 1,000 books again;
-6. measures one password-hash check, the 24-megapixel thumbnail (time, memory)
+7. measures one password-hash check, the 24-megapixel thumbnail (time, memory)
    and the API workers' peak memory while uploading;
-7. runs the scripts in SIDE_SCRIPTS (peak memory of the worst accepted covers,
+8. runs the scripts in SIDE_SCRIPTS (peak memory of the worst accepted covers,
    time of the password-strength check on its hardest inputs).
 
 Prints one table (ratios to the floor hold across machines; absolute numbers
@@ -83,6 +84,10 @@ START_SECONDS = 30
 # the load time gives their p50 (and the 100k/1k ratio) enough samples to hold still.
 LIST_LONGER = 3
 SETTLE_SECONDS = 10
+# Cursor pages: 20 books a page; the deep page starts after book 900, reached in pages of 100.
+CURSOR_LIMIT = 20
+CURSOR_WALK_LIMIT = 100
+CURSOR_DEPTH = 900
 # Run after the load cases, with no server needed; each prints the lines it adds to the report.
 SIDE_SCRIPTS = ("image_memory.py", "strength_check.py")
 
@@ -180,6 +185,16 @@ def proc_status_kib(pid: int, field: str) -> int | None:
     except OSError:
         pass
     return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process (all its threads) has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def reset_peak_rss(pids: list[int]) -> bool:
@@ -577,6 +592,8 @@ class Bench:
             )
             if "title_key" in doc:
                 doc["title_key"] = title_key(title)
+            if "seq" in doc:  # each owner's own list position, as the API numbers them
+                doc["seq"] = n // len(user_ids) + 1
             batch.append(doc)
             if len(batch) == 1000:
                 inserted += len(db.books.insert_many(batch, ordered=False).inserted_ids)
@@ -622,12 +639,50 @@ class Bench:
         print(f"  {label} ...", end="", flush=True)
         if self.args.warmup > 0:
             run_wrk(self.wrk, port, env, connections, threads, self.args.warmup * longer)
+        cpu_before = cpu_seconds(self.database.pid)
         result = summarise(run_wrk(self.wrk, port, env, connections, threads, self.args.duration * longer))
+        database_cpu = cpu_seconds(self.database.pid) - cpu_before
         result.update(key=key, case=label, server=server, connections=connections)
+        result["db_cpu_ms_per_request"] = database_cpu * 1000 / result["requests"] if result["requests"] else None
         self.results.append(result)
         flag = f"  ({result['non2xx']} non-2xx!)" if result["flagged"] else ""
         print(f" {result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms{flag}", flush=True)
         return result
+
+    def cursor_paths(self) -> tuple[str, str]:
+        """The first cursor page, and a page deep in the reader's list (after book 900 of 1,000),
+        reached by following next_cursor as a client would."""
+        first = f"/books/?limit={CURSOR_LIMIT}"
+        path, seen = f"/books/?limit={CURSOR_WALK_LIMIT}", 0
+        auth = {"Authorization": f"Bearer {self.reader_token}"}
+        while seen < CURSOR_DEPTH:
+            status, body = http(self.ports["api"], "GET", path, headers=auth)
+            if status != 200 or not body["meta"].get("next_cursor"):
+                raise BenchError(f"walking the cursor pages: {path} answered {status}: {body and body['message']}")
+            seen += len(body["data"])
+            path = f"/books/?limit={CURSOR_WALK_LIMIT}&after={body['meta']['next_cursor']}"
+        deep = f"/books/?limit={CURSOR_LIMIT}&after={body['meta']['next_cursor']}"
+        return first, deep
+
+    def measure_cursor_pages(self, reader: dict, size: str) -> None:
+        """Cursor pages of the same reader: the first, and one 900 books deep."""
+        if not hasattr(self, "cursor_pages"):
+            self.cursor_pages = self.cursor_paths()
+        first, deep = self.cursor_pages
+        self.measure(
+            f"cursor_first_{size}", f"GET /books/ cursor first ({size})", "api", {**reader, "BENCH_PATH": first}
+        )
+        self.measure(f"cursor_deep_{size}", f"GET /books/ cursor deep ({size})", "api", {**reader, "BENCH_PATH": deep})
+        if size == "1k":
+            # One connection keeps exactly one worker busy: what one worker asks of the database.
+            self.measure(
+                "cursor_first_c1",
+                "GET /books/ cursor first (c=1)",
+                "api",
+                {**reader, "BENCH_PATH": first},
+                connections=1,
+                threads=1,
+            )
 
     @staticmethod
     def settle() -> None:
@@ -662,6 +717,7 @@ class Bench:
             longer=LIST_LONGER,
         )
         self.settle()
+        self.measure_cursor_pages(reader, "1k")
 
         # The same page once the collection has grown, measured right after the growth,
         # before the write-heavy cases below add their own documents.
@@ -683,6 +739,7 @@ class Bench:
             longer=LIST_LONGER,
         )
         self.settle()
+        self.measure_cursor_pages(reader, "100k")
         # The floor again: how far the machine drifted between the two ends of the run.
         self.measure("floor_again", "floor again (drift check)", "floor", {"BENCH_PATH": f"/users/{self.reader_id}"})
 
@@ -797,7 +854,9 @@ class Bench:
         for r in self.results:
             r["ratio_to_floor"] = r["rps"] / floor if floor else None
 
-        header = f"{'case':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'x floor':>8}"
+        header = (
+            f"{'case':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'x floor':>8} {'db ms/req':>10}"
+        )
         lines = [header, "-" * len(header)]
         for r in self.results:
             ratio = f"{r['ratio_to_floor']:.2f}" if r["ratio_to_floor"] is not None else "-"
@@ -809,9 +868,11 @@ class Bench:
                     flag += f" (first {r['first_non2xx_status']})"
                 if socket_errors:
                     flag += f", {socket_errors} socket errors"
+            db_ms = r.get("db_cpu_ms_per_request")
+            db_ms = f"{db_ms:.2f}" if db_ms is not None and r["server"] != "ceiling" else "-"
             lines.append(
-                f"{r['case']:<28} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-                f"{r['non2xx']:>8} {ratio:>8}{flag}"
+                f"{r['case']:<32} {r['rps']:>8.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+                f"{r['non2xx']:>8} {ratio:>8} {db_ms:>10}{flag}"
             )
         lines.append("")
 
@@ -835,6 +896,25 @@ class Bench:
             lines.append(
                 f"GET /books/ p50 at 100k books / at 1k books: {by_key['list_100k']['p50_ms']:.1f} / "
                 f"{by_key['list_1k']['p50_ms']:.1f} ms = {growth:.2f}x (target <= 1.2)"
+            )
+        for position in ("first", "deep"):
+            small, large = by_key.get(f"cursor_{position}_1k"), by_key.get(f"cursor_{position}_100k")
+            if small and large:
+                growth = large["p50_ms"] / small["p50_ms"]
+                extras[f"cursor_{position}_p50_growth_ratio"] = growth
+                lines.append(
+                    f"GET /books/ cursor {position} page p50 at 100k books / at 1k books: {large['p50_ms']:.1f} / "
+                    f"{small['p50_ms']:.1f} ms = {growth:.2f}x"
+                )
+        one = by_key.get("cursor_first_c1")
+        if one and one["rps"] and one.get("db_cpu_ms_per_request"):
+            # A busy worker asks rps x (database CPU per request) of the database's one core.
+            share = one["rps"] * one["db_cpu_ms_per_request"] / 1000
+            extras["database_share_per_busy_worker"] = share
+            lines.append(
+                f"GET /books/ cursor first page, one busy worker (c=1): {one['rps']:.0f} req/s x "
+                f"{one['db_cpu_ms_per_request']:.2f} ms of database CPU each = {share:.0%} of one database core: "
+                f"one embedded database carries about {1 / share:.1f} busy workers"
             )
         thumb = extras.get("thumbnail_24mp")
         if thumb and "error" not in thumb:

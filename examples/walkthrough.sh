@@ -85,13 +85,23 @@ call 200 "GET /books/ (page 1)" "$BASE_URL/books/?page=1&per_page=20" -H "Author
 call 200 "GET /books/ (science)" -G "$BASE_URL/books/" --data-urlencode 'category=science' \
   -H "Authorization: Bearer $TOKEN"
 
-# One book.
-call 200 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
+# Or by cursor: `limit` books, then `after=` the page's meta.next_cursor until it is null.
+# Every page costs the same however deep, and books added meanwhile do not shift it.
+call 200 "GET /books/ (cursor, first page)" "$BASE_URL/books/?limit=10" -H "Authorization: Bearer $TOKEN"
 
-# Update fields with JSON...
-call 200 "PUT /books/$BOOK_ID (JSON)" -X PUT "$BASE_URL/books/$BOOK_ID" \
-  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+# One book. Its ETag header names this state of it.
+call 200 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
+ETAG="$(curl -sS -o /dev/null -D - "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN" |
+  tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')"
+
+# Update fields with JSON, only if nobody changed the book since we read it (If-Match)...
+call 200 "PUT /books/$BOOK_ID (JSON, If-Match)" -X PUT "$BASE_URL/books/$BOOK_ID" \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "If-Match: $ETAG" \
   -d '{"title": "Dune Messiah", "category": "Fantasy"}'
+# ...so a second tab still holding the old ETag is refused instead of overwriting it.
+call 412 "PUT /books/$BOOK_ID (stale If-Match)" -X PUT "$BASE_URL/books/$BOOK_ID" \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "If-Match: $ETAG" \
+  -d '{"title": "Dune"}'
 
 # ...or with a multipart form, which can also replace the cover.
 call 200 "PUT /books/$BOOK_ID (multipart)" -X PUT "$BASE_URL/books/$BOOK_ID" \

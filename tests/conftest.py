@@ -7,7 +7,6 @@ import os
 import sys
 import uuid
 
-import mongomock
 import pytest
 from pymongo import MongoClient
 
@@ -19,7 +18,15 @@ sys.path.insert(0, ROOT)
 
 from app import create_app  # noqa: E402
 from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
-from helpers import AN_INSTANT, AuthActions, book_form, config_for_tests  # noqa: E402
+from helpers import (  # noqa: E402
+    AN_INSTANT,
+    AuthActions,
+    MongomockClient,
+    SmtpTestServer,
+    book_form,
+    config_for_tests,
+    free_port,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +50,7 @@ def backend(request):
 @pytest.fixture
 def mongo_client(backend, request):
     if backend == "mongomock":
-        client = mongomock.MongoClient(tz_aware=True)
+        client = MongomockClient(tz_aware=True)
         yield client
         client.close()
         return
@@ -73,18 +80,55 @@ def app_config():
 
 
 @pytest.fixture
-def app(mongo_client, tmp_path, app_config, db_name, rate_limit_uri):
-    application = create_app(
-        config_for_tests(
-            tmp_path,
-            MONGO_CLIENT=mongo_client,
-            DATABASE_URL=f"mongodb://unused/{db_name}",
-            RATELIMIT_STORAGE_URI=rate_limit_uri,
-            **app_config,
-        )
+def cover_storage():
+    """Where covers are kept; test modules about covers run both storages."""
+    return "local"
+
+
+@pytest.fixture
+def app_settings(mongo_client, tmp_path, app_config, db_name, rate_limit_uri, cover_storage):
+    """The configuration of the test's app; app_factory and make_app build others from it."""
+    return config_for_tests(
+        tmp_path,
+        MONGO_CLIENT=mongo_client,
+        DATABASE_URL=f"mongodb://unused/{db_name}",
+        RATELIMIT_STORAGE_URI=rate_limit_uri,
+        COVER_STORAGE=cover_storage,
+        **app_config,
     )
-    yield application
+
+
+@pytest.fixture
+def app_factory(app_settings, mongo_client, db_name):
+    """Builds app processes on the test's database: the first is `app`; another is a restart,
+    or a second process beside it."""
+    made = []
+
+    def make(**overrides):
+        application = create_app({**app_settings, **overrides})
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        application.extensions["mail"]["sender"].stop()
     mongo_client.drop_database(db_name)
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def make_app(app, app_factory, tmp_path):
+    """Another app process on the same database (its own instance folder), with changes."""
+
+    def make(**changes):
+        folder = tmp_path / f"instance-{uuid.uuid4().hex[:6]}"
+        return app_factory(INSTANCE_PATH=str(folder), **changes)
+
+    return make
 
 
 @pytest.fixture
@@ -137,3 +181,14 @@ def clock(time_machine):
     only when the test says, with clock.shift(seconds or timedelta)."""
     time_machine.move_to(AN_INSTANT, tick=False)
     return time_machine
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1 for the test; stopped however the test ends."""
+    server = SmtpTestServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

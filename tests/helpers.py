@@ -4,6 +4,7 @@ that start real servers. Fixtures live in conftest.py."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import json
@@ -20,11 +21,15 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
 from pathlib import Path
+from types import SimpleNamespace
 
 import jwt
 import mongomock
+import mongomock.gridfs
 import pytest
+from aiosmtpd.controller import Controller
 from PIL import Image
 
 from app import DEFAULTS, create_app
@@ -47,6 +52,7 @@ RATE_LIMITED = "Too many requests; try again later."
 LOCKED = "Too many failed logins; try again later."
 JSON_ONLY = "Content-Type must be application/json."
 BOOK_NOT_FOUND = "Book not found."
+COVER_NOT_FOUND = "Cover not found."
 DUPLICATE_TITLE = "You already have a book with this title."
 # werkzeug's own descriptions, for the URLs and methods no route answers.
 NO_SUCH_URL = (
@@ -74,6 +80,8 @@ def config_for_tests(tmp_path, **overrides) -> dict:
         "PASSWORD_HASH_TIME_COST": 1,
         "PASSWORD_HASH_MEMORY_KIB": 1024,
         "RATELIMIT_ENABLED": False,
+        # The outbox waits: the tests about mail drive it with mail.send_due, and no thread writes mail files.
+        "MAIL_SENDER": False,
         **overrides,
     }
     return {key: value for key, value in config.items() if value is not OMIT}
@@ -112,6 +120,11 @@ def limits(**settings) -> dict:
             "PASSWORD_RATE_LIMIT",
             "PASSWORD_ACCOUNT_RATE_LIMIT",
             "COVER_UPLOAD_RATE_LIMIT",
+            "PASSWORD_FORGOT_RATE_LIMIT",
+            "PASSWORD_FORGOT_EMAIL_RATE_LIMIT",
+            "LINK_TOKEN_RATE_LIMIT",
+            "VERIFY_RESEND_RATE_LIMIT",
+            "EMAIL_CHANGE_RATE_LIMIT",
         )
     }
     return {"RATELIMIT_ENABLED": True, **generous, **settings}
@@ -212,6 +225,14 @@ def documented_security() -> dict[tuple[str, str], bool]:
 def protected_operations() -> list[tuple[str, str]]:
     """(METHOD, URL) of every operation that needs an access token."""
     return [operation for operation, protected in documented_security().items() if protected]
+
+
+# PyMongo's gridfs accepts mongomock's databases once told to, and reads one client option.
+mongomock.gridfs.enable_gridfs_integration()
+
+
+class MongomockClient(mongomock.MongoClient):
+    options = SimpleNamespace(timeout=None)  # no client-wide operation timeout
 
 
 # --- requests ----------------------------------------------------------------------------
@@ -421,3 +442,65 @@ def wait_until_gone(pids, seconds: float) -> set[int]:
     finally:
         for fd in handles:
             os.close(fd)
+
+
+# --- mail ------------------------------------------------------------------------------------
+
+
+class SmtpTestServer:
+    """A real SMTP server (aiosmtpd) on a fixed loopback port, which a test may stop and start
+    again; it keeps every message it accepted, parsed."""
+
+    def __init__(self, port: int, **options):
+        self.port = port
+        self.options = options
+        self.messages = []
+        self.recipients = []
+        self.arrived = threading.Event()  # set at each accepted message
+        self.hold = None  # an Event: while set to one, DATA waits for it (a send caught in the act)
+        self.receiving = threading.Event()  # set when a held DATA has started
+        self._controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **self.options)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.hold is not None:
+            self.receiving.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.hold.wait, 10)
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        self.recipients.append(list(envelope.rcpt_tos))
+        self.arrived.set()
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list:
+        """The messages addressed to `address`, oldest first."""
+        return [m for m in self.messages if m["To"] == address]
+
+
+def text_body(message) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
+def html_body(message) -> str:
+    return message.get_body(("html",)).get_content()
+
+
+TOKEN_IN_LINK = re.compile(r"#token=([A-Za-z0-9_-]+)")
+
+
+def link_token(message) -> str:
+    """The token of the link in a mail's text body."""
+    found = TOKEN_IN_LINK.search(text_body(message))
+    assert found, text_body(message)
+    return found.group(1)

@@ -196,9 +196,9 @@ class TestRefreshRateLimitPerSession:
         ObjectIds are guessable from one's own); bad tokens that merely name it must not
         stop its owner from refreshing."""
         token = login(client, account).get_json()["data"]["refresh_token"]
-        session_id = token.partition(".")[0]
+        user_id, session_id, _ = token.split(".", 2)
         for n in (1, 2):
-            forged = refresh(client, f"{session_id}.forged-secret-{n}", addr=66)
+            forged = refresh(client, f"{user_id}.{session_id}.forged-secret-{n}", addr=66)
             assert_envelope(forged, 401, REFRESH_INVALID, "Unauthorized")
 
         response = refresh(client, token, addr=7)

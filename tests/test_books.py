@@ -21,6 +21,13 @@ from helpers import (
     image_bytes,
 )
 
+
+@pytest.fixture(params=["local", "gridfs"])
+def cover_storage(request):
+    """Every book test runs with covers in a folder and in GridFS."""
+    return request.param
+
+
 TINY_COVER = image_bytes("PNG", size=(8, 8))
 BLANK_FILE = object()  # stands for Postman's blank file field, built afresh for each request
 OTHER_ID = "5f0c9a1b2c3d4e5f6a7b8c9d"  # a well-formed ObjectId that no book has

@@ -11,6 +11,7 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from helpers import (
+    COVER_NOT_FOUND,
     INVALID_FIELDS,
     JSON_ONLY,
     NO_SUCH_URL,
@@ -58,6 +59,10 @@ PUBLIC = {
     ("POST", "/users/login"),
     ("POST", "/users/login/mfa"),
     ("POST", "/users/token/refresh"),
+    # A mailed link's token is the proof: no access token (reset and verification come from a mailbox).
+    ("POST", "/users/password/forgot"),
+    ("POST", "/users/password/reset"),
+    ("POST", "/users/email/verify"),
 }
 
 
@@ -712,7 +717,7 @@ def test_cover_is_served_as_png_with_a_long_immutable_cache(client, auth, create
 
 def test_missing_cover_is_a_404_envelope_that_is_not_cached(client):
     with client.get("/static/images/books/" + "0" * 32 + ".png") as response:
-        assert_envelope(response, 404, NO_SUCH_URL, "Not Found")
+        assert_envelope(response, 404, COVER_NOT_FOUND, "Not Found")
         cache = response.cache_control
         assert cache.no_store
         assert not cache.immutable and not cache.public

@@ -6,7 +6,6 @@ headers and bodies."""
 import tempfile
 import uuid
 
-import mongomock
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -19,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from helpers import PASSWORD, config_for_tests
+from helpers import PASSWORD, MongomockClient, config_for_tests
 
 # What is checked. Not "positive data acceptance": the document states the shape of inputs,
 # while some rules (a common password, a one-word name) are checked beyond it and answered 400.
@@ -36,7 +35,7 @@ def _contract_app(tmp_root):
     return create_app(
         config_for_tests(
             tmp_root,
-            MONGO_CLIENT=mongomock.MongoClient(tz_aware=True),
+            MONGO_CLIENT=MongomockClient(tz_aware=True),
             DATABASE_URL="mongodb://unused/contract",
             REQUEST_LOG=False,
         )

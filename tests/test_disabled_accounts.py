@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from helpers import AN_INSTANT, NO_SUCH_URL, PASSWORD, assert_envelope, book_form
+from helpers import AN_INSTANT, COVER_NOT_FOUND, PASSWORD, assert_envelope, book_form
 
 
 def disable(client, headers):
@@ -31,7 +31,7 @@ def test_disabling_an_account_removes_its_cover_files_at_once(client, app, auth,
 
     for book in gone:
         with client.get(book["image_url"]) as response:
-            assert_envelope(response, 404, NO_SUCH_URL, "Not Found")
+            assert_envelope(response, 404, COVER_NOT_FOUND, "Not Found")
     with client.get(kept[0]["image_url"]) as response:
         assert response.status_code == 200
     assert sorted(os.listdir(app.config["UPLOAD_FOLDER"])) == [cover_file(kept[0])]

@@ -1,4 +1,5 @@
-"""Cover images over HTTP: real formats, thumbnails, metadata, limits, bombs and the files on disk."""
+"""Cover images over HTTP: real formats, thumbnails, metadata, limits, bombs and the stored files,
+with covers in a folder and in GridFS."""
 
 from __future__ import annotations
 
@@ -11,18 +12,21 @@ import resource
 import struct
 import time
 import zlib
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import gridfs
 import pytest
 from PIL import Image, PngImagePlugin
 
 from helpers import (
     BOOK_NOT_FOUND,
+    COVER_NOT_FOUND,
     DUPLICATE_TITLE,
     INVALID_FIELDS,
-    NO_SUCH_URL,
     RATE_LIMITED,
     TOO_LARGE,
+    Fragment,
     assert_429,
     assert_envelope,
     book_form,
@@ -64,6 +68,12 @@ TOO_LARGE_AT_4_MIB = (
 CATEGORY_UNKNOWN = (
     "Category must be one of: romance, poetry, politics, picture book, science, fantasy, horror, thriller."
 )
+
+
+@pytest.fixture(params=["local", "gridfs"])
+def cover_storage(request):
+    """Every cover test runs with covers in a folder and in GridFS."""
+    return request.param
 
 
 # --- helpers --------------------------------------------------------------------
@@ -120,9 +130,11 @@ def file_name(book):
 
 
 def stored(app):
-    """Every file in the upload folder, hidden temporaries included."""
+    """Every cover kept in either storage: the upload folder (hidden temporaries included)
+    and the GridFS bucket."""
     folder = app.config["UPLOAD_FOLDER"]
-    return set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    files = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    return files | {doc["_id"] for doc in app.extensions["mongo"]["db"]["covers.files"].find({}, {"_id": 1})}
 
 
 def total_books(client, headers):
@@ -149,7 +161,7 @@ def cover_status(client, url) -> int:
     """200 for a cover that is served; a missing one must be the 404 envelope."""
     with client.get(url) as response:
         if response.status_code != 200:
-            assert_envelope(response, 404, NO_SUCH_URL, "Not Found")
+            assert_envelope(response, 404, COVER_NOT_FOUND, "Not Found")
         return response.status_code
 
 
@@ -817,36 +829,65 @@ def prune(app, *args):
     return app.test_cli_runner().invoke(args=["prune-covers", *args])
 
 
-def test_prune_covers_removes_only_old_files_no_book_references(client, auth, app):
-    headers = auth.headers()
-    kept = created_book(post_cover(client, headers, image_bytes("PNG")))
-    folder = app.config["UPLOAD_FOLDER"]
-    old = time.time() - 2 * 3600
-    for name in ("0123456789abcdef0123456789abcdef.png", ".upload-abc123"):
-        with open(os.path.join(folder, name), "wb") as handle:
+def plant(app, name: str, storage: str, age_seconds: float = 0) -> None:
+    """A cover that no book references, written `age_seconds` ago, in either storage."""
+    written = time.time() - age_seconds
+    if storage == "local":
+        path = os.path.join(app.config["UPLOAD_FOLDER"], name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
             handle.write(b"orphan")
-        os.utime(os.path.join(folder, name), (old, old))
-    with open(os.path.join(folder, "fedcba9876543210fedcba9876543210.png"), "wb") as handle:
-        handle.write(b"an upload in flight")  # written just now: inside the grace period
-    os.utime(os.path.join(folder, file_name(kept)), (old, old))  # old but referenced
+        os.utime(path, (written, written))
+        return
+    db = app.extensions["mongo"]["db"]
+    gridfs.GridFSBucket(db, bucket_name="covers").upload_from_stream_with_id(name, name, io.BytesIO(b"orphan"))
+    age(app, name, age_seconds)
+
+
+def age(app, name: str, seconds: float) -> None:
+    """Make a stored cover look written `seconds` ago, wherever it is."""
+    written = time.time() - seconds
+    path = os.path.join(app.config["UPLOAD_FOLDER"], name)
+    if os.path.exists(path):
+        os.utime(path, (written, written))
+    files = app.extensions["mongo"]["db"]["covers.files"]
+    files.update_one({"_id": name}, {"$set": {"uploadDate": datetime.fromtimestamp(written, UTC)}})
+
+
+def test_prune_covers_removes_only_old_covers_no_book_references_from_both_storages(client, auth, app):
+    kept = created_book(post_cover(client, auth.headers(), image_bytes("PNG")))
+    age(app, file_name(kept), 2 * 3600)  # old but referenced
+    plant(app, "0123456789abcdef0123456789abcdef.png", "local", age_seconds=2 * 3600)
+    plant(app, ".upload-abc123", "local", age_seconds=2 * 3600)  # a killed worker's partial upload
+    plant(app, "1123456789abcdef0123456789abcdef.png", "gridfs", age_seconds=2 * 3600)
+    plant(app, "fedcba9876543210fedcba9876543210.png", "local")  # just written: an upload in flight
+    plant(app, "eedcba9876543210fedcba9876543210.png", "gridfs")
 
     result = prune(app)
 
     assert result.exit_code == 0, result.output
-    assert "2 unreferenced cover file(s) removed; 1 referenced." in result.output
-    assert set(os.listdir(folder)) == {file_name(kept), "fedcba9876543210fedcba9876543210.png"}
+    assert result.output.splitlines() == [
+        "removed .upload-abc123",
+        "removed 0123456789abcdef0123456789abcdef.png",
+        "removed 1123456789abcdef0123456789abcdef.png",
+        "3 unreferenced cover(s) removed; 1 referenced.",
+    ]
+    assert stored(app) == {
+        file_name(kept),
+        "fedcba9876543210fedcba9876543210.png",
+        "eedcba9876543210fedcba9876543210.png",
+    }
     assert cover_status(client, kept["image_url"]) == 200
 
 
-def test_prune_covers_with_no_grace_removes_every_unreferenced_file(client, auth, app):
+def test_prune_covers_with_no_grace_removes_every_unreferenced_cover(client, auth, app, cover_storage):
     kept = created_book(post_cover(client, auth.headers(), image_bytes("PNG")))
-    with open(os.path.join(app.config["UPLOAD_FOLDER"], "fedcba9876543210fedcba9876543210.png"), "wb") as handle:
-        handle.write(b"orphan")
+    plant(app, "fedcba9876543210fedcba9876543210.png", cover_storage)
 
     result = prune(app, "--grace-minutes", "0")
 
     assert result.exit_code == 0, result.output
-    assert os.listdir(app.config["UPLOAD_FOLDER"]) == [file_name(kept)]
+    assert stored(app) == {file_name(kept)}
 
 
 # --- serving ----------------------------------------------------------------------
@@ -855,7 +896,7 @@ def test_prune_covers_with_no_grace_removes_every_unreferenced_file(client, auth
 @pytest.mark.parametrize("name", ["0123456789abcdef0123456789abcdef.png", "missing.jpg", ".upload-abc"])
 def test_missing_cover_is_404_envelope(client, name):
     with client.get(f"/static/images/books/{name}") as response:
-        assert_envelope(response, 404, NO_SUCH_URL, "Not Found")
+        assert_envelope(response, 404, COVER_NOT_FOUND, "Not Found")
 
 
 @pytest.mark.parametrize(
@@ -874,7 +915,8 @@ def test_missing_cover_is_404_envelope(client, name):
 )
 def test_path_traversal_outside_the_covers_is_not_served(client, app, path):
     with client.get(path) as response:
-        assert_envelope(response, 404, NO_SUCH_URL, "Not Found")
+        # No route (werkzeug's message), or the covers route finding no such cover (ours).
+        assert_envelope(response, 404, Fragment("not found"), "Not Found")
         body = response.get_data()
     assert b"create_app" not in body
     assert b"root:" not in body

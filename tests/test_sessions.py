@@ -155,10 +155,9 @@ def test_refresh_token_is_stored_only_as_a_hash(client, db, email):
 
     stored = db.sessions.find_one({"_id": ObjectId(session.id)})
 
-    secret = session.refresh_token.split(".", 1)[1]
     assert stored is not None
     assert session.refresh_token not in str(stored)
-    assert secret not in str(stored)
+    assert secret(session) not in str(stored)
 
 
 # --- refresh ------------------------------------------------------------------
@@ -219,6 +218,15 @@ def test_refresh_token_used_twice_in_a_row_is_refused_the_second_time(client, em
 
     assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_REUSED, "Unauthorized")
     assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_INVALID, "Unauthorized")
+
+
+def owner(session) -> str:
+    """The user id a refresh token starts with ("<user id>.<session id>.<secret>")."""
+    return session.refresh_token.split(".", 2)[0]
+
+
+def secret(session) -> str:
+    return session.refresh_token.split(".", 2)[2]
 
 
 # --- refresh from several tabs: the reuse interval ------------------------------------------
@@ -288,18 +296,20 @@ class TestNoReuseInterval:
 
 FORGED = [
     pytest.param(lambda own, other: "x", id="garbage"),
-    pytest.param(lambda own, other: own.id, id="session-id-alone"),
-    pytest.param(lambda own, other: own.id + ".", id="session-id-and-empty-secret"),
-    pytest.param(lambda own, other: own.id + ".wrong-secret", id="own-session-wrong-secret"),
-    pytest.param(lambda own, other: own.id + "." + "A" * 43, id="own-session-secret-shaped-but-wrong"),
-    pytest.param(lambda own, other: "." + own.refresh_token.split(".", 1)[1], id="right-secret-no-session-id"),
-    pytest.param(lambda own, other: other.id + ".wrong-secret", id="other-users-session-wrong-secret"),
+    pytest.param(lambda own, other: f"{owner(own)}.{own.id}", id="session-id-alone"),
+    pytest.param(lambda own, other: f"{owner(own)}.{own.id}.", id="session-id-and-empty-secret"),
+    pytest.param(lambda own, other: f"{owner(own)}.{own.id}.wrong-secret", id="own-session-wrong-secret"),
+    pytest.param(lambda own, other: f"{owner(own)}.{own.id}." + "A" * 43, id="own-session-secret-shaped-but-wrong"),
+    pytest.param(lambda own, other: f"{owner(own)}..{secret(own)}", id="right-secret-no-session-id"),
+    pytest.param(lambda own, other: f"{own.id}.{secret(own)}", id="without-the-owner"),
+    pytest.param(lambda own, other: f"{owner(other)}.{other.id}.wrong-secret", id="other-users-session-wrong-secret"),
     pytest.param(
-        lambda own, other: other.id + "." + own.refresh_token.split(".", 1)[1], id="other-users-session-with-own-secret"
+        lambda own, other: f"{owner(other)}.{other.id}.{secret(own)}", id="other-users-session-with-own-secret"
     ),
-    pytest.param(lambda own, other: f"{ObjectId()}.{own.refresh_token.split('.', 1)[1]}", id="unknown-session"),
+    pytest.param(lambda own, other: f"{owner(other)}.{own.id}.{secret(own)}", id="own-session-named-as-another-users"),
+    pytest.param(lambda own, other: f"{owner(own)}.{ObjectId()}.{secret(own)}", id="unknown-session"),
     pytest.param(lambda own, other: own.token[:200], id="an-access-token-cut-to-the-size-limit"),
-    pytest.param(lambda own, other: "g" * 24 + ".secret", id="24-non-hex"),
+    pytest.param(lambda own, other: "g" * 24 + "." + "g" * 24 + ".secret", id="24-non-hex"),
 ]
 
 

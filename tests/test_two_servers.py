@@ -1,4 +1,5 @@
-"""Two real API servers on one database agree at once: revocations, refresh-token reuse, rate limits.
+"""Two real API servers on one database agree at once: revocations, refresh-token reuse, rate limits,
+and covers kept in GridFS.
 
 One SecantusDB daemon and two separate gunicorn processes (A and B), as two machines
 behind a load balancer would run; every request goes over real HTTP.
@@ -6,16 +7,21 @@ behind a load balancer would run; every request goes over real HTTP.
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import string
 import sys
+import urllib.request
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 
 from helpers import (
+    COVER_NOT_FOUND,
     PASSWORD,
     RATE_LIMITED,
     REFRESH_INVALID,
@@ -263,5 +269,68 @@ def test_login_rate_limit_is_counted_across_both_servers(database, tmp_path_fact
         for server in (a, b):
             reply = server("POST", "/users/login", right)
             assert assert_429(reply, RATE_LIMITED) <= 60, reply.headers
+    finally:
+        stop_all(processes)
+
+
+# --- covers in GridFS, served by either server ---------------------------------------------------
+
+
+def send_cover(server: Server, method: str, path: str, token: str, fields: dict, cover: bytes) -> Reply:
+    """A multipart form with a cover file, as a browser's FormData sends it."""
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+        for key, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="cover_image"; filename="c.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode()
+        + cover
+        + b"\r\n"
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    headers = {
+        **USER_AGENT,
+        "Authorization": f"Bearer {token}",
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+    }
+    request = urllib.request.Request(server.url + path, data=body, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return Reply(response.status, dict(response.headers), response.read())
+
+
+def fetch_cover(server: Server, image_url: str) -> Reply:
+    """A cover fetched from this server, whichever server made its URL."""
+    return http_request("GET", server.url + urlsplit(image_url).path, headers=USER_AGENT)
+
+
+def png(size: int, color: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_covers_in_gridfs_are_served_by_both_servers_and_replaced_on_either(database, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two_servers_gridfs")
+    processes, a, b = start_servers(database, tmp, "two_servers_gridfs", COVER_STORAGE="gridfs")
+    try:
+        token = log_in(a, new_account(a))["token"]
+        created = send_cover(a, "POST", "/books/", token, {"title": "Dune", "category": "science"}, png(40, "red"))
+        old_url = assert_envelope(created, 201, "Book created.")["image_url"]
+
+        served = fetch_cover(b, old_url)
+        assert (served.status_code, served.mimetype) == (200, "image/png")
+        assert fetch_cover(a, old_url).raw == served.raw
+
+        replaced = send_cover(b, "PUT", f"/books/{created.data['id']}", token, {}, png(60, "blue"))
+        new_url = assert_envelope(replaced, 200, "Book updated.")["image_url"]
+
+        for server in (a, b):
+            assert_envelope(fetch_cover(server, old_url), 404, COVER_NOT_FOUND, "Not Found")
+            new = fetch_cover(server, new_url)
+            assert (new.status_code, new.mimetype) == (200, "image/png")
+        # Nothing of it on either server's disk.
+        assert [path.name for path in tmp.rglob("*.png")] == []
     finally:
         stop_all(processes)

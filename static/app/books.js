@@ -1,4 +1,4 @@
-// The book list, a page at a time, and the dialogs to add, edit and delete a book.
+// The book list, a page at a time by cursor, and the dialogs to add, edit and delete a book.
 
 import { $, clearMessages, clone, fillCategories, linkHints, mount, notify, onSubmit, showError } from "./ui.js";
 
@@ -7,8 +7,15 @@ const PER_PAGE = 12;
 export class BooksView {
   constructor(api) {
     this.api = api;
-    this.page = 1;
     this.category = "";
+    this.firstPage();
+  }
+
+  /** Cursor pages: `after` of every page visited so far (the first page has none), so the
+   *  previous page is the one before in this list; each page costs the API the same. */
+  firstPage() {
+    this.cursors = [null];
+    this.index = 0;
   }
 
   async show({ focus = true } = {}) {
@@ -18,7 +25,7 @@ export class BooksView {
     filter.value = this.category;
     filter.addEventListener("change", () => {
       this.category = filter.value;
-      this.page = 1;
+      this.firstPage();
       this.load().catch(showError);
     });
     $("[data-action=add]", this.view).addEventListener("click", (event) => this.edit(null, event.currentTarget));
@@ -29,35 +36,37 @@ export class BooksView {
   }
 
   turn(step) {
-    this.page += step;
+    if (step > 0) this.cursors[this.index + 1] = this.nextCursor;
+    this.index += step;
     this.load()
       .then(() => $("#books-title").focus())
       .catch(showError);
   }
 
   async load() {
-    const query = new URLSearchParams({ page: this.page, per_page: PER_PAGE });
+    const query = new URLSearchParams({ limit: PER_PAGE });
+    const after = this.cursors[this.index];
+    if (after) query.set("after", after);
     if (this.category) query.set("category", this.category);
     const { data, meta } = await this.api.request("GET", `/books/?${query}`);
-    if (!data.length && this.page > 1) {
+    if (!data.length && this.index > 0) {
       // The last book of the last page went: show the page before.
-      this.page = Math.max(1, meta.pages);
+      this.index -= 1;
       return this.load();
     }
-    this.render(data, meta);
+    this.nextCursor = meta.next_cursor;
+    this.render(data);
   }
 
-  render(books, meta) {
+  render(books) {
     const list = $("[data-slot=list]", this.view);
     list.replaceChildren(...books.map((book) => this.card(book)));
     $("[data-slot=empty]", this.view).hidden = books.length > 0;
-    $("[data-slot=count]", this.view).textContent =
-      meta.total === 1 ? "1 book" : `${meta.total} books`;
     const pager = $("[data-slot=pager]", this.view);
-    pager.hidden = meta.pages <= 1;
-    $("[data-slot=page]", pager).textContent = `Page ${meta.page} of ${meta.pages}`;
-    $("[data-action=previous]", pager).disabled = meta.page <= 1;
-    $("[data-action=next]", pager).disabled = meta.page >= meta.pages;
+    pager.hidden = this.index === 0 && !this.nextCursor;
+    $("[data-slot=page]", pager).textContent = `Page ${this.index + 1}`;
+    $("[data-action=previous]", pager).disabled = this.index === 0;
+    $("[data-action=next]", pager).disabled = !this.nextCursor;
   }
 
   card(book) {
@@ -108,7 +117,7 @@ export class BooksView {
           ? await this.api.upload("PUT", `/books/${book.id}`, body, onProgress)
           : await this.api.upload("POST", "/books/", body, onProgress);
         dialog.close();
-        if (!book) this.page = 1; // the newest book is first
+        if (!book) this.firstPage(); // the newest book is first
         await this.load();
         notify(book ? `Saved “${reply.data.title}”.` : `Added “${reply.data.title}”.`);
       },
