@@ -24,6 +24,15 @@ def index():
     return _send("index.html")
 
 
+# The pages that mailed links open (mail.KINDS): the same page, which reads the token from the
+# link's fragment. No trailing slash, so that the page's relative URLs still resolve under /app/.
+@web_app.get("/app/reset-password")
+@web_app.get("/app/verify-email")
+def link_page():
+    """The app's page, opened from a mailed link."""
+    return _send("index.html")
+
+
 @web_app.get("/app/<path:name>")
 def asset(name: str):
     """The app's scripts and stylesheet."""

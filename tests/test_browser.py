@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
+import mail
 from helpers import (
     COVER_NOT_FOUND,
     INVALID_FIELDS,
@@ -240,12 +241,12 @@ class _Controls(HTMLParser):
             self._button_text += data
 
 
-def app_files(client) -> dict[str, str]:
+def app_files(client, page_url="/app/") -> dict[str, str]:
     """Every file the app's page loads, following its ES module imports: {url: mimetype}."""
-    with client.get("/app/") as page:
+    with client.get(page_url) as page:
         parser = _Assets()
         parser.feed(page.get_data(as_text=True))
-    pending = [urljoin("/app/", url) for url in parser.scripts + [href for _, href in parser.links]]
+    pending = [urljoin(page_url, url) for url in parser.scripts + [href for _, href in parser.links]]
     seen = {}
     while pending:
         url = pending.pop()
@@ -304,6 +305,20 @@ def test_every_control_of_the_app_has_a_label_and_every_button_a_name(client):
     assert parser.controls and parser.buttons
     assert [control for control in parser.controls if control not in parser.label_for] == []
     assert "" not in parser.buttons
+
+
+# The pages that mailed links open, at the default FRONTEND_URL (PUBLIC_URL + "/app").
+LINK_PAGES = sorted({"/app" + kind.path for kind in mail.KINDS.values() if kind.path})
+
+
+@pytest.mark.parametrize("path", LINK_PAGES)
+def test_pages_that_mailed_links_open_are_the_app_under_its_policy(client, path):
+    with client.get(path) as page, client.get("/app/") as index:
+        assert page.status_code == 200
+        assert page.get_data() == index.get_data()
+        assert page.headers["Content-Security-Policy"] == index.headers["Content-Security-Policy"]
+    # The page's relative URLs resolve under /app/ from there too.
+    assert app_files(client, path) == app_files(client)
 
 
 def test_a_file_the_app_lacks_is_a_json_404(client):

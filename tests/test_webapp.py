@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import secrets
 import shutil
 import threading
 import time
@@ -27,7 +28,8 @@ if CHROMIUM is None:
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from helpers import PASSWORD, bearer, book_form, free_port, image_bytes  # noqa: E402
+import mail  # noqa: E402
+from helpers import PASSWORD, bearer, book_form, free_port, image_bytes, text_body  # noqa: E402
 
 APP_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static", "app")
 ACCESS_SECONDS = 60
@@ -527,6 +529,150 @@ def test_an_api_that_cannot_be_reached_is_named(page, other_origin):
         f"Cannot reach the API at {closed}. Check that it is running and that its CORS_ORIGINS lists {other_origin}."
     )
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+
+# --- mailed links ------------------------------------------------------------------------------
+
+PUBLIC_URL = "https://books.example.com"
+NEW_PASSWORD = "Tr1cky-Gl0ve-Harb0r!"
+FORGOT_SENT = "If an account has this address, a link to reset its password is on its way there."
+RESET_DONE = "Password changed. Log in with the new password."
+INVALID_LINK = "This link is invalid or has expired."
+# A link as mailed: the default FRONTEND_URL (PUBLIC_URL + "/app"), a path, and the token in the fragment.
+MAILED_LINK = re.compile(re.escape(PUBLIC_URL) + r"(/app/[a-z-]+#token=[\w-]+)")
+
+
+def mailed_link(app, smtp, api, to, subject_part) -> str:
+    """The outbox sends what is due; the link in the newest mail to `to` about `subject_part`,
+    on the test server rather than the public address."""
+    mail.send_due(app)
+    message = [m for m in smtp.to(to) if subject_part in m["Subject"]][-1]
+    return api + MAILED_LINK.search(text_body(message)).group(1)
+
+
+def sign_up_over_http(client, email):
+    response = client.post("/users/", json={"name": NAME, "email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.get_json()
+
+
+class TestMailedLinks:
+    """The pages mailed links open, with real mail: the outbox is driven with mail.send_due."""
+
+    @pytest.fixture
+    def app_config(self, smtp):
+        return {"MAIL_URL": smtp.url, "PUBLIC_URL": PUBLIC_URL, "REQUEST_LOG": False}
+
+    @pytest.fixture
+    def mode(self):
+        return "token"
+
+    def test_a_forgotten_password_is_reset_from_the_mailed_link(self, page, app, api, smtp):
+        sign_up_over_http(app.test_client(), "forgot@example.com")
+        page.goto(app_url("same", api))
+        page.get_by_role("button", name="Forgot your password?").click()
+        expect(page.get_by_role("heading", name="Reset your password")).to_be_focused()
+        page.get_by_label("Email").fill("forgot@example.com")
+        page.get_by_role("button", name="Send reset link").click()
+        expect(status(page)).to_have_text(FORGOT_SENT)
+
+        link = mailed_link(app, smtp, api, "forgot@example.com", "Reset your")
+        assert link.startswith(f"{api}/app/reset-password#token=")
+        page.goto(link)
+        expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+        assert page.url == f"{api}/app/#/reset-password"  # the token left the address bar
+
+        page.get_by_label("New password", exact=True).fill("password")
+        page.get_by_role("button", name="Set new password").click()
+        expect(page.get_by_role("alert")).to_have_text("The request has invalid fields.")
+        expect(page.get_by_label("New password", exact=True)).to_have_attribute("aria-invalid", "true")
+
+        page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+        page.get_by_role("button", name="Set new password").click()
+        expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+        expect(status(page)).to_have_text(RESET_DONE)
+        log_in(page, "forgot@example.com", NEW_PASSWORD)
+        expect(status(page)).to_have_text(f"Welcome back, {NAME}.")
+
+        # The link works once; logged in or not, a new one is a click away.
+        page.goto(link)
+        page.get_by_label("New password", exact=True).fill("An0ther-Fine-Passw0rd!")
+        page.get_by_role("button", name="Set new password").click()
+        expect(page.get_by_role("alert")).to_have_text(INVALID_LINK)
+        page.get_by_role("button", name="Ask for a new link").click()
+        expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
+
+    @pytest.mark.parametrize("kind", ["wrong", "expired"])
+    def test_a_bad_reset_link_says_so_and_offers_a_new_one(self, page, app, api, smtp, server_clock, kind):
+        client = app.test_client()
+        sign_up_over_http(client, "bad@example.com")
+        assert client.post("/users/password/forgot", json={"email": "bad@example.com"}).status_code == 202
+        link = mailed_link(app, smtp, api, "bad@example.com", "Reset your")
+        if kind == "wrong":
+            link = link.split("#")[0] + "#token=" + secrets.token_urlsafe(32)
+        else:
+            server_clock.shift(timedelta(minutes=31))  # a reset link lives 30 minutes
+
+        page.goto(link)
+        page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+        page.get_by_role("button", name="Set new password").click()
+
+        expect(page.get_by_role("alert")).to_have_text(INVALID_LINK)
+        expect(page.get_by_label("New password", exact=True)).to_be_hidden()
+        page.get_by_role("button", name="Ask for a new link").click()
+        expect(page.get_by_role("heading", name="Reset your password")).to_be_visible()
+
+    def test_a_reset_page_without_its_token_asks_for_a_new_link(self, page, api):
+        page.goto(f"{api}/app/reset-password")
+        expect(page.get_by_text("This page opens from the link in the mail we sent you")).to_be_visible()
+        expect(page.get_by_label("New password", exact=True)).to_be_hidden()
+        expect(page.get_by_role("button", name="Ask for a new link")).to_be_visible()
+
+    def test_the_sign_up_mail_verifies_the_address(self, page, app, api, smtp):
+        page.goto(app_url("same", api))
+        sign_up(page, "verify@example.com")
+
+        link = mailed_link(app, smtp, api, "verify@example.com", "Confirm your email address")
+        assert link.startswith(f"{api}/app/verify-email#token=")
+        page.goto(link)
+        expect(page.get_by_role("heading", name="Verify your email address")).to_be_visible()
+        assert page.url == f"{api}/app/#/verify-email"
+        page.get_by_role("button", name="Verify email address").click()
+
+        expect(status(page)).to_have_text("Email address verified.")
+        page.get_by_role("button", name="Go to your books").click()  # still logged in
+        expect(page.get_by_role("heading", name="Your books")).to_be_visible()
+        client = app.test_client()
+        account = client.get("/users/", headers=bearer(api_login(client, "verify@example.com")))
+        assert account.get_json()["data"]["email_verified"] is True
+
+    def test_a_used_verification_link_says_so(self, page, app, api, smtp):
+        sign_up_over_http(app.test_client(), "twice@example.com")
+        link = mailed_link(app, smtp, api, "twice@example.com", "Confirm your email address")
+        assert app.test_client().post("/users/email/verify", json={"token": link.split("=")[-1]}).status_code == 200
+
+        page.goto(link)
+        page.get_by_role("button", name="Verify email address").click()
+
+        expect(page.get_by_role("alert")).to_have_text(INVALID_LINK)
+        expect(page.get_by_role("button", name="Verify email address")).to_be_hidden()
+        expect(page.get_by_role("button", name="Log in")).to_be_focused()
+
+    def test_the_new_address_confirms_an_email_change(self, page, app, api, smtp):
+        client = app.test_client()
+        sign_up_over_http(client, "old@example.com")
+        change = {"email": "new@example.com", "password": PASSWORD}
+        assert (
+            client.put("/users/email", json=change, headers=bearer(api_login(client, "old@example.com"))).status_code
+            == 202
+        )
+
+        page.goto(mailed_link(app, smtp, api, "new@example.com", "Confirm your new email address"))
+        page.get_by_role("button", name="Verify email address").click()
+
+        expect(status(page)).to_have_text("Email address changed.")
+        page.get_by_role("button", name="Log in").click()
+        log_in(page, "new@example.com")
+        expect(status(page)).to_have_text(f"Welcome back, {NAME}.")
 
 
 # --- keyboard ------------------------------------------------------------------------------------

@@ -4,13 +4,16 @@
 import { Api, ApiError, apiBase } from "./api.js";
 import { BooksView } from "./books.js";
 import { config } from "./config.js";
+import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
 import { SessionsView } from "./sessions.js";
 import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
+// Routes for the logged-out only; LINK_ROUTES are for anyone.
 const PUBLIC_ROUTES = ["login", "signup", "mfa"];
 
 let api;
 let books;
+let links;
 let sessions;
 let user = null;
 let mfaTicket = null;
@@ -27,7 +30,7 @@ function go(name) {
 
 async function render() {
   let name = route();
-  if (!user && !PUBLIC_ROUTES.includes(name)) name = "login";
+  if (!user && !PUBLIC_ROUTES.includes(name) && !LINK_ROUTES.includes(name)) name = "login";
   if (user && PUBLIC_ROUTES.includes(name)) name = "books";
   if (name === "mfa" && !mfaTicket) name = "login";
   const focus = !firstRender;
@@ -41,6 +44,7 @@ async function render() {
   try {
     if (name === "books") await books.show({ focus });
     else if (name === "sessions") await sessions.show({ focus });
+    else if (LINK_ROUTES.includes(name)) links.show(name, { focus });
     else showAuthView(name, focus);
   } catch (failure) {
     showError(failure);
@@ -107,6 +111,11 @@ function loggedOut(message) {
   notify(message);
 }
 
+function passwordReset(message) {
+  api.forget(); // the reset ended every session, this tab's too
+  loggedOut(message);
+}
+
 function sessionEnded(failure) {
   user = null;
   go("login");
@@ -133,6 +142,8 @@ async function resumeSession() {
 }
 
 async function start() {
+  // First of all, before the token can linger in the address bar while the API answers.
+  const linkTokens = takeLinkToken();
   try {
     api = new Api(apiBase(config.api), { onSessionEnded: sessionEnded });
   } catch (failure) {
@@ -143,6 +154,7 @@ async function start() {
   $("#api-base").textContent = api.base;
   books = new BooksView(api);
   sessions = new SessionsView(api, { onLoggedOut: loggedOut });
+  links = new AccountLinks(api, linkTokens, { loggedIn: () => Boolean(user), onPasswordReset: passwordReset });
   const logout = $("#logout");
   logout.addEventListener("click", () =>
     whileBusy(logout, async () => {

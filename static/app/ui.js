@@ -78,7 +78,8 @@ export function showError(failure, { form = null, region = $("#alert") } = {}) {
     if (control && control.id) {
       markInvalid(control, message);
       firstInvalid = firstInvalid || control;
-    } else {
+    } else if (!lines.includes(message)) {
+      // e.g. a mailed link's token: the field's message is the envelope's own
       lines.push(message);
     }
   }
