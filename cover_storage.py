@@ -104,15 +104,16 @@ class LocalCovers:
             if _servable(name) and os.path.isfile(os.path.join(self.folder, name)):
                 yield name
 
-    def written_before(self, when: float) -> Iterator[str]:
-        """Covers, and upload temporaries left by a killed worker, last written before `when`."""
+    def written_before(self, when: float | None) -> Iterator[str]:
+        """Covers, and upload temporaries left by a killed worker, last written before `when`
+        (a Unix time; None: whenever)."""
         try:
             entries = list(os.scandir(self.folder))
         except FileNotFoundError:
             return
         for entry in entries:
             wanted = _servable(entry.name) or entry.name.startswith(".upload-")
-            if wanted and entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < when:
+            if wanted and entry.is_file(follow_symlinks=False) and (when is None or entry.stat().st_mtime < when):
                 yield entry.name
 
     def discard(self, name: str) -> None:
@@ -174,9 +175,9 @@ class GridFSCovers:
             if isinstance(doc["_id"], str):
                 yield doc["_id"]
 
-    def written_before(self, when: float) -> Iterator[str]:
-        """Covers uploaded before `when` (a Unix time)."""
-        uploaded = {"uploadDate": {"$lt": datetime.fromtimestamp(when, UTC)}}
+    def written_before(self, when: float | None) -> Iterator[str]:
+        """Covers uploaded before `when` (a Unix time; None: whenever)."""
+        uploaded = {} if when is None else {"uploadDate": {"$lt": datetime.fromtimestamp(when, UTC)}}
         for doc in self.files.find(uploaded, {"_id": 1}):
             if isinstance(doc["_id"], str):
                 yield doc["_id"]
@@ -234,9 +235,9 @@ class Covers:
         self.primary.remove_many(names)
         self.other.remove_many(names)
 
-    def prune(self, referenced: set[str], older_than: float) -> list[str]:
+    def prune(self, referenced: set[str], older_than: float | None) -> list[str]:
         """Remove, from both storages, the covers no book references that were written before
-        `older_than` (a Unix time); return their names."""
+        `older_than` (a Unix time; None: all of them); return their names."""
         removed = []
         for storage in (self.primary, self.other):
             for name in list(storage.written_before(older_than)):
@@ -369,7 +370,8 @@ def migrate_command(to: str, verbose: bool):
 def prune_command(grace_minutes: int):
     """Delete covers that no book references (left by interrupted writes), in both storages."""
     referenced = Books.image_names()
-    removed = _covers().prune(referenced, older_than=time.time() - grace_minutes * 60)
+    older_than = time.time() - grace_minutes * 60 if grace_minutes else None
+    removed = _covers().prune(referenced, older_than)
     for name in removed:
         click.echo(f"removed {name}")
     click.echo(f"{len(removed)} unreferenced cover(s) removed; {len(referenced)} referenced.")
