@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import tempfile
+from urllib.parse import urlsplit
 
 import click
 import orjson
@@ -20,6 +21,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import app_logging
+import body_limit
 import cover_storage
 import mail
 import models
@@ -68,6 +70,8 @@ DEFAULTS = {
     "ACCESS_TOKEN_EXPIRES_SECONDS": 15 * 60,
     "REFRESH_TOKEN_EXPIRES_SECONDS": 30 * 86400,
     "REFRESH_TOKEN_COOKIE": False,
+    # A refresh token presented again this soon after its exchange is another tab, not theft.
+    "REFRESH_REUSE_INTERVAL_SECONDS": 10,
     # SameSite of the refresh cookies: Strict, Lax or None (see the README's browser section).
     "REFRESH_COOKIE_SAMESITE": "Strict",
     "JWT_ISSUER": "book-library",
@@ -85,12 +89,17 @@ DEFAULTS = {
     "REFRESH_ACCOUNT_RATE_LIMIT": "30 per minute",
     "PASSWORD_RATE_LIMIT": "10 per hour",
     "PASSWORD_ACCOUNT_RATE_LIMIT": "5 per 15 minutes",
+    "COVER_UPLOAD_RATE_LIMIT": "20 per minute",
     "LOGIN_LOCKOUT_THRESHOLD": 5,
     "LOGIN_LOCKOUT_SECONDS": 60,
     "LOGIN_LOCKOUT_MAX_SECONDS": 15 * 60,
     "AUDIT_RETENTION_DAYS": 90,
+    # A disabled account and its books are deleted this many days after it was disabled.
+    "ACCOUNT_PURGE_DAYS": 30,
     "MAX_UPLOAD_BYTES": 5 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 50_000_000,
+    # Full-size pixel buffers one cover may need while it is shrunk (see save_image.decode_cost).
+    "MAX_IMAGE_DECODE_BYTES": 96 * 1024 * 1024,
     "UPLOAD_FOLDER": "",  # empty: static/images/books beside this file
     "COVER_STORAGE": "local",  # local (UPLOAD_FOLDER) or gridfs (the database)
     "TRUSTED_PROXIES": 0,
@@ -98,7 +107,13 @@ DEFAULTS = {
     "MFA_ENCRYPTION_KEY": "",  # empty: derived from SECRET_KEY
     "CORS_ORIGINS": "",  # comma-separated; empty: none in production, localhost ports in development
     "APP_NAME": "Book Library",  # in mail subjects and bodies
-    "PUBLIC_URL": "",  # empty: http://HOST:PORT in development; required in production when mail is on
+    # Where clients reach the API (https://books.example.com). Absolute URLs in responses are built
+    # from it, not from the request's Host header. Required in production; empty in development:
+    # http://HOST:PORT for mailed links, the request's (trusted) host for the rest.
+    "PUBLIC_URL": "",
+    # Host names the API answers for (comma-separated); any other Host header gets 400. Empty:
+    # PUBLIC_URL's host, and in development localhost and 127.0.0.1 as well.
+    "TRUSTED_HOSTS": "",
     "FRONTEND_URL": "",  # where mailed links point; empty: the browser app's address, else PUBLIC_URL
     "MAIL_URL": "",  # smtp://user:pass@host:port[?starttls=true] or smtps://...; empty: .eml files (development)
     "MAIL_FROM": "",  # empty: "APP_NAME <no-reply@PUBLIC_URL's host>"
@@ -136,7 +151,6 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     for key in DEFAULTS:
         config[key] = _typed(key, config[key])
     config["SECRET_KEY"] = _secret_key(app)
-    config["MAX_CONTENT_LENGTH"] = config["MAX_UPLOAD_BYTES"]
     # Relative to the project folder, whatever the working directory.
     config["UPLOAD_FOLDER"] = os.path.join(
         app.root_path, config["UPLOAD_FOLDER"] or os.path.join("static", "images", "books")
@@ -146,8 +160,39 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     config["REFRESH_COOKIE_SAMESITE"] = _same_site(config["REFRESH_COOKIE_SAMESITE"])
     origins = config["CORS_ORIGINS"] or ("" if config["APP_ENV"] == "production" else DEV_CORS_ORIGINS)
     config["CORS_ORIGINS"] = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    # As configured (production needs one); the mail settings then fill in development's.
+    public_url = _public_url(config["PUBLIC_URL"], config["APP_ENV"])
+    app.extensions["public_url"] = config["PUBLIC_URL"] = public_url
+    config["TRUSTED_HOSTS"] = _trusted_hosts(config["TRUSTED_HOSTS"], public_url, config["APP_ENV"])
     listen_address = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}"
     mail.resolve_settings(config, app.root_path, listen_address)
+
+
+DEV_TRUSTED_HOSTS = ["localhost", "127.0.0.1"]
+
+
+def _public_url(value: str, app_env: str) -> str:
+    """The public base URL without a trailing slash; production cannot do without one, or
+    links in responses would point wherever a request's Host header said."""
+    value = value.strip().rstrip("/")
+    if not value:
+        if app_env == "production":
+            raise RuntimeError("PUBLIC_URL must be set in production (where clients reach the API).")
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise RuntimeError("PUBLIC_URL must be an http(s) URL such as https://books.example.com.")
+    return value
+
+
+def _trusted_hosts(value: str, public_url: str, app_env: str) -> list[str]:
+    """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400. By default
+    PUBLIC_URL's host, and in development this machine's names as well."""
+    hosts = [host.strip() for host in value.split(",") if host.strip()]
+    if hosts:
+        return hosts
+    public = [urlsplit(public_url).hostname] if public_url else []
+    return public if app_env == "production" else public + DEV_TRUSTED_HOSTS
 
 
 SAME_SITE_VALUES = ("Strict", "Lax", "None")
@@ -264,6 +309,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json = OrjsonProvider(app)  # keeps the envelope's order: message, data, error
     app.session_interface = NoSessions()  # a token API: no cookie session to open per request
     load_config(app, config)
+    body_limit.install(app)
     app_logging.configure()
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]

@@ -10,6 +10,8 @@ import uuid
 import orjson
 from flask import Flask, g, request
 
+import log_redaction
+
 # The app's loggers; everything they write goes through JsonLogFormatter.
 LOGGERS = (
     "app",
@@ -35,7 +37,7 @@ class JsonLogFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return log_redaction.redact(orjson.dumps(entry, default=str).decode())
 
 
 JsonLogFormatter.converter = time.gmtime
@@ -51,6 +53,7 @@ def configure() -> None:
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             logger.propagate = False
+    log_redaction.install()  # the root logger's handlers and the last resort
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

@@ -77,12 +77,12 @@ def _declared_type(token: str) -> str | None:
         return None
 
 
-def create_access_token(user_id, session_id, session_expires: datetime) -> tuple[str, int]:
-    """Sign an access token bound to a session, expiring no later than the session;
-    returns (token, lifetime in seconds)."""
+def create_access_token(user: dict, session_id, session_expires: datetime) -> tuple[str, int]:
+    """Sign an access token for `user` (a record with _id and token_version) bound to a
+    session, expiring no later than the session; returns (token, lifetime in seconds)."""
     left = math.ceil((session_expires - datetime.now(UTC)).total_seconds())
     lifetime = min(int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"]), left)
-    claims = {"sub": str(user_id), "sid": str(session_id)}
+    claims = {"sub": str(user["_id"]), "sid": str(session_id), "ver": User.token_version(user)}
     return sign_jwt(claims, ACCESS_TOKEN_TYPE, lifetime), lifetime
 
 
@@ -99,12 +99,12 @@ def record(kind: str, user_id=None, **detail) -> None:
 def start_session(user: dict) -> dict:
     """Log a user in (their record as just read): a new session, its refresh token, and an access token."""
     session, refresh_token = Sessions.create(user, *client_info())
-    return token_response(user["_id"], session, refresh_token)
+    return token_response(user, session, refresh_token)
 
 
-def token_response(user_id, session: dict, refresh_token: str) -> dict:
+def token_response(user: dict, session: dict, refresh_token: str) -> dict:
     """The tokens a client gets for `session` (its record: _id and expires_at)."""
-    token, lifetime = create_access_token(user_id, session["_id"], session["expires_at"])
+    token, lifetime = create_access_token(user, session["_id"], session["expires_at"])
     return {"token": token, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh_token}
 
 
@@ -202,6 +202,8 @@ def token_required(view):
         user = User.get_for_session(user_id, session_id)
         if user is None:
             raise BearerChallenge("Session has ended or the account is disabled.")
+        if claims.get("ver", 0) != User.token_version(user):
+            raise BearerChallenge("Token was issued before the password was changed.")
         g.user_id, g.session_id = user_id, session_id
         return view(user, *args, **kwargs)
 

@@ -3,7 +3,9 @@ failed-login counters and the audit log. All in MongoDB, so every app process ag
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
 import hmac
 import logging
 import math
@@ -60,6 +62,7 @@ class MfaTickets(_Model):
 
 class RefreshOutcome(enum.Enum):
     VALID = "valid"
+    REPEATED = "repeated"  # the token just exchanged, again within REFRESH_REUSE_INTERVAL_SECONDS
     REUSED = "reused"  # a secret already exchanged: taken as theft
     INVALID = "invalid"
 
@@ -68,13 +71,27 @@ def _refresh_token(user_id: ObjectId, sid: ObjectId, secret: str) -> str:
     return f"{user_id}.{sid}.{secret}"
 
 
+def _secret_of(refresh_token: str) -> str:
+    return refresh_token.rsplit(".", 1)[-1]
+
+
+def _next_secret(sid: ObjectId, secret: str) -> str:
+    """The secret a refresh token rotates to: derived from it with the server's key, so that
+    the same token presented twice (two browser tabs refreshing at once) rotates to the same
+    next token, and the second answer can hand it out again without it being stored."""
+    key = current_app.config["SECRET_KEY"].encode()
+    mac = hmac.new(key, f"refresh-rotation {sid} {secret}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
 class Sessions(_Model):
     """A login: its refresh token (stored as a hash), rotated on every use.
 
     A refresh token reads "<user id>.<session id>.<secret>", so finding its session
     is one lookup by _id and owner (the owner routes it to one shard of a cluster
     sharded by user). Hashes of secrets already exchanged are kept, so presenting
-    one again is recognised as theft.
+    one again is recognised as theft, except the one exchanged last, within
+    REFRESH_REUSE_INTERVAL_SECONDS of its exchange: that is a second tab.
     """
 
     collection = "sessions"
@@ -137,32 +154,57 @@ class Sessions(_Model):
         presented = digest(secret)
         if hmac.compare_digest(presented, session["refresh_hash"]):
             return RefreshOutcome.VALID, session
+        if Sessions._just_rotated(session, presented):
+            return RefreshOutcome.REPEATED, session
         if presented in session["used_hashes"]:
             return RefreshOutcome.REUSED, session
         return RefreshOutcome.INVALID, None
 
     @staticmethod
-    def rotate(session: dict, ip: str | None, user_agent: str | None) -> str | None:
-        """Replace the session's refresh token; None when another request exchanged the
-        same token a moment ago (then it counts as reuse)."""
-        new_secret = secrets.token_urlsafe(SECRET_BYTES)
+    def _just_rotated(session: dict, presented_hash: str) -> bool:
+        """The token exchanged last, presented again within the reuse interval."""
+        previous, rotated_at = session.get("previous_hash"), session.get("rotated_at")
+        if previous is None or rotated_at is None or not hmac.compare_digest(presented_hash, previous):
+            return False
+        return utcnow() - rotated_at <= timedelta(seconds=current_app.config["REFRESH_REUSE_INTERVAL_SECONDS"])
+
+    @staticmethod
+    def rotate(session: dict, refresh_token: str, ip: str | None, user_agent: str | None) -> str | None:
+        """Exchange the session's current refresh token for the next one; None when that
+        fails (the session ended meanwhile)."""
+        new_secret = _next_secret(session["_id"], _secret_of(refresh_token))
         current = session["refresh_hash"]
+        now = utcnow()
+        owned = {"_id": session["_id"], "user_id": session["user_id"]}
         updated = Sessions._col().update_one(
-            # Conditional on the hash: of two concurrent exchanges only one wins.
-            {"_id": session["_id"], "user_id": session["user_id"], "refresh_hash": current, "revoked_at": None},
+            # Conditional on the hash: of two concurrent exchanges only one writes.
+            {**owned, "refresh_hash": current, "revoked_at": None},
             {
                 "$set": {
                     "refresh_hash": digest(new_secret),
-                    "last_used_at": utcnow(),
+                    "previous_hash": current,
+                    "rotated_at": now,
+                    "last_used_at": now,
                     "ip": ip,
                     "user_agent": (user_agent or "")[:USER_AGENT_MAX],
                 },
                 "$push": {"used_hashes": {"$each": [current], "$slice": -Sessions.USED_HASHES_KEPT}},
             },
         )
-        if updated.modified_count != 1:
+        if updated.modified_count == 1:
+            return _refresh_token(session["user_id"], session["_id"], new_secret)
+        # Another request exchanged the same token a moment ago: a repeat, if it still is one.
+        latest = Sessions._col().find_one({**owned, "revoked_at": None})
+        return Sessions.repeat(latest, refresh_token) if latest and Sessions._just_rotated(latest, current) else None
+
+    @staticmethod
+    def repeat(session: dict, refresh_token: str) -> str | None:
+        """For the token exchanged last, presented again within the interval: the token it
+        was exchanged for, while that is still the session's current one."""
+        next_secret = _next_secret(session["_id"], _secret_of(refresh_token))
+        if not hmac.compare_digest(digest(next_secret), session["refresh_hash"]):
             return None
-        return _refresh_token(session["user_id"], session["_id"], new_secret)
+        return _refresh_token(session["user_id"], session["_id"], next_secret)
 
     @staticmethod
     def reissue(user_id: ObjectId, sid: ObjectId) -> tuple[dict, str]:
@@ -170,7 +212,9 @@ class Sessions(_Model):
         counts as used. Returns the session record as it was, and the new token."""
         secret = secrets.token_urlsafe(SECRET_BYTES)
         session = Sessions._col().find_one_and_update(
-            {"_id": sid, "user_id": user_id}, {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}}
+            {"_id": sid, "user_id": user_id},
+            # No repeat of the token exchanged last: it was issued under the old password.
+            {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}, "$unset": {"previous_hash": ""}},
         )
         Sessions._col().update_one(
             {"_id": sid, "user_id": user_id},

@@ -3,7 +3,7 @@ and the route that serves the thumbnails."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, request
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, PreconditionFailed, UnsupportedMediaType
 
@@ -13,8 +13,9 @@ import save_image
 import validate
 from api_docs import documented
 from auth_middleware import token_required
-from models import Books
-from responses import FORM_OR_JSON_REQUIRED, FORM_TYPES, conditional, envelope, form_or_json, query_args
+from models import BookBusy, Books
+from responses import FORM_OR_JSON_REQUIRED, FORM_TYPES, conditional, envelope, external_url, form_or_json, query_args
+from throttling import rate_limit
 
 DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
@@ -28,37 +29,50 @@ covers = Blueprint("covers", __name__)
 
 
 def _book_json(book: dict) -> dict:
-    url = url_for("covers.cover", name=book["image"], _external=True)
+    url = external_url("covers.cover", name=book["image"])
     return Books.to_json(book, url)
 
 
-def _thumbnail_from_request():
-    """(bytes, extension) of the uploaded cover, or None when none was sent."""
+def _cover_from_request():
+    """The uploaded cover, opened and checked from its header only, or None when none was sent."""
     upload = request.files.get("cover_image")
     # Postman sends an empty part when the file field is left blank: treat it as absent.
     if upload is None or upload.stream.read(1) == b"":
         return None
     upload.stream.seek(0)
-    return save_image.make_thumbnail(upload.stream, current_app.config["MAX_IMAGE_PIXELS"])
+    config = current_app.config
+    return save_image.open_cover(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
 
 
 def _book_input(load_fields, data, cover_required: bool):
-    """Validate the fields and the cover together, so every bad field is reported at once."""
-    errors, fields, thumb = {}, {}, None
+    """Validate the fields and the cover's header together, so every bad field is reported
+    at once; nothing is decoded yet."""
+    errors, fields, cover = {}, {}, None
     try:
         fields = load_fields(data)
     except validate.InvalidInput as exc:
         errors.update(exc.errors)
     try:
-        thumb = _thumbnail_from_request()
+        cover = _cover_from_request()
     except save_image.ImageRejected as exc:
         errors["cover_image"] = str(exc)
     else:
-        if thumb is None and cover_required:
+        if cover is None and cover_required:
             errors["cover_image"] = "A cover image file is required."
     if errors:
         raise validate.InvalidInput(errors)
-    return fields, thumb
+    return fields, cover
+
+
+def _thumbnail(cover, user_id):
+    """Decode the cover (the expensive step, last): counted against the user's upload limit."""
+    if cover is None:
+        return None
+    rate_limit("covers", COVER_UPLOAD_RATE_LIMIT=user_id)
+    try:
+        return save_image.thumbnail(cover)
+    except save_image.ImageRejected as exc:
+        raise validate.InvalidInput({"cover_image": str(exc)}) from None
 
 
 def _own_book(book_id, user_id) -> dict:
@@ -111,7 +125,8 @@ def create_book(current_user):
     """Add a book with its cover to the caller's library."""
     if request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType(MULTIPART_REQUIRED)
-    fields, thumb = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
+    fields, cover = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
+    thumb = _thumbnail(cover, current_user["_id"])
     with cover_storage.stored(thumb) as image:
         try:
             book = Books.create(current_user["_id"], fields, image)
@@ -172,7 +187,7 @@ def _cursor_page(user: dict, query):
         args = {"limit": limit, "after": next_cursor}
         if query.category is not None:
             args["category"] = query.category
-        response.headers["Link"] = f'<{url_for("books.list_books", _external=True, **args)}>; rel="next"'
+        response.headers["Link"] = f'<{external_url("books.list_books", **args)}>; rel="next"'
     return response, status
 
 
@@ -183,7 +198,7 @@ def _page_links(query, pages: int) -> str:
         args = {"page": page, "per_page": query.per_page}
         if query.category is not None:
             args["category"] = query.category
-        return url_for("books.list_books", _external=True, **args)
+        return external_url("books.list_books", **args)
 
     if not pages:
         return ""
@@ -227,23 +242,27 @@ def get_book(current_user, book_id):
 def update_book(current_user, book_id):
     """Change a book's fields and, with multipart, its cover. With If-Match, only if the
     book is still as the client read it."""
-    fields, thumb = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
-    if not fields and thumb is None:
+    fields, cover = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
+    if not fields and cover is None:
         raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
     user_id = current_user["_id"]
-    old = _own_book(book_id, user_id)
-    version = _pinned_version(old)
+    version = _pinned_version(_own_book(book_id, user_id))  # 404 (or 412) before the cover is decoded
+    thumb = _thumbnail(cover, user_id)
     with cover_storage.stored(thumb) as image:
         if image is not None:
             fields["image"] = image
         try:
-            book = Books.update(book_id, user_id, fields, version)
+            replaced, book = Books.update(book_id, user_id, fields, version)
         except DuplicateKeyError:
             raise Conflict(DUPLICATE_TITLE) from None
+        except BookBusy:
+            raise Conflict("The book is being changed by other requests; try again.") from None
         if book is None:  # deleted or changed between the read and the write
             raise _vanished_or_changed(book_id, user_id)
     if image is not None:
-        cover_storage.remove(old["image"])
+        # The cover this very update replaced: concurrent updates each remove their own
+        # predecessor, so the one left stored is the one the book names.
+        cover_storage.remove(replaced["image"])
     response, status = envelope("Book updated.", _book_json(book))
     response.set_etag(_book_etag(book))
     return response, status

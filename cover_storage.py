@@ -13,8 +13,10 @@ import io
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import click
 import gridfs
@@ -23,6 +25,8 @@ from flask.cli import with_appcontext
 from werkzeug.exceptions import NotFound
 from werkzeug.utils import safe_join
 from werkzeug.wsgi import wrap_file
+
+from models import Books
 
 KINDS = ("local", "gridfs")
 BUCKET = "covers"  # collections covers.files and covers.chunks
@@ -100,6 +104,22 @@ class LocalCovers:
             if _servable(name) and os.path.isfile(os.path.join(self.folder, name)):
                 yield name
 
+    def written_before(self, when: float | None) -> Iterator[str]:
+        """Covers, and upload temporaries left by a killed worker, last written before `when`
+        (a Unix time; None: whenever)."""
+        try:
+            entries = list(os.scandir(self.folder))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            wanted = _servable(entry.name) or entry.name.startswith(".upload-")
+            if wanted and entry.is_file(follow_symlinks=False) and (when is None or entry.stat().st_mtime < when):
+                yield entry.name
+
+    def discard(self, name: str) -> None:
+        """Remove a name that written_before listed (temporaries included)."""
+        _unlink(os.path.join(self.folder, os.path.basename(name)))
+
     def response(self, name: str):
         """The cover as a file response (ETag, 304 and ranges by Werkzeug), or None."""
         if not self.exists(name):
@@ -155,6 +175,16 @@ class GridFSCovers:
             if isinstance(doc["_id"], str):
                 yield doc["_id"]
 
+    def written_before(self, when: float | None) -> Iterator[str]:
+        """Covers uploaded before `when` (a Unix time; None: whenever)."""
+        uploaded = {} if when is None else {"uploadDate": {"$lt": datetime.fromtimestamp(when, UTC)}}
+        for doc in self.files.find(uploaded, {"_id": 1}):
+            if isinstance(doc["_id"], str):
+                yield doc["_id"]
+
+    def discard(self, name: str) -> None:
+        self.remove(name)
+
     def response(self, name: str):
         """The cover streamed from the database a block at a time, or None."""
         try:
@@ -205,6 +235,17 @@ class Covers:
         self.primary.remove_many(names)
         self.other.remove_many(names)
 
+    def prune(self, referenced: set[str], older_than: float | None) -> list[str]:
+        """Remove, from both storages, the covers no book references that were written before
+        `older_than` (a Unix time; None: all of them); return their names."""
+        removed = []
+        for storage in (self.primary, self.other):
+            for name in list(storage.written_before(older_than)):
+                if name not in referenced:
+                    storage.discard(name)
+                    removed.append(name)
+        return sorted(removed)
+
     def response(self, name: str):
         response = self.primary.response(name) or self.other.response(name)
         if response is None:
@@ -223,6 +264,7 @@ def init_app(app) -> None:
     storages = {"local": local, "gridfs": GridFSCovers(db) if db is not None else local}
     app.extensions["covers"] = Covers(storages[kind], storages["gridfs" if kind == "local" else "local"])
     app.cli.add_command(covers_cli)
+    app.cli.add_command(prune_command)
 
 
 def _covers() -> Covers:
@@ -310,3 +352,25 @@ def migrate_command(to: str, verbose: bool):
     )
     if to != current_app.config["COVER_STORAGE"]:
         click.echo(f"Set COVER_STORAGE={to} so that new covers go there too.")
+
+
+# --- covers no book references ---------------------------------------------------------
+
+
+@click.command("prune-covers")
+@click.option(
+    "--grace-minutes",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Keep unreferenced covers younger than this: uploads still in flight.",
+)
+@with_appcontext
+def prune_command(grace_minutes: int):
+    """Delete covers that no book references (left by interrupted writes), in both storages."""
+    referenced = Books.image_names()
+    older_than = time.time() - grace_minutes * 60 if grace_minutes else None
+    removed = _covers().prune(referenced, older_than)
+    for name in removed:
+        click.echo(f"removed {name}")
+    click.echo(f"{len(removed)} unreferenced cover(s) removed; {len(referenced)} referenced.")

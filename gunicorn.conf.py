@@ -5,6 +5,14 @@ Every value can be overridden from the environment or the command line.
 
 import multiprocessing
 import os
+import sys
+
+import gunicorn.http.wsgi
+from gunicorn.glogging import Logger
+
+# The project's modules, whatever folder gunicorn was started from.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import log_redaction  # noqa: E402
 
 # Sync workers: each request does blocking PyMongo I/O and Pillow work; processes
 # give real parallelism on both. Two per core keeps a core busy while its peer waits on the database.
@@ -20,6 +28,23 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # The name shown for the processes in ps and top.
 proc_name = "book-library"
+# Every response's Server header names the server software unless told otherwise;
+# gunicorn has no setting for it, and reads this module global for each response.
+gunicorn.http.wsgi.SERVER = "book-library"
+
+
+class RedactingLogger(Logger):
+    """gunicorn's own logger, with anything that looks like a token redacted from every
+    line it writes (its error log quotes a malformed header line whole)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        log_redaction.install(self.error_log, self.access_log)
+
+
+# A logger class rather than logconfig_dict: the dictionary would replace gunicorn's
+# handlers and switch its access log on; this keeps errorlog and accesslog as set above.
+logger_class = RedactingLogger
 # gunicorn's control socket defaults to one path in the home folder, which two servers
 # on one machine (tests, benchmarks) would fight over; nothing here uses it.
 control_socket_disable = True

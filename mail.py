@@ -87,17 +87,10 @@ def resolve_settings(config: dict, app_root: str, listen_address: str) -> None:
     """Fill in the derived mail and link settings (empty means derived), once, at start-up.
 
     `listen_address` is where `make run` serves (HOST:PORT), the development PUBLIC_URL."""
-    production = config["APP_ENV"] == "production"
-    mail_on = bool(config["MAIL_URL"])
-    if mail_on:
+    if config["MAIL_URL"]:
         parse_mail_url(config["MAIL_URL"])  # a malformed URL stops the start, not the first mail
-    public = config["PUBLIC_URL"].rstrip("/")
-    if not public:
-        if production and mail_on:
-            raise RuntimeError(
-                "PUBLIC_URL must be set in production when MAIL_URL is set: mailed links are built from it."
-            )
-        public = "" if production else f"http://{listen_address}"
+    # Production has one already (the configuration loader requires it).
+    public = config["PUBLIC_URL"] or f"http://{listen_address}"
     config["PUBLIC_URL"] = public
     frontend = config["FRONTEND_URL"].rstrip("/")
     if not frontend and public:

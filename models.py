@@ -7,7 +7,7 @@ import hashlib
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -100,6 +100,10 @@ def ensure_indexes(db, audit_retention_days: int = 90) -> None:
     db.outbox.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="due")
     db.outbox.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
     db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
+    # A disabled account and its books are deleted by MongoDB at their purge_at (documents
+    # without the field, every live one, are never touched).
+    db.users.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
+    db.books.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
     db.books.create_index(
         [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
         name="user_newest",
@@ -255,6 +259,12 @@ class User(_Model):
         return user
 
     @staticmethod
+    def token_version(user: dict) -> int:
+        """Access tokens carry the version current when they were signed (claim `ver`); a
+        password change moves it on, so no token signed before it passes token_required."""
+        return user.get("token_version", 0)
+
+    @staticmethod
     def session_ids(user: dict) -> set:
         """Ids of the sessions the user's record lists: the sessions that may be used."""
         return {entry["sid"] for entry in user.get("sessions", ())}
@@ -285,12 +295,18 @@ class User(_Model):
         return matches
 
     @staticmethod
-    def set_password(user_id: ObjectId, password: str) -> None:
-        """A new password, by whatever route: any password-reset link still out stops working."""
-        User._col().update_one(
-            {"_id": user_id}, {"$set": {"password": hash_password(password), "updated_at": utcnow()}}
+    def set_password(user_id: ObjectId, password: str) -> dict:
+        """A new password, by whatever route: the account moves to a new token version (every
+        access token signed before now stops working) and any password-reset link still out
+        stops working. Returns {_id, token_version}."""
+        user = User._col().find_one_and_update(
+            {"_id": user_id},
+            {"$set": {"password": hash_password(password), "updated_at": utcnow()}, "$inc": {"token_version": 1}},
+            projection={"token_version": 1},
+            return_document=ReturnDocument.AFTER,
         )
         get_db().link_tokens.delete_many({"user_id": user_id, "purpose": "reset_password"})
+        return user
 
     @staticmethod
     def mark_email_verified(user_id: ObjectId, email: str) -> bool:
@@ -320,12 +336,17 @@ class User(_Model):
         )
 
     @staticmethod
-    def disable(user_id: ObjectId) -> None:
+    def disable(user_id: ObjectId, keep_days: int) -> datetime:
+        """Disable the account and schedule it, and its books, for deletion in `keep_days`
+        (the purge TTL index); returns when."""
         now = utcnow()
+        purge_at = now + timedelta(days=keep_days)
         User._col().update_one(
             {"_id": user_id},
-            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": []}},
+            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": [], "purge_at": purge_at}},
         )
+        Books._col().update_many({"user_id": user_id}, {"$set": {"purge_at": purge_at}})
+        return purge_at
 
     @staticmethod
     def to_json(user: dict) -> dict:
@@ -414,12 +435,18 @@ BOOK_FIELDS = {
 CURSOR_FIELDS = {**BOOK_FIELDS, "seq": 1}
 
 
+class BookBusy(Exception):
+    """Other requests kept replacing the book's cover while this one tried to."""
+
+
 class Books(_Model):
     """A user's books. Each has `seq`, its position in the owner's list (1 for the first book
     the user added, newest highest, never reused), for cursor pages; and `version`, counted
     up by every change, for conditional updates (If-Match)."""
 
     collection = "books"
+    # Tries at swapping the cover while concurrent updates win; each try one of them wins.
+    SWAP_ATTEMPTS = 20
 
     @staticmethod
     def create(user_id: ObjectId, fields: dict, image: str) -> dict:
@@ -530,17 +557,34 @@ class Books(_Model):
         return query
 
     @staticmethod
-    def update(book_id: ObjectId, user_id: ObjectId, fields: dict, version: int | None = None) -> dict | None:
-        """Apply the changes and return the new document; None if it vanished or, when a
-        version is given, if it is no longer at that version."""
+    def update(
+        book_id: ObjectId, user_id: ObjectId, fields: dict, version: int | None = None
+    ) -> tuple[dict | None, dict | None]:
+        """Apply the changes: (the document they replaced, the new one); (None, None) if the
+        book vanished or, when a version is given, is no longer at that version. The replaced
+        document says which cover this update, and no other, made unused."""
         changes = dict(fields, updated_at=utcnow())
         if "title" in fields:
             changes["title_key"] = title_key(fields["title"])
-        return Books._col().find_one_and_update(
-            Books._at_version(book_id, user_id, version),
-            {"$set": changes, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
+        # Compare-and-swap on the version just read (find_one_and_update's BEFORE document
+        # says the same on MongoDB, but the embedded server can hand one earlier document to
+        # concurrent calls); a conditional update_one is atomic on both.
+        for _ in range(Books.SWAP_ATTEMPTS):
+            current = Books._col().find_one(Books._at_version(book_id, user_id, version))
+            if current is None:
+                return None, None
+            read = Books.version(current)
+            swap = {"$set": changes, "$inc": {"version": 1}}
+            if Books._col().update_one(Books._at_version(book_id, user_id, read), swap).matched_count:
+                return current, {**current, **changes, "version": read + 1}
+            if version is not None:  # the pinned version is gone
+                return None, None
+        raise BookBusy()
+
+    @staticmethod
+    def image_names() -> set[str]:
+        """Every cover name a book references (one pass over the collection)."""
+        return {book["image"] for book in Books._col().find({}, {"image": 1, "_id": 0}) if book.get("image")}
 
     @staticmethod
     def delete(book_id: ObjectId, user_id: ObjectId, version: int | None = None) -> dict | None:

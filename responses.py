@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 import validate
@@ -19,6 +19,15 @@ def envelope(message: str, data=None, status: int = 200, **extra):
     """A successful response: {message, data, error: null} plus any extra top-level keys."""
     body = {"message": message, "data": data, "error": None, **extra}
     return jsonify(body), status
+
+
+def external_url(endpoint: str, **values) -> str:
+    """An absolute URL for a response: under PUBLIC_URL when it is set, never from a Host
+    header alone (a forged one would put its host into links that clients follow)."""
+    base = current_app.extensions["public_url"]  # as configured: empty in development unless set
+    if not base:
+        return url_for(endpoint, _external=True, **values)
+    return base + url_for(endpoint, **values)
 
 
 def json_body() -> dict:

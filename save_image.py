@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 THUMBNAIL_SIZE = (150, 150)
 # Format detected from the bytes -> extension of the stored file.
@@ -16,47 +16,118 @@ class ImageRejected(ValueError):
     """The upload is not an acceptable image; the message is safe to show the client."""
 
 
-def make_thumbnail(stream, max_pixels: int) -> tuple[bytes, str]:
-    """Return (encoded thumbnail, extension) for an uploaded file object.
+def bytes_per_pixel(mode: str) -> int:
+    """What Pillow keeps in memory per pixel: 4 for any multi-band mode (RGB included)."""
+    descriptor = ImageMode.getmode(mode)
+    return 4 if len(descriptor.bands) > 1 else int(descriptor.typestr[-1])
 
-    Only the header is read before the pixel count is checked, so a
-    decompression bomb is refused without being decoded.
-    """
-    too_large = f"Cover image has too many pixels (at most {max_pixels:,})."
+
+# Full-size buffers that exist at once while a cover of this format is decoded and
+# shrunk: Pillow's WebP decoder holds the frame in libwebp's buffer and two copies, and
+# resizing an image with alpha premultiplies a full-size copy first.
+WEBP_COPIES = 4
+ALPHA_COPIES = 2
+
+
+def decode_cost(image: Image.Image, fmt: str) -> int | None:
+    """Peak bytes of full-size buffers needed to thumbnail this image, from its header;
+    None for a baseline JPEG, which libjpeg decodes at reduced scale."""
+    pixels = image.width * image.height
+    if fmt == "JPEG":
+        if not image.info.get("progressive"):
+            return None
+        # A progressive JPEG is decoded at reduced scale too, but only after libjpeg has
+        # gathered every scan: 2 bytes per DCT coefficient of each component, at full size.
+        h_max = max(layer[1] for layer in image.layer)
+        v_max = max(layer[2] for layer in image.layer)
+        return int(sum(pixels * 2 * layer[1] * layer[2] / (h_max * v_max) for layer in image.layer))
+    decoded = pixels * bytes_per_pixel(image.mode)
+    if fmt == "WEBP":
+        return decoded * WEBP_COPIES
+    return decoded * (ALPHA_COPIES if image.mode in ("LA", "RGBA") else 1)
+
+
+def limits_message(max_pixels: int, budget: int) -> str:
+    """The limits as a client reads them in the 400."""
+
+    def megapixels(bytes_per_pixel: int) -> str:
+        return f"{min(max_pixels, budget // bytes_per_pixel) / 1e6:.1f}"
+
+    return (
+        f"Limits: JPEG {max_pixels:,} pixels (progressive: {megapixels(6)} megapixels, more with chroma "
+        f"subsampling); PNG and GIF {megapixels(4)} megapixels in colour, {megapixels(4 * ALPHA_COPIES)} with "
+        f"transparency, {megapixels(1)} in greyscale or a palette; WebP {megapixels(4 * WEBP_COPIES)} megapixels."
+    )
+
+
+def _check_budget(image: Image.Image, fmt: str, max_pixels: int, budget: int) -> None:
+    """Refuse from the header alone what would cost too much to decode."""
+    cost = decode_cost(image, fmt)
+    if image.width * image.height > max_pixels or (cost is not None and cost > budget):
+        raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget))
+
+
+def open_cover(stream, max_pixels: int, budget: int) -> Image.Image:
+    """The upload opened from its header alone and checked against `max_pixels` and the
+    decoding `budget` (bytes): cheap, so a view can do it before anything else and decode
+    later. A decompression bomb is refused here without being decoded."""
     try:
         with warnings.catch_warnings():
-            # Our own limit below decides; Pillow's warning threshold is not ours.
+            # Our own limits below decide; Pillow's warning threshold is not ours.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(stream, formats=list(FORMATS))  # an MPO opens as JPEG
     except Image.DecompressionBombError:
-        raise ImageRejected(too_large) from None
+        raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget)) from None
     except UnidentifiedImageError:
         raise ImageRejected("Cover image must be a JPEG, PNG, GIF or WebP image.") from None
     except OSError:
         raise ImageRejected("Cover image could not be read.") from None
+    try:
+        _check_budget(image, _format(image), max_pixels, budget)
+    except ImageRejected:
+        image.close()
+        raise
+    return image
 
+
+def thumbnail(image: Image.Image) -> tuple[bytes, str]:
+    """Decode a cover from open_cover and return (encoded thumbnail, extension); closes it."""
     with image:
-        # A multi-picture JPEG (phone HDR shots) is a JPEG whose first picture is the photo.
-        fmt = "JPEG" if image.format == "MPO" else image.format
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageRejected(too_large)
+        fmt = _format(image)
         try:
-            if fmt == "JPEG":
-                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a fraction of the memory and time.
-                image.draft("RGB", (THUMBNAIL_SIZE[0] * 2, THUMBNAIL_SIZE[1] * 2))
-            image.seek(0)  # first frame of an animation
-            with warnings.catch_warnings():
-                # Pillow warns about corrupt EXIF; the metadata is dropped anyway.
-                warnings.simplefilter("ignore")
-                thumb = ImageOps.exif_transpose(image)
-            if thumb.mode.startswith("I"):  # 16-bit greyscale PNG: scale, don't clip, to 8 bits
-                thumb = thumb.convert("I").point(lambda value: value / 256).convert("L")
-            thumb.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-            data = _encode(thumb, fmt)
+            return _encode(_shrink(image, fmt), fmt), FORMATS[fmt]
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             raise ImageRejected("Cover image is damaged or truncated.") from None
-    return data, FORMATS[fmt]
+
+
+def make_thumbnail(stream, max_pixels: int, budget: int) -> tuple[bytes, str]:
+    """open_cover and thumbnail in one go."""
+    return thumbnail(open_cover(stream, max_pixels, budget))
+
+
+def _format(image: Image.Image) -> str:
+    # A multi-picture JPEG (phone HDR shots) is a JPEG whose first picture is the photo.
+    return "JPEG" if image.format == "MPO" else image.format
+
+
+def _shrink(image: Image.Image, fmt: str) -> Image.Image:
+    """The first frame, at most 150x150, upright; only the decode is full-size."""
+    if fmt == "JPEG":
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a fraction of the memory and time.
+        image.draft("RGB", (THUMBNAIL_SIZE[0] * 2, THUMBNAIL_SIZE[1] * 2))
+    image.seek(0)  # first frame of an animation
+    # Pillow's reducing step has no 16-bit greyscale; those resize in one pass.
+    gap = None if image.mode.startswith("I;16") else 2.0
+    image.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS, reducing_gap=gap)
+    with warnings.catch_warnings():
+        # Pillow warns about corrupt EXIF; the metadata is dropped anyway.
+        warnings.simplefilter("ignore")
+        # Upright after the resize: the orientation tag stays with the image, and
+        # turning the full-size picture would copy it.
+        thumb = ImageOps.exif_transpose(image)
+    if thumb.mode.startswith("I"):  # 16-bit greyscale PNG: scale, don't clip, to 8 bits
+        thumb = thumb.convert("I").point(lambda value: value / 256).convert("L")
+    return thumb
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:

@@ -27,7 +27,7 @@ from api_docs import documented
 from auth_middleware import record, sign_jwt, start_session, token_required, tokens_reply, verify_jwt
 from auth_models import MfaTickets
 from models import User, mfa_enabled, parse_object_id
-from responses import envelope, json_body
+from responses import envelope, json_body, optional_json_body
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
 
 MFA_TICKET_TYPE = "mfa-ticket+jwt"  # never accepted where an access token is expected
@@ -46,6 +46,8 @@ TICKET_SPENT = "The sign-in ticket was used, expired or had too many wrong codes
 START_FIRST = "Start enrolment with POST /users/mfa/totp first."
 ALREADY_ON = "Two-factor authentication is already on."
 NOT_ON = "Two-factor authentication is not on."
+# One answer for every wrong password, at login and at a sensitive action alike.
+BAD_CREDENTIALS = "Invalid email or password."
 
 
 # --- secrets, codes and tickets ----------------------------------------------------
@@ -148,6 +150,17 @@ def require_second_factor(user: dict, fields, action: str) -> None:
         raise validate.InvalidInput({"code": "A current authenticator code or an unused recovery code is required."})
 
 
+def require_password(user: dict, password: str, action: str) -> None:
+    """Sensitive actions need the password in the request itself, so that an access token
+    alone (stolen from a browser, say) cannot take them. A wrong one counts towards the
+    lock-out and gets login's 401."""
+    lock = check_lockout(user["email"], user["_id"])
+    if not User.check_password(user, password):
+        count_failure(lock)
+        record("password_check_failed", user["_id"], step=action)
+        raise Unauthorized(BAD_CREDENTIALS)
+
+
 def _user_with_mfa(current_user: dict) -> dict:
     """The caller's record, or 409 when two-factor authentication is off."""
     if not mfa_enabled(current_user):
@@ -200,15 +213,19 @@ def login_mfa():
 @documented(
     tags=["mfa"],
     ok=(201, validate.Envelope[validate.MfaEnrollmentOut]),
+    json=validate.MfaStart,
     auth=True,
-    errors=(409,),
+    errors=(400, 401, 409, 413, 415, 429),
     messages={409: ALREADY_ON},
 )
 @token_required
 def start_mfa(current_user):
-    """Start enrolling an authenticator app; nothing is active until a code is verified."""
+    """Start enrolling an authenticator app (needs the password); nothing is active until a
+    code is verified."""
+    fields = validate.load(validate.MfaStart, optional_json_body())
     if mfa_enabled(current_user):
         raise Conflict(ALREADY_ON)
+    require_password(current_user, fields.password, "mfa_enrolment")
     enrollment = new_totp_enrollment(current_user["email"])
     User.start_mfa(current_user["_id"], encrypt_totp_secret(enrollment["secret"]))
     record("mfa_enrollment_started", current_user["_id"])

@@ -25,11 +25,10 @@ from books import remove_covers_of
 from models import User, mfa_enabled
 from responses import conditional, envelope, json_body, optional_json_body, query_args
 from throttling import check_lockout, clear_failures, count_failure, rate_limit
-from two_factor import mfa_challenge, require_second_factor
+from two_factor import BAD_CREDENTIALS, mfa_challenge, require_password, require_second_factor
 
 users = Blueprint("users", __name__)
 
-BAD_CREDENTIALS = "Invalid email or password."
 CHECK_EMAIL = "Check your email to finish signing up."
 UNVERIFIED = (
     "Verify your email address first: open the link in the mail we sent you. "
@@ -118,24 +117,38 @@ def login():
     operation_id="refreshToken",
 )
 def refresh():
-    """Exchange a refresh token for new tokens; the old refresh token stops working."""
+    """Exchange a refresh token for new tokens; the old refresh token stops working, except
+    for a repeat within REFRESH_REUSE_INTERVAL_SECONDS (another tab), which gets the same one."""
     rate_limit("refresh", REFRESH_RATE_LIMIT=request.remote_addr)
-    outcome, session = Sessions.check(presented_refresh_token())
+    presented = presented_refresh_token()
+    outcome, session = Sessions.check(presented)
     if outcome is RefreshOutcome.INVALID:
         raise Unauthorized(REFRESH_INVALID)
     user_id = session["user_id"]
     # Counted per account only once the token is known to be genuine, so nobody can
     # use up another account's allowance with forged tokens.
     rate_limit("refresh", REFRESH_ACCOUNT_RATE_LIMIT=user_id)
-    new_token = Sessions.rotate(session, *client_info()) if outcome is RefreshOutcome.VALID else None
-    if new_token is None:
-        Sessions.revoke(user_id, session["_id"], reason="refresh_token_reused")
-        record("refresh_token_reused", user_id, session_id=str(session["_id"]))
-        raise Unauthorized("Refresh token was already used; the session has been ended.")
-    if User.get_for_session(user_id, session["_id"]) is None:
+    new_token = _exchange(outcome, session, presented)
+    user = User.get_for_session(user_id, session["_id"])
+    if user is None:
         raise Unauthorized(REFRESH_INVALID)
-    record("refresh", user_id, session_id=str(session["_id"]))
-    return tokens_reply("Tokens refreshed.", token_response(user_id, session, new_token))
+    repeated = {"repeated": True} if outcome is RefreshOutcome.REPEATED else {}
+    record("refresh", user_id, session_id=str(session["_id"]), **repeated)
+    return tokens_reply("Tokens refreshed.", token_response(user, session, new_token))
+
+
+def _exchange(outcome: RefreshOutcome, session: dict, presented: str) -> str:
+    """The next refresh token; a token used before, outside a repeat, ends the session."""
+    new_token = None
+    if outcome is RefreshOutcome.VALID:
+        new_token = Sessions.rotate(session, presented, *client_info())
+    elif outcome is RefreshOutcome.REPEATED:
+        new_token = Sessions.repeat(session, presented)
+    if new_token is None:
+        Sessions.revoke(session["user_id"], session["_id"], reason="refresh_token_reused")
+        record("refresh_token_reused", session["user_id"], session_id=str(session["_id"]))
+        raise Unauthorized("Refresh token was already used; the session has been ended.")
+    return new_token
 
 
 @users.post("/logout")
@@ -200,12 +213,12 @@ def change_password(current_user):
         record("password_change_failed", user_id)
         raise validate.InvalidInput({"current_password": "Current password is incorrect."})
     require_second_factor(current_user, fields, "password_change")
-    User.set_password(user_id, fields.new_password)
+    user = User.set_password(user_id, fields.new_password)  # with its new token version
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
     session, new_refresh_token = Sessions.reissue(user_id, g.session_id)
     record("password_changed", user_id)
     mail.queue("password_changed", current_user["email"], user_id)
-    return tokens_reply("Password changed.", token_response(user_id, session, new_refresh_token))
+    return tokens_reply("Password changed.", token_response(user, session, new_refresh_token))
 
 
 @users.get("/events")
@@ -258,22 +271,22 @@ def update_user(current_user):
 @documented(
     tags=["users"],
     ok=(204, None),
-    json=validate.MfaFactor,
+    json=validate.AccountDisable,
     auth=True,
-    errors=(400, 429),
-    optional_body=True,
+    errors=(400, 401, 413, 415, 429),
     operation_id="disableAccount",
 )
 @token_required
 def disable_user(current_user):
     """Disable the caller's account: every session ends and it can no longer log in.
-    With a second factor on, the JSON body must carry a `code` or `recovery_code`."""
-    fields = validate.load(validate.MfaFactor, optional_json_body())  # a body sent is checked, needed or not
-    if mfa_enabled(current_user):
-        require_second_factor(current_user, fields, "disable_account")
-    User.disable(current_user["_id"])
+    The JSON body carries the `password`, and with a second factor on a `code` or `recovery_code`."""
+    fields = validate.load(validate.AccountDisable, optional_json_body())
+    require_password(current_user, fields.password, "disable_account")
+    require_second_factor(current_user, fields, "disable_account")
+    User.disable(current_user["_id"], current_app.config["ACCOUNT_PURGE_DAYS"])
     Sessions.revoke_all(current_user["_id"], reason="account_disabled")
-    remove_covers_of(current_user["_id"])  # public by URL otherwise
+    # Covers are public by URL: a disabled account's go at once, not with its purge.
+    remove_covers_of(current_user["_id"])
     record("account_disabled", current_user["_id"])
     mail.queue("account_disabled", current_user["email"], current_user["_id"])
     return _no_content()

@@ -31,6 +31,10 @@ CURSOR_MAX = 100
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
 MIN_PASSWORD_SCORE = 2
+# zxcvbn's time grows with length and, steeply, with the number of distinct
+# look-alike symbols ("@", "|", "1", "$"...), so only a prefix is scored (as its
+# documentation advises): bench/strength_check.py shows the worst case of this length.
+STRENGTH_CHECKED_CHARS = 14
 
 
 class InvalidInput(Exception):
@@ -134,8 +138,8 @@ Password = Annotated[
     _doc(
         f"{PASSWORD_MIN} to {PASSWORD_MAX} characters with an upper-case letter, a lower-case letter, a digit "
         "and a special character (anything but a letter or digit), in any script. Common, breached or easily "
-        "guessed passwords are refused too (400). Neither rule can be written in JSON Schema: a password this "
-        "schema allows may still be refused.",
+        "guessed passwords are refused too (400; the first 14 characters are checked). Neither rule can be "
+        "written in JSON Schema: a password this schema allows may still be refused.",
         minLength=PASSWORD_MIN,
         maxLength=PASSWORD_MAX,
     ),
@@ -172,11 +176,13 @@ def _not_guessable(password: str, *context: str) -> str:
     breached passwords, words and names, or built from the user's own name or email."""
     # Note: zxcvbn keeps user_inputs in module state; the app's sync workers run one request at a time.
     inputs = [part for text in context for part in text.split()]
-    result = zxcvbn(password, user_inputs=inputs, max_length=PASSWORD_MAX)
+    checked = password[:STRENGTH_CHECKED_CHARS]
+    result = zxcvbn(checked, user_inputs=inputs, max_length=STRENGTH_CHECKED_CHARS)
     if result["score"] >= MIN_PASSWORD_SCORE:
         return password
     common = any(match.get("dictionary_name") == "passwords" for match in result["sequence"])
-    reason = "it is a common or breached password" if common else "it is too easy to guess"
+    subject = "it is" if checked == password else f"its first {STRENGTH_CHECKED_CHARS} characters are"
+    reason = f"{subject} a common or breached password" if common else f"{subject} too easy to guess"
     warning = result["feedback"].get("warning")
     raise ValueError(f"Password is not allowed: {reason}" + (f" ({warning.rstrip('.')})." if warning else "."))
 
@@ -249,6 +255,27 @@ class MfaDisable(MfaFactor):
         extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!", "code": "123456"}]}
     )
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
+
+
+# The password of a sensitive action, sent with the request itself (step-up).
+CurrentPassword = Annotated[
+    StrictStr,
+    Field(max_length=PASSWORD_MAX * 4, description="The account's password: an access token alone is not enough."),
+]
+
+
+class MfaStart(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!"}]})
+    password: CurrentPassword
+
+
+class AccountDisable(MfaFactor):
+    """The password, and with two-factor on a `code` or `recovery_code` as well."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!", "code": "123456"}]}
+    )
+    password: CurrentPassword
 
 
 class MfaLogin(MfaFactor):

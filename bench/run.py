@@ -16,7 +16,9 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
 6. after the first list case, grows the books collection to 100,000 books across
    1,000 users and lists the reader's 1,000 books again;
 7. measures one password-hash check, the 24-megapixel thumbnail (time, memory)
-   and the API workers' peak memory while uploading.
+   and the API workers' peak memory while uploading;
+8. runs the scripts in SIDE_SCRIPTS (peak memory of the worst accepted covers,
+   time of the password-strength check on its hardest inputs).
 
 Prints one table (ratios to the floor hold across machines; absolute numbers
 drift) and writes the same to bench/results/latest.json. See bench/README.md.
@@ -65,7 +67,12 @@ TEMPLATE_EMAIL = "bench-template@example.com"
 # default limits (a few logins per minute) would answer nearly all of it with 429,
 # so the run raises them: the limiter still counts every login in its store, and a
 # one-second window keeps its per-key entries near the size production sees.
-LOGIN_LIMITS = {"LOGIN_RATE_LIMIT": "200 per second", "LOGIN_ACCOUNT_RATE_LIMIT": "200 per second"}
+LOGIN_LIMITS = {
+    "LOGIN_RATE_LIMIT": "200 per second",
+    "LOGIN_ACCOUNT_RATE_LIMIT": "200 per second",
+    # The reader's 1,000 seeded books and the upload case come from one account each.
+    "COVER_UPLOAD_RATE_LIMIT": "200 per second",
+}
 SEED_BOOKS = 1_000
 GROWN_BOOKS = 100_000
 GROWN_USERS = 1_000
@@ -81,6 +88,8 @@ SETTLE_SECONDS = 10
 CURSOR_LIMIT = 20
 CURSOR_WALK_LIMIT = 100
 CURSOR_DEPTH = 900
+# Run after the load cases, with no server needed; each prints the lines it adds to the report.
+SIDE_SCRIPTS = ("image_memory.py", "strength_check.py")
 
 
 class BenchError(RuntimeError):
@@ -449,9 +458,9 @@ class Bench:
             **LOGIN_LIMITS,
         )
         self.notes.append(
-            "Login limits raised for the run ("
+            "Login and cover-upload limits raised for the run ("
             + ", ".join(f"{k}={v}" for k, v in LOGIN_LIMITS.items())
-            + "): the limiter still counts every login; its defaults would refuse nearly all of the case."
+            + "): the limiter still counts every request; its defaults would refuse nearly all of those cases."
         )
         gunicorn = [sys.executable, "-m", "gunicorn", "--config", os.path.join(BENCH, "gunicorn_bench.conf.py")]
         if self.args.workers:
@@ -467,7 +476,9 @@ class Bench:
         for name, app_args, ready_path in specs:
             port = free_port()
             self.ports[name] = port
-            server = Server(name, gunicorn + ["--bind", f"{HOST}:{port}"] + app_args, env, ROOT, self.tmp)
+            # Production needs to know where it is reached; only the API reads it.
+            server_env = dict(env, PUBLIC_URL=f"http://{HOST}:{port}")
+            server = Server(name, gunicorn + ["--bind", f"{HOST}:{port}"] + app_args, server_env, ROOT, self.tmp)
             self.servers.append(server)
             self.by_name[name] = server
             started.append((server, port, ready_path))
@@ -821,6 +832,20 @@ class Bench:
             return
         self.extras["thumbnail_24mp"] = json.loads(result.stdout.strip().splitlines()[-1])
 
+    def side_scripts(self) -> None:
+        """The measurements that need no server, each a script of its own; their lines join the report."""
+        lines = self.extras.setdefault("side_scripts", [])
+        for script in SIDE_SCRIPTS:
+            print(f"bench: {script}", flush=True)
+            result = subprocess.run(
+                [sys.executable, os.path.join(BENCH, script)], cwd=ROOT, capture_output=True, text=True, timeout=600
+            )
+            output = result.stdout.strip().splitlines()
+            if result.returncode != 0:
+                last = (result.stderr.strip().splitlines() or [""])[-1]
+                output.append(f"{script} exited with {result.returncode}: {last}")
+            lines.extend(output)
+
     # report
 
     def report(self, total_seconds: float) -> dict:
@@ -913,6 +938,7 @@ class Bench:
         rss = extras.get("upload_worker_rss")
         if rss and rss["peak_rss_max_kib"]:
             lines.append(f"API worker peak RSS during the 2 MP upload case: {WorkerMemory.describe(rss)}")
+        lines.extend(extras.get("side_scripts", []))
         workers = {name: len(pids) for name, pids in self.workers.items()}
         settings = gunicorn_settings()
         lines.append(
@@ -972,6 +998,7 @@ class Bench:
         print("bench: measuring", flush=True)
         self.run_cases()
         self.thumbnail_probe()
+        self.side_scripts()
         self.extras["load_average_end"] = os.getloadavg()[0]
         self.report(time.monotonic() - started)
 

@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/thumbnail_probe.py IMAGE [RUNS]
 
-Prints one JSON line. Peak memory is what the thumbnailer adds above the
-process's resident size just before the call: the kernel's high-water mark
-(VmHWM) is reset through /proc/self/clear_refs, so Pillow's C allocations count
+Prints one JSON line (with "rejected" and the message when the limits refuse it).
+Peak memory is what the thumbnailer adds above the process's resident size just
+before the call: the kernel's high-water mark (VmHWM) is reset through
+/proc/self/clear_refs, so Pillow's C allocations count
 too (tracemalloc would only see Python objects; its peak is reported beside).
 """
 
@@ -26,8 +27,9 @@ try:
     from app import DEFAULTS  # noqa: E402
 
     MAX_PIXELS = int(DEFAULTS.get("MAX_IMAGE_PIXELS", 50_000_000))
+    DECODE_BUDGET = int(DEFAULTS.get("MAX_IMAGE_DECODE_BYTES", 96 * 2**20))
 except Exception:  # the probe must not depend on app internals staying put
-    MAX_PIXELS = 50_000_000
+    MAX_PIXELS, DECODE_BUDGET = 50_000_000, 96 * 2**20
 
 
 def status_kib(field: str) -> int:
@@ -50,7 +52,7 @@ def reset_peak() -> bool:
 def thumbnail(path: str):
     # An open file, as a streamed upload would be; the call is whatever the app does with it.
     with open(path, "rb") as stream:
-        return save_image.make_thumbnail(stream, MAX_PIXELS)
+        return save_image.make_thumbnail(stream, MAX_PIXELS, DECODE_BUDGET)
 
 
 def main() -> None:
@@ -61,7 +63,21 @@ def main() -> None:
     peak_reset = reset_peak()
     rss_before = status_kib("VmRSS")
     started = time.perf_counter()
-    data, extension = thumbnail(path)
+    try:
+        data, extension = thumbnail(path)
+    except save_image.ImageRejected as exc:  # refused by the limits: what that cost is the answer
+        print(
+            json.dumps(
+                {
+                    "file_bytes": os.path.getsize(path),
+                    "rejected": str(exc),
+                    "cold_seconds": time.perf_counter() - started,
+                    "peak_added_kib": status_kib("VmHWM") - rss_before if peak_reset else None,
+                    "peak_reset_worked": peak_reset,
+                }
+            )
+        )
+        return
     cold_seconds = time.perf_counter() - started
     hwm = status_kib("VmHWM")
 

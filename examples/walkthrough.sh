@@ -131,10 +131,12 @@ call 401 "GET /users/ from the other session" "$BASE_URL/users/" -H "Authorizati
 call 204 "POST /users/logout" -X POST "$BASE_URL/users/logout" -H "Authorization: Bearer $TOKEN"
 call 401 "GET /users/ after logout" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
 
-# Turn on two-factor authentication: enrol (scan data.qr_code, or type data.secret into
-# the app), then verify a code from the app. The recovery codes are shown only once.
+# Turn on two-factor authentication: enrol with the password (a token alone is not
+# enough), scan data.qr_code (or type data.secret into the app), then verify a code
+# from the app. The recovery codes are shown only once.
 login
-call 201 "POST /users/mfa/totp" -X POST "$BASE_URL/users/mfa/totp" -H "Authorization: Bearer $TOKEN"
+call 201 "POST /users/mfa/totp" -X POST "$BASE_URL/users/mfa/totp" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d "$(jq -n --arg password "$PASSWORD" '{password: $password}')"
 SECRET="$(jq -r .data.secret "$body")"
 code() { "$PYTHON" -c 'import pyotp, sys, time; print(pyotp.TOTP(sys.argv[1]).at(time.time() + 30 * int(sys.argv[2])))' "$SECRET" "$1"; }
 call 200 "POST /users/mfa/totp/verify" -X POST "$BASE_URL/users/mfa/totp/verify" \
@@ -153,10 +155,11 @@ TOKEN="$(jq -r .data.token "$body")"
 # The account's recent auth events: sign-up, logins, refresh, password change, logout, MFA.
 call 200 "GET /users/events" "$BASE_URL/users/events?limit=10" -H "Authorization: Bearer $TOKEN"
 
-# Disable the account (with two-factor on, this needs a code or a recovery code):
-# its token stops working and it can no longer log in.
+# Disable the account (it needs the password and, with two-factor on, a code or a
+# recovery code): its token stops working and it can no longer log in.
 call 204 "DELETE /users/" -X DELETE "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN" \
-  -H 'Content-Type: application/json' -d "$(jq -n --arg code "$RECOVERY_CODE" '{recovery_code: $code}')"
+  -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg password "$PASSWORD" --arg code "$RECOVERY_CODE" '{password: $password, recovery_code: $code}')"
 call 401 "GET /users/ with the old token" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
 call 401 "Log in after disabling" -X POST "$BASE_URL/users/login" -H 'Content-Type: application/json' \
   -d "$(jq -n --arg email "$EMAIL" --arg password "$PASSWORD" '{email: $email, password: $password}')"

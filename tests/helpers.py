@@ -121,6 +121,7 @@ def limits(**settings) -> dict:
             "REFRESH_ACCOUNT_RATE_LIMIT",
             "PASSWORD_RATE_LIMIT",
             "PASSWORD_ACCOUNT_RATE_LIMIT",
+            "COVER_UPLOAD_RATE_LIMIT",
             "PASSWORD_FORGOT_RATE_LIMIT",
             "PASSWORD_FORGOT_EMAIL_RATE_LIMIT",
             "LINK_TOKEN_RATE_LIMIT",

@@ -128,7 +128,7 @@ def test_forgot_answers_the_same_for_an_unknown_address_and_mails_nothing(app, c
 
 def test_forgot_for_a_disabled_account_mails_nothing(app, client, smtp, account):
     token = tokens(client)["token"]
-    client.delete("/users/", headers=bearer(token))
+    client.delete("/users/", json={"password": PASSWORD}, headers=bearer(token))
     mail.send_due(app)
     smtp.messages.clear()
 
@@ -262,7 +262,7 @@ def test_forgot_checks_the_address_and_the_content_type(client):
 
 def test_a_reset_with_two_factor_on_still_needs_the_code_to_log_in(app, client, smtp, account):
     session = bearer(tokens(client)["token"])
-    secret = client.post("/users/mfa/totp", headers=session).get_json()["data"]["secret"]
+    secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]
     assert (
         client.post("/users/mfa/totp/verify", json={"code": pyotp.TOTP(secret).now()}, headers=session).status_code
         == 200
@@ -506,7 +506,7 @@ def test_an_email_change_with_a_wrong_password_is_401_like_login_and_counts_towa
 
 def test_an_email_change_with_two_factor_on_needs_a_code(app, client, smtp, account):
     session = bearer(tokens(client)["token"])
-    secret = client.post("/users/mfa/totp", headers=session).get_json()["data"]["secret"]
+    secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]
     client.post("/users/mfa/totp/verify", json={"code": pyotp.TOTP(secret).now()}, headers=session)
 
     missing = change_email(client, session, email="ada@example.org")
@@ -570,7 +570,7 @@ def new_recovery_codes(client, session, secret):
 
 
 def disable_account(client, session, secret):
-    client.delete("/users/", headers=session)
+    client.delete("/users/", json={"password": PASSWORD}, headers=session)
 
 
 @pytest.mark.parametrize(
@@ -587,7 +587,7 @@ def disable_account(client, session, secret):
 def test_a_security_change_mails_a_notice_to_the_account(app, client, smtp, account, action, subject):
     mail.send_due(app)
     session = bearer(tokens(client)["token"])
-    secret = client.post("/users/mfa/totp", headers=session).get_json()["data"]["secret"]
+    secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]
 
     action(client, session, secret)
     notice = latest(app, smtp, "ada@example.com", subject)

@@ -42,7 +42,7 @@ from helpers import (
 DAY = 24 * 3600
 ISSUER, AUDIENCE = "book-library", "book-library-api"
 ACCESS_TOKEN_TYPE = "at+jwt"
-CLAIMS = {"iss", "aud", "sub", "sid", "jti", "iat", "exp"}
+CLAIMS = {"iss", "aud", "sub", "sid", "ver", "jti", "iat", "exp"}
 OTHER_SECRET = "another-secret-key-that-is-also-long-enough"
 
 # What a 401 says about a token.
@@ -262,7 +262,7 @@ def test_login_with_unknown_email_is_401_like_wrong_password(auth):
 def test_disabled_user_cannot_log_in(client, auth):
     email = auth.signup()
     headers = auth.headers(email)
-    assert client.delete("/users/", headers=headers).status_code == 204
+    assert client.delete("/users/", json={"password": PASSWORD}, headers=headers).status_code == 204
 
     response = auth.login(email)
 
@@ -701,7 +701,7 @@ def test_production_refuses_a_secret_key_shorter_than_32_bytes(tmp_path, clean_e
     ],
 )
 def test_production_with_a_strong_key_signs_tokens_with_it(tmp_path, clean_env, key):
-    app = build_app(tmp_path / "instance", APP_ENV="production", SECRET_KEY=key)
+    app = build_app(tmp_path / "instance", APP_ENV="production", SECRET_KEY=key, PUBLIC_URL="http://localhost")
     client = app.test_client()
     data = sign_up_and_log_in(client)
 
@@ -714,6 +714,7 @@ def test_production_with_a_strong_key_signs_tokens_with_it(tmp_path, clean_env, 
 def test_secret_key_from_the_environment_is_used(tmp_path, clean_env):
     clean_env.setenv("SECRET_KEY", OTHER_SECRET)
     clean_env.setenv("APP_ENV", "production")
+    clean_env.setenv("PUBLIC_URL", "http://localhost")
     app = build_app(tmp_path / "instance")
     client = app.test_client()
 

@@ -185,6 +185,18 @@ def test_docs_init_script_loads_the_apps_openapi_document(client):
     assert client.get(urls[0]).status_code == 200
 
 
+def test_docs_do_not_keep_the_pasted_token_in_local_storage(client):
+    """Swagger UI's persistAuthorization writes the token to localStorage, where it outlives the tab."""
+    with client.get("/docs") as page:
+        parser = _Assets()
+        parser.feed(page.get_data(as_text=True))
+    init = next(src for src in parser.scripts if src.endswith("init.js"))
+    with client.get(urljoin("/docs", init)) as script:
+        source = script.get_data(as_text=True)
+    assert re.findall(r"\bpersistAuthorization\s*:\s*(\w+)", source) in ([], ["false"])
+    assert "localStorage" not in re.sub(r"//.*", "", source)
+
+
 def test_docs_policy_allows_own_scripts_and_no_other_host(client):
     with client.get("/docs") as response:
         directives = csp_directives(response)
@@ -580,7 +592,7 @@ class TestCorsWithRefreshCookie:
 class TestCorsInProduction:
     @pytest.fixture
     def app_config(self):
-        return {"APP_ENV": "production"}
+        return {"APP_ENV": "production", "PUBLIC_URL": "http://localhost"}
 
     @pytest.mark.parametrize("origin", [DEV_ORIGIN, "https://app.example.com"])
     def test_no_origin_is_allowed_without_cors_origins(self, client, origin):

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import gridfs
 import pytest
 
-from helpers import COVER_NOT_FOUND, assert_envelope, book_form, image_bytes
+from helpers import COVER_NOT_FOUND, PASSWORD, assert_envelope, book_form, image_bytes
 
 COVERS = "/static/images/books/"
 YEAR = 31536000
@@ -139,7 +139,7 @@ def test_disabling_an_account_removes_all_its_covers_from_both_storages(client, 
     newer = add_book(client, headers, "Newer")
     kept = add_book(client, other_headers, "Someone else's")
 
-    assert client.delete("/users/", headers=headers).status_code == 204
+    assert client.delete("/users/", json={"password": PASSWORD}, headers=headers).status_code == 204
 
     for book in (older, newer):
         assert get(client, book["image_url"])[0] == 404

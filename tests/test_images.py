@@ -10,9 +10,12 @@ import random
 import re
 import resource
 import struct
+import time
 import zlib
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import gridfs
 import pytest
 from PIL import Image, PngImagePlugin
 
@@ -21,12 +24,15 @@ from helpers import (
     COVER_NOT_FOUND,
     DUPLICATE_TITLE,
     INVALID_FIELDS,
+    RATE_LIMITED,
     TOO_LARGE,
     Fragment,
+    assert_429,
     assert_envelope,
     book_form,
     encode,
     image_bytes,
+    limits,
 )
 
 # Pillow format -> (extension of the stored file, Content-Type it is served with)
@@ -42,8 +48,23 @@ NOT_AN_IMAGE = "Cover image must be a JPEG, PNG, GIF or WebP image."
 UNREADABLE = "Cover image could not be read."
 TRUNCATED = "Cover image is damaged or truncated."
 COVER_REQUIRED = "A cover image file is required."
-TOO_MANY_PIXELS = "Cover image has too many pixels (at most {:,})."
-DEFAULT_MAX_PIXELS = 50_000_000
+# The 400 for a cover too large to decode states every format's limit: with the defaults,
+# with MAX_IMAGE_PIXELS=1,000,000, and with MAX_IMAGE_DECODE_BYTES=4 MiB.
+TOO_LARGE_TO_DECODE = (
+    "Cover image is too large to process. Limits: JPEG 50,000,000 pixels (progressive: 16.8 megapixels, more "
+    "with chroma subsampling); PNG and GIF 25.2 megapixels in colour, 12.6 with transparency, 50.0 in greyscale "
+    "or a palette; WebP 6.3 megapixels."
+)
+TOO_LARGE_AT_1_MEGAPIXEL = (
+    "Cover image is too large to process. Limits: JPEG 1,000,000 pixels (progressive: 1.0 megapixels, more "
+    "with chroma subsampling); PNG and GIF 1.0 megapixels in colour, 1.0 with transparency, 1.0 in greyscale "
+    "or a palette; WebP 1.0 megapixels."
+)
+TOO_LARGE_AT_4_MIB = (
+    "Cover image is too large to process. Limits: JPEG 50,000,000 pixels (progressive: 0.7 megapixels, more "
+    "with chroma subsampling); PNG and GIF 1.0 megapixels in colour, 0.5 with transparency, 4.2 in greyscale "
+    "or a palette; WebP 0.3 megapixels."
+)
 CATEGORY_UNKNOWN = (
     "Category must be one of: romance, poetry, politics, picture book, science, fantasy, horror, thriller."
 )
@@ -435,6 +456,67 @@ class TestUploadLimit:
         created_book(post_cover(client, auth.headers(), cover))
 
 
+BOUNDARY = "b0undary"
+
+
+def multipart_of_size(size: int, title: str = "Dune") -> bytes:
+    """A valid book form with a small PNG cover, padded with an extra field to exactly `size` bytes."""
+
+    def part(name, value, extra=""):
+        return (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"{extra}\r\n\r\n'.encode() + value + b"\r\n"
+        )
+
+    head = part("title", title.encode()) + part("category", b"science")
+    tail = part("cover_image", image_bytes("PNG"), '; filename="c.png"') + f"--{BOUNDARY}--\r\n".encode()
+    padding = size - len(head) - len(tail) - len(part("padding", b""))
+    body = head + part("padding", b"x" * padding) + tail
+    assert len(body) == size
+    return body
+
+
+class TestUploadLimitIsInclusive:
+    """MAX_UPLOAD_BYTES is the largest body accepted: exactly that many bytes pass, one more is 413.
+    gunicorn ends the request stream itself (wsgi.input_terminated), with or without a length."""
+
+    LIMIT = 50_000
+
+    @pytest.fixture
+    def app_config(self):
+        return {"MAX_UPLOAD_BYTES": self.LIMIT}
+
+    def post(self, client, headers, body, chunked):
+        environ = {"wsgi.input_terminated": True}
+        kind = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        if chunked:  # no Content-Length: the server reads chunks until the end
+            headers = {**headers, **kind, "Transfer-Encoding": "chunked"}
+            return client.post("/books/", input_stream=io.BytesIO(body), headers=headers, environ_overrides=environ)
+        return client.post("/books/", data=body, headers={**headers, **kind}, environ_overrides=environ)
+
+    @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+    def test_a_body_of_exactly_the_limit_is_accepted(self, client, auth, chunked):
+        created_book(self.post(client, auth.headers(), multipart_of_size(self.LIMIT), chunked))
+
+    @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+    def test_a_body_one_byte_over_the_limit_is_413(self, client, auth, app, chunked):
+        response = self.post(client, auth.headers(), multipart_of_size(self.LIMIT + 1), chunked)
+        assert_envelope(response, 413, TOO_LARGE, "Request Entity Too Large")
+        assert stored(app) == set()
+
+    def test_a_chunked_json_body_over_the_limit_is_413_not_cut_short(self, client, auth):
+        headers = auth.headers()
+        book = created_book(post_cover(client, headers, image_bytes("PNG")))
+        body = b'{"description": "' + b"d" * self.LIMIT + b'"}'
+        response = client.put(
+            f"/books/{book['id']}",
+            input_stream=io.BytesIO(body),
+            environ_overrides={"wsgi.input_terminated": True},
+            headers={**headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        )
+        assert_envelope(response, 413, TOO_LARGE, "Request Entity Too Large")
+        assert get_book(client, headers, book) == book
+
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -481,7 +563,7 @@ def test_decompression_bomb_is_rejected_without_decoding_it(client, auth, app, m
     assert len(cover) < 200_000
     rss_before = _peak_rss_mb()
     response = post_cover(client, headers, cover)
-    assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_MANY_PIXELS.format(DEFAULT_MAX_PIXELS)})
+    assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_LARGE_TO_DECODE})
     # Decoding 900 megapixels would take hundreds of MB; reading a header does not.
     assert _peak_rss_mb() - rss_before < 200
     assert stored(app) == set()
@@ -492,7 +574,7 @@ def test_decompression_bomb_as_a_new_cover_is_400_and_book_unchanged(client, aut
     headers = auth.headers()
     book = created_book(post_cover(client, headers, image_bytes("PNG")))
     response = put_cover(client, headers, book, png_bomb(30000, 30000))
-    assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_MANY_PIXELS.format(DEFAULT_MAX_PIXELS)})
+    assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_LARGE_TO_DECODE})
     assert get_book(client, headers, book) == book
     assert stored(app) == {file_name(book)}
 
@@ -507,7 +589,7 @@ class TestPixelLimit:
         headers = auth.headers()
         cover = image_bytes(fmt, size=(2000, 2000))
         response = post_cover(client, headers, cover)
-        assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_MANY_PIXELS.format(1_000_000)})
+        assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_LARGE_AT_1_MEGAPIXEL})
         assert stored(app) == set()
         assert total_books(client, headers) == 0
 
@@ -515,6 +597,67 @@ class TestPixelLimit:
         book = created_book(post_cover(client, auth.headers(), image_bytes("PNG", size=(1000, 1000))))
         image, _, _ = thumbnail_of(client, book)
         assert image.size == (150, 150)
+
+
+# --- decoding budget -------------------------------------------------------------------
+
+
+def filled(mode, side):
+    """A single-colour square: a large picture in a small file."""
+    bands = Image.getmodebands(mode)
+    return Image.new(mode, (side, side), (90, 60, 30, 255)[:bands] if bands > 1 else 7)
+
+
+def test_single_colour_rgba_png_under_the_pixel_limit_but_over_the_decode_budget_is_400(client, auth, app):
+    """7070x7070 RGBA is 50 megapixels (under the pixel limit) in a ~200 KB file, but decoding
+    and shrinking it needs about 400 MB: refused from its header, with the limits in the message."""
+    headers = auth.headers()
+    cover = encode(filled("RGBA", 7070), "PNG")
+    assert len(cover) < 300_000
+    rss_before = _peak_rss_mb()
+    response = post_cover(client, headers, cover)
+    assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_LARGE_TO_DECODE})
+    assert _peak_rss_mb() - rss_before < 100
+    assert stored(app) == set()
+
+
+class TestDecodeBudget:
+    """A 4 MiB budget, so that small pictures sit on either side of it."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"MAX_IMAGE_DECODE_BYTES": 4 * 2**20}
+
+    @pytest.mark.parametrize(
+        "fmt, mode, side, options, accepted",
+        [
+            ("PNG", "RGB", 1000, {}, True),  # 4 bytes a pixel in memory: 4.0 MB
+            ("PNG", "RGB", 1100, {}, False),
+            ("PNG", "RGBA", 700, {}, True),  # alpha: a premultiplied copy as well, 3.9 MB
+            ("PNG", "RGBA", 800, {}, False),
+            ("PNG", "L", 2000, {}, True),  # 1 byte a pixel
+            ("PNG", "L", 2100, {}, False),
+            ("GIF", "P", 2000, {}, True),
+            ("GIF", "P", 2100, {}, False),
+            ("WEBP", "RGB", 500, {}, True),  # the decoder's buffers: four copies, 4.0 MB
+            ("WEBP", "RGB", 600, {}, False),
+            ("JPEG", "RGB", 3000, {}, True),  # baseline: decoded at 1/8 scale, only the pixel limit
+            ("JPEG", "RGB", 800, {"progressive": True, "subsampling": 0}, True),  # 6 bytes a pixel: 3.8 MB
+            ("JPEG", "RGB", 900, {"progressive": True, "subsampling": 0}, False),
+            ("JPEG", "RGB", 1100, {"progressive": True, "subsampling": 2}, True),  # 4:2:0: 3 bytes a pixel
+            ("JPEG", "CMYK", 800, {"progressive": True}, False),  # 8 bytes a pixel
+        ],
+    )
+    def test_cover_is_refused_above_its_formats_decode_budget(
+        self, client, auth, app, fmt, mode, side, options, accepted
+    ):
+        response = post_cover(client, auth.headers(), encode(filled(mode, side), fmt, **options))
+        if accepted:
+            image, _, _ = thumbnail_of(client, created_book(response))
+            assert image.size == (150, 150)
+        else:
+            assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TOO_LARGE_AT_4_MIB})
+            assert stored(app) == set()
 
 
 # --- files on disk ----------------------------------------------------------------
@@ -619,6 +762,132 @@ def test_update_of_a_missing_book_with_a_cover_is_404_and_adds_no_file(client, a
     response = put_cover(client, headers, missing, image_bytes("JPEG"), "new.jpg")
     assert_envelope(response, 404, BOOK_NOT_FOUND, "Not Found")
     assert stored(app) == set()
+
+
+def damaged_cover() -> bytes:
+    return image_bytes("PNG", size=(600, 400))[:-200]  # a valid header, truncated pixels
+
+
+def test_update_of_a_missing_book_with_a_damaged_cover_is_404_not_400(client, auth, app):
+    """What the header shows is checked with the fields; decoding waits for the book to be found."""
+    headers = auth.headers()
+    missing = {"id": "5f0c9a1b2c3d4e5f6a7b8c9d"}
+
+    response = put_cover(client, headers, missing, damaged_cover())
+
+    assert_envelope(response, 404, BOOK_NOT_FOUND, "Not Found")
+    assert stored(app) == set()
+
+
+def test_update_of_another_users_book_with_a_damaged_cover_is_404_not_400(client, auth, app):
+    owner, stranger = auth.headers(), auth.headers()
+    book = created_book(post_cover(client, owner, image_bytes("PNG")))
+
+    assert_envelope(put_cover(client, stranger, book, damaged_cover()), 404, BOOK_NOT_FOUND, "Not Found")
+
+    response = put_cover(client, owner, book, damaged_cover())
+    assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": TRUNCATED})
+
+
+class TestCoverUploadLimit:
+    @pytest.fixture
+    def app_config(self):
+        return limits(COVER_UPLOAD_RATE_LIMIT="2 per minute")
+
+    def test_a_users_third_cover_in_a_minute_is_429_with_retry_after(self, client, auth, app):
+        headers = auth.headers()
+        first = created_book(post_cover(client, headers, image_bytes("PNG"), title="One"))
+        updated_book(put_cover(client, headers, first, image_bytes("GIF", mode="P", color=3)))
+
+        assert_429(post_cover(client, headers, image_bytes("PNG"), title="Three"), RATE_LIMITED)
+        assert_429(put_cover(client, headers, first, image_bytes("JPEG")), RATE_LIMITED)
+
+        assert len(stored(app)) == 1
+        assert total_books(client, headers) == 1
+
+    def test_the_limit_is_per_user_and_leaves_other_changes_alone(self, client, auth):
+        headers, other = auth.headers(), auth.headers()
+        book = created_book(post_cover(client, headers, image_bytes("PNG"), title="One"))
+        created_book(post_cover(client, headers, image_bytes("PNG"), title="Two"))
+
+        created_book(post_cover(client, other, image_bytes("PNG"), title="Theirs"))
+        updated_book(client.put(f"/books/{book['id']}", json={"description": "No cover this time."}, headers=headers))
+
+    def test_covers_refused_from_their_header_are_not_counted(self, client, auth):
+        headers = auth.headers()
+        for _ in range(3):
+            response = post_cover(client, headers, b"not an image at all")
+            assert_envelope(response, 400, INVALID_FIELDS, {"cover_image": NOT_AN_IMAGE})
+
+        created_book(post_cover(client, headers, image_bytes("PNG")))
+
+
+# --- unreferenced cover files: flask prune-covers -----------------------------------------------
+
+
+def prune(app, *args):
+    return app.test_cli_runner().invoke(args=["prune-covers", *args])
+
+
+def plant(app, name: str, storage: str, age_seconds: float = 0) -> None:
+    """A cover that no book references, written `age_seconds` ago, in either storage."""
+    written = time.time() - age_seconds
+    if storage == "local":
+        path = os.path.join(app.config["UPLOAD_FOLDER"], name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(b"orphan")
+        os.utime(path, (written, written))
+        return
+    db = app.extensions["mongo"]["db"]
+    gridfs.GridFSBucket(db, bucket_name="covers").upload_from_stream_with_id(name, name, io.BytesIO(b"orphan"))
+    age(app, name, age_seconds)
+
+
+def age(app, name: str, seconds: float) -> None:
+    """Make a stored cover look written `seconds` ago, wherever it is."""
+    written = time.time() - seconds
+    path = os.path.join(app.config["UPLOAD_FOLDER"], name)
+    if os.path.exists(path):
+        os.utime(path, (written, written))
+    files = app.extensions["mongo"]["db"]["covers.files"]
+    files.update_one({"_id": name}, {"$set": {"uploadDate": datetime.fromtimestamp(written, UTC)}})
+
+
+def test_prune_covers_removes_only_old_covers_no_book_references_from_both_storages(client, auth, app):
+    kept = created_book(post_cover(client, auth.headers(), image_bytes("PNG")))
+    age(app, file_name(kept), 2 * 3600)  # old but referenced
+    plant(app, "0123456789abcdef0123456789abcdef.png", "local", age_seconds=2 * 3600)
+    plant(app, ".upload-abc123", "local", age_seconds=2 * 3600)  # a killed worker's partial upload
+    plant(app, "1123456789abcdef0123456789abcdef.png", "gridfs", age_seconds=2 * 3600)
+    plant(app, "fedcba9876543210fedcba9876543210.png", "local")  # just written: an upload in flight
+    plant(app, "eedcba9876543210fedcba9876543210.png", "gridfs")
+
+    result = prune(app)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "removed .upload-abc123",
+        "removed 0123456789abcdef0123456789abcdef.png",
+        "removed 1123456789abcdef0123456789abcdef.png",
+        "3 unreferenced cover(s) removed; 1 referenced.",
+    ]
+    assert stored(app) == {
+        file_name(kept),
+        "fedcba9876543210fedcba9876543210.png",
+        "eedcba9876543210fedcba9876543210.png",
+    }
+    assert cover_status(client, kept["image_url"]) == 200
+
+
+def test_prune_covers_with_no_grace_removes_every_unreferenced_cover(client, auth, app, cover_storage):
+    kept = created_book(post_cover(client, auth.headers(), image_bytes("PNG")))
+    plant(app, "fedcba9876543210fedcba9876543210.png", cover_storage)
+
+    result = prune(app, "--grace-minutes", "0")
+
+    assert result.exit_code == 0, result.output
+    assert stored(app) == {file_name(kept)}
 
 
 # --- serving ----------------------------------------------------------------------

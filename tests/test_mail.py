@@ -338,14 +338,13 @@ def test_production_with_mail_on_and_no_public_url_refuses_to_start():
 
 
 def test_links_use_the_configured_addresses_never_the_requests_host(app, client, smtp):
-    client.post(
-        "/users/",
-        json={"name": "Ada Lovelace", "email": "ada@example.com", "password": PASSWORD},
-        headers={"Host": "evil.example.net"},
-    )
+    body = {"name": "Ada Lovelace", "email": "ada@example.com", "password": PASSWORD}
+    # A host outside TRUSTED_HOSTS is refused outright; a trusted one is not where links point either.
+    assert client.post("/users/", json=body, headers={"Host": "evil.example.net"}).status_code == 400
+    client.post("/users/", json=body, headers={"Host": "127.0.0.1:5000"})
     mail.send_due(app)
 
-    assert "evil.example.net" not in smtp.messages[0].as_string()
+    assert "127.0.0.1" not in smtp.messages[0].as_string()
     assert f"{FRONTEND_URL}/verify-email#token=" in text_body(smtp.messages[0])
 
 
@@ -372,7 +371,9 @@ def test_development_without_mail_url_writes_eml_files_and_logs_their_name_not_t
 
 
 def test_production_without_mail_url_sends_nothing_and_sign_up_still_works(app_factory):
-    application = app_factory(APP_ENV="production", MAIL_URL="", PUBLIC_URL="https://api.example.com")
+    application = app_factory(
+        APP_ENV="production", MAIL_URL="", PUBLIC_URL="https://api.example.com", TRUSTED_HOSTS="localhost"
+    )
     sign_up(application.test_client())
 
     assert application.extensions["mongo"]["db"].outbox.count_documents({}) == 0

@@ -114,7 +114,9 @@ def event_types(client, headers) -> list[str]:
 
 
 def enrol(client, headers) -> dict:
-    return assert_envelope(client.post("/users/mfa/totp", headers=headers), 201, ENROLMENT_STARTED)
+    return assert_envelope(
+        client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=headers), 201, ENROLMENT_STARTED
+    )
 
 
 def verify(client, headers, code):
@@ -280,7 +282,7 @@ def test_verify_when_mfa_is_already_on_is_409(client, mfa_user):
 
 
 def test_enrolling_again_when_mfa_is_on_is_409_and_keeps_the_secret(client, mfa_user):
-    response = client.post("/users/mfa/totp", headers=mfa_user.headers)
+    response = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=mfa_user.headers)
 
     assert_envelope(response, 409, ALREADY_ON, "Conflict")
     ticket = ticket_for(client, mfa_user.email)
@@ -325,7 +327,7 @@ def test_the_secret_never_appears_in_a_later_response(client, auth):
     secret = enrol(client, headers)["secret"]
     texts = [verify(client, headers, at(secret, 0)).get_data(as_text=True)]
 
-    texts.append(client.post("/users/mfa/totp", headers=headers).get_data(as_text=True))  # the 409
+    texts.append(client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=headers).get_data(as_text=True))
     texts.append(me(client, headers).get_data(as_text=True))
     password_step = login(client, email)
     texts.append(password_step.get_data(as_text=True))
@@ -558,7 +560,8 @@ def test_a_ticket_issued_before_mfa_was_turned_off_is_401(client, mfa_user):
 
 def test_a_ticket_of_a_disabled_account_is_401(client, mfa_user):
     ticket = ticket_for(client, mfa_user.email)
-    disabled = client.delete("/users/", json={"recovery_code": mfa_user.recovery_codes[0]}, headers=mfa_user.headers)
+    body = {"password": PASSWORD, "recovery_code": mfa_user.recovery_codes[0]}
+    disabled = client.delete("/users/", json=body, headers=mfa_user.headers)
     assert disabled.status_code == 204
 
     response = login_mfa(client, ticket, code=at(mfa_user.secret, 1))
@@ -750,28 +753,30 @@ def test_password_change_without_mfa_needs_no_code(client, auth):
 
 
 def test_disable_account_with_mfa_on_and_no_code_is_400_and_the_account_stays(client, mfa_user):
-    response = client.delete("/users/", json={}, headers=mfa_user.headers)
+    response = client.delete("/users/", json={"password": PASSWORD}, headers=mfa_user.headers)
 
     assert_envelope(response, 400, INVALID_FIELDS, {"code": FACTOR_REQUIRED})
     assert me(client, mfa_user.headers).status_code == 200
 
 
-def test_disable_account_with_mfa_on_and_no_body_is_400_asking_for_the_factor(client, mfa_user):
+def test_disable_account_with_mfa_on_and_no_body_is_400_asking_for_the_password_first(client, mfa_user):
     response = client.delete("/users/", headers=mfa_user.headers)
 
-    assert_envelope(response, 400, INVALID_FIELDS, {"code": FACTOR_REQUIRED})
+    assert_envelope(response, 400, INVALID_FIELDS, {"password": "This field is required."})
     assert me(client, mfa_user.headers).status_code == 200
 
 
 def test_disable_account_with_mfa_on_and_a_wrong_code_is_400(client, mfa_user):
-    response = client.delete("/users/", json={"code": wrong_code(mfa_user.secret)}, headers=mfa_user.headers)
+    body = {"password": PASSWORD, "code": wrong_code(mfa_user.secret)}
+    response = client.delete("/users/", json=body, headers=mfa_user.headers)
 
     assert_envelope(response, 400, INVALID_FIELDS, {"code": FACTOR_REQUIRED})
     assert me(client, mfa_user.headers).status_code == 200
 
 
 def test_disable_account_with_a_recovery_code_is_204_and_the_account_is_gone(client, mfa_user):
-    response = client.delete("/users/", json={"recovery_code": mfa_user.recovery_codes[0]}, headers=mfa_user.headers)
+    body = {"password": PASSWORD, "recovery_code": mfa_user.recovery_codes[0]}
+    response = client.delete("/users/", json=body, headers=mfa_user.headers)
 
     assert response.status_code == 204
     assert_envelope(login(client, mfa_user.email), 401, WRONG_CREDENTIALS, "Unauthorized")
@@ -779,7 +784,8 @@ def test_disable_account_with_a_recovery_code_is_204_and_the_account_is_gone(cli
 
 
 def test_disable_account_with_a_valid_code_is_204(client, mfa_user):
-    response = client.delete("/users/", json={"code": at(mfa_user.secret, 1)}, headers=mfa_user.headers)
+    body = {"password": PASSWORD, "code": at(mfa_user.secret, 1)}
+    response = client.delete("/users/", json=body, headers=mfa_user.headers)
 
     assert response.status_code == 204
 
@@ -904,7 +910,7 @@ def test_a_wrong_factor_at_a_sensitive_action_is_recorded_as_mfa_failed(client, 
     elif action == "password":
         password_change(client, mfa_user.headers, **bad)
     elif action == "account":
-        client.delete("/users/", json=bad, headers=mfa_user.headers)
+        client.delete("/users/", json={"password": PASSWORD, **bad}, headers=mfa_user.headers)
     else:
         disable_mfa(client, mfa_user.headers, password=PASSWORD, **bad)
 
@@ -912,6 +918,148 @@ def test_a_wrong_factor_at_a_sensitive_action_is_recorded_as_mfa_failed(client, 
 
     assert events[0]["type"] == "mfa_failed"
     assert events[0]["detail"] == {"step": step}
+
+
+# --- step-up: the password in the request itself ----------------------------------------------
+
+
+def test_starting_enrolment_without_the_password_is_400_naming_it_and_changes_nothing(client, auth, db):
+    email = auth.signup()
+    headers = auth.headers(email)
+
+    for response in (
+        client.post("/users/mfa/totp", headers=headers),
+        client.post("/users/mfa/totp", json={}, headers=headers),
+    ):
+        assert_envelope(response, 400, INVALID_FIELDS, {"password": "This field is required."})
+
+    assert "mfa" not in db.users.find_one({"email": email})
+
+
+def test_starting_enrolment_with_a_wrong_password_is_401_as_at_login_and_recorded(client, auth, db):
+    """A stolen access token must not switch on two-factor with the thief's authenticator."""
+    email = auth.signup()
+    headers = auth.headers(email)
+
+    response = client.post("/users/mfa/totp", json={"password": WRONG_PASSWORD}, headers=headers)
+
+    assert_envelope(response, 401, WRONG_CREDENTIALS, "Unauthorized")
+    assert "WWW-Authenticate" not in response.headers  # the token is fine; the password is not
+    assert "mfa" not in db.users.find_one({"email": email})
+    assert event_types(client, headers)[0] == "password_check_failed"
+    assert me(client, headers).status_code == 200
+
+
+def test_disabling_the_account_without_the_password_is_400_naming_it(client, auth):
+    headers = auth.headers()
+
+    for response in (client.delete("/users/", headers=headers), client.delete("/users/", json={}, headers=headers)):
+        assert_envelope(response, 400, INVALID_FIELDS, {"password": "This field is required."})
+
+    assert me(client, headers).status_code == 200
+
+
+def test_disabling_the_account_with_a_wrong_password_is_401_and_the_account_stays(client, auth):
+    email = auth.signup()
+    headers = auth.headers(email)
+
+    response = client.delete("/users/", json={"password": WRONG_PASSWORD}, headers=headers)
+
+    assert_envelope(response, 401, WRONG_CREDENTIALS, "Unauthorized")
+    assert me(client, headers).status_code == 200
+    assert login(client, email).status_code == 200
+
+
+def test_disabling_an_account_with_mfa_needs_the_password_as_well_as_the_code(client, mfa_user):
+    code = at(mfa_user.secret, 1)
+
+    response = client.delete("/users/", json={"code": code}, headers=mfa_user.headers)
+
+    assert_envelope(response, 400, INVALID_FIELDS, {"password": "This field is required."})
+    wrong = client.delete("/users/", json={"password": WRONG_PASSWORD, "code": code}, headers=mfa_user.headers)
+    assert_envelope(wrong, 401, WRONG_CREDENTIALS, "Unauthorized")
+    # Neither attempt spent the code.
+    right = client.delete("/users/", json={"password": PASSWORD, "code": code}, headers=mfa_user.headers)
+    assert right.status_code == 204
+
+
+class TestWrongStepUpPasswordsCountTowardsTheLockOut:
+    @pytest.fixture
+    def app_config(self):
+        return {"LOGIN_LOCKOUT_THRESHOLD": 3}
+
+    @pytest.mark.parametrize("method, path", [("post", "/users/mfa/totp"), ("delete", "/users/")])
+    def test_three_wrong_passwords_lock_the_action_and_logins_from_that_ip(self, client, auth, method, path):
+        email = auth.signup()
+        headers = auth.headers(email)
+        send = getattr(client, method)
+        for _ in range(3):
+            response = send(path, json={"password": WRONG_PASSWORD}, headers=headers, environ_base=ip(1))
+            assert_envelope(response, 401, WRONG_CREDENTIALS, "Unauthorized")
+
+        assert_429(send(path, json={"password": PASSWORD}, headers=headers, environ_base=ip(1)), LOCKED)
+        assert_429(login(client, email, addr=1), LOCKED)
+        assert login(client, email, addr=2).status_code == 200
+        assert me(client, headers).status_code == 200
+
+
+# --- codes in other scripts' digits ------------------------------------------------------------
+
+# Unicode calls these digits (str.isdigit, regex \d); an authenticator code is ASCII only.
+NON_ASCII_CODES = [
+    pytest.param("\u0661\u0662\u0663\u0664\u0665\u0666", id="arabic-indic"),
+    pytest.param("\uff11\uff12\uff13\uff14\uff15\uff16", id="full-width"),
+    pytest.param("\u0967\u0968\u0969\u096a\u096b\u096c", id="devanagari"),
+    pytest.param("12345\u0666", id="one-arabic-indic-digit"),
+]
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+def test_login_with_non_ascii_digits_is_a_wrong_code_that_counts_as_a_try(client, db, mfa_user, code):
+    ticket = ticket_for(client, mfa_user.email)
+    jti = jwt.decode(ticket, options={"verify_signature": False})["jti"]
+
+    assert_envelope(login_mfa(client, ticket, code=code), 401, CODE_NOT_VALID, "Unauthorized")
+
+    assert db.mfa_tickets.find_one({"_id": jti})["attempts"] == 1
+    assert_envelope(login_mfa(client, ticket, code=at(mfa_user.secret, 1)), 200, "Logged in.")
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+@pytest.mark.parametrize(
+    "method, path", [("delete", "/users/mfa/totp"), ("post", "/users/mfa/recovery-codes"), ("delete", "/users/")]
+)
+def test_sensitive_action_with_non_ascii_digits_is_400_asking_for_the_factor(client, mfa_user, method, path, code):
+    response = getattr(client, method)(path, json={"password": PASSWORD, "code": code}, headers=mfa_user.headers)
+
+    assert_envelope(response, 400, INVALID_FIELDS, {"code": FACTOR_REQUIRED})
+    assert me(client, mfa_user.headers).get_json()["data"]["mfa_enabled"] is True
+
+
+@pytest.mark.parametrize("code", NON_ASCII_CODES)
+def test_enrolment_with_non_ascii_digits_is_400(client, auth, code):
+    headers = auth.headers()
+    enrol(client, headers)
+
+    assert_envelope(verify(client, headers, code), 400, INVALID_FIELDS, {"code": CODE_NOT_VALID})
+
+
+class TestNonAsciiDigitsCountTowardsTheLockOut:
+    @pytest.fixture
+    def app_config(self):
+        return {"LOGIN_LOCKOUT_THRESHOLD": 3}
+
+    def test_three_codes_in_arabic_indic_digits_at_a_sensitive_action_lock_it(self, client, mfa_user):
+        body = {"code": "\u0661\u0662\u0663\u0664\u0665\u0666"}
+        for _ in range(3):
+            response = client.post("/users/mfa/recovery-codes", json=body, headers=mfa_user.headers)
+            assert_envelope(response, 400, INVALID_FIELDS, {"code": FACTOR_REQUIRED})
+
+        response = client.post(
+            "/users/mfa/recovery-codes", json={"code": at(mfa_user.secret, 1)}, headers=mfa_user.headers
+        )
+
+        assert_429(response, LOCKED)
 
 
 # --- abuse limits ------------------------------------------------------------------------------
@@ -1002,7 +1150,7 @@ class TestGuessingCodesAtSensitiveActions:
         # A stolen access token must not be enough to guess the second factor: a sensitive
         # action with wrong codes has to hit a limit, as the second login step does.
         for _ in range(20):
-            body = {"code": wrong_code(mfa_user.secret)}
+            body = {"password": PASSWORD, "code": wrong_code(mfa_user.secret)}
             response = getattr(client, method)(path, json=body, headers=mfa_user.headers)
             if response.status_code == 429:
                 break

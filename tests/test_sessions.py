@@ -31,6 +31,8 @@ from helpers import (
 
 REFRESH_TOKEN_SECONDS = 30 * 86400
 LEEWAY_SECONDS = 5  # how long past its expiry an access token is still taken, for clock skew
+REUSE_INTERVAL = 10  # REFRESH_REUSE_INTERVAL_SECONDS's default
+TOKEN_BEFORE_PASSWORD_CHANGE = "Token was issued before the password was changed."
 NEW_PASSWORD = "N3w!Horse-Battery"
 CSRF_REFUSED = "The X-CSRF-Token header must match the csrf_token cookie."
 SESSION_NOT_FOUND = "Session not found."
@@ -160,7 +162,7 @@ def test_refresh_token_is_stored_only_as_a_hash(client, db, email):
 # --- refresh ------------------------------------------------------------------
 
 
-def test_refresh_gives_new_tokens_for_the_same_session_and_the_old_refresh_token_stops_working(client, email):
+def test_refresh_gives_new_tokens_for_the_same_session_and_the_old_refresh_token_stops_working(client, email, clock):
     session = log_in(client, email)
 
     response = refresh(client, session.refresh_token)
@@ -173,7 +175,8 @@ def test_refresh_gives_new_tokens_for_the_same_session_and_the_old_refresh_token
     assert new.refresh_token != session.refresh_token
     assert new.id == session.id
     assert_works(client, new)
-    # Rotation: the exchanged refresh token is spent.
+    # Rotation: the exchanged refresh token is spent, once the reuse interval (another tab) is over.
+    clock.shift(REUSE_INTERVAL + 1)
     assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_REUSED, "Unauthorized")
 
 
@@ -207,9 +210,10 @@ def test_reused_refresh_token_revokes_the_whole_session_and_is_recorded(client, 
     assert reuse[0]["detail"]["session_id"] == stolen.id
 
 
-def test_refresh_token_used_twice_in_a_row_is_refused_the_second_time(client, email):
+def test_refresh_token_used_twice_in_a_row_is_refused_the_second_time(client, email, clock):
     session = log_in(client, email)
     assert refresh(client, session.refresh_token).status_code == 200
+    clock.shift(REUSE_INTERVAL + 1)
 
     assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_REUSED, "Unauthorized")
     assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_INVALID, "Unauthorized")
@@ -222,6 +226,71 @@ def owner(session) -> str:
 
 def secret(session) -> str:
     return session.refresh_token.split(".", 2)[2]
+
+
+# --- refresh from several tabs: the reuse interval ------------------------------------------
+
+
+def test_a_repeat_within_the_interval_gets_the_same_refresh_token_and_the_session_goes_on(client, email, clock):
+    """Two tabs refresh with the same token; the second answer must not end the session."""
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    clock.shift(REUSE_INTERVAL - 1)
+
+    second = session_from(assert_envelope(refresh(client, session.refresh_token), 200, "Tokens refreshed."))
+
+    assert second.refresh_token == first.refresh_token
+    assert second.id == session.id
+    for tab in (first, second):
+        assert_works(client, tab)
+    assert_works(client, refreshed(client, second))
+    assert [e["detail"] for e in events(client, second) if e["type"] == "refresh"][1:3] == [
+        {"session_id": session.id, "repeated": True},
+        {"session_id": session.id},
+    ]
+
+
+def test_a_repeat_at_the_end_of_the_interval_still_counts_as_another_tab(client, email, clock):
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    clock.shift(REUSE_INTERVAL)
+
+    assert refreshed(client, session).refresh_token == first.refresh_token
+
+
+def test_a_repeat_after_the_interval_is_theft_and_ends_the_session(client, email, clock):
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    clock.shift(REUSE_INTERVAL + 0.001)
+
+    assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_REUSED, "Unauthorized")
+
+    assert_session_ended(me(client, first.token))
+    assert_envelope(refresh(client, first.refresh_token), 401, REFRESH_INVALID, "Unauthorized")
+
+
+def test_only_the_token_exchanged_last_may_be_repeated(client, email, clock):
+    session = log_in(client, email)
+    first = refreshed(client, session)
+    second = refreshed(client, first)
+
+    assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_REUSED, "Unauthorized")
+
+    assert_session_ended(me(client, second.token))
+
+
+class TestNoReuseInterval:
+    @pytest.fixture
+    def app_config(self):
+        return {"REFRESH_REUSE_INTERVAL_SECONDS": 0}
+
+    def test_with_the_interval_off_an_immediate_repeat_ends_the_session(self, client, email):
+        session = log_in(client, email)
+        first = refreshed(client, session)
+
+        assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_REUSED, "Unauthorized")
+
+        assert_session_ended(me(client, first.token))
 
 
 FORGED = [
@@ -654,6 +723,30 @@ def test_password_change_ends_other_sessions_and_gives_this_one_fresh_tokens(cli
     assert_works(client, stranger)
 
 
+def test_password_change_ends_the_changing_sessions_old_access_token_at_once(client, email):
+    """The session goes on with the tokens the change returned; an access token from before
+    the change (stolen, say) stops working at once, though it is unexpired and of this session."""
+    session = log_in(client, email)
+
+    fresh = session_from(assert_envelope(change_password(client, session), 200, "Password changed."))
+
+    assert_envelope(me(client, session.token), 401, TOKEN_BEFORE_PASSWORD_CHANGE, "Unauthorized")
+    assert_works(client, fresh)
+    assert_works(client, refreshed(client, fresh))
+
+
+def test_access_tokens_from_before_each_password_change_fail_and_later_ones_work(client, email, clock):
+    """All in the same instant: what counts is the order of signing and changing, not the clock."""
+    session = log_in(client, email)
+    first = session_from(change_password(client, session).get_json()["data"])
+    second = session_from(change_password(client, first, current=NEW_PASSWORD, new=PASSWORD).get_json()["data"])
+
+    for stale in (session, first):
+        assert_envelope(me(client, stale.token), 401, TOKEN_BEFORE_PASSWORD_CHANGE, "Unauthorized")
+    assert_works(client, second)
+    assert_works(client, log_in(client, email))
+
+
 def test_password_change_is_recorded_without_the_passwords(client, email):
     session = log_in(client, email)
     fresh = session_from(change_password(client, session).get_json()["data"])
@@ -671,7 +764,7 @@ def test_password_change_is_recorded_without_the_passwords(client, email):
 def test_delete_user_ends_every_session(client, auth, email):
     first, second = log_in(client, email), log_in(client, email)
 
-    assert client.delete("/users/", headers=bearer(second.token)).status_code == 204
+    assert client.delete("/users/", json={"password": PASSWORD}, headers=bearer(second.token)).status_code == 204
 
     for session in (first, second):
         assert_session_ended(me(client, session.token))
@@ -884,7 +977,7 @@ class TestRefreshTokenCookie:
 
         assert_envelope(response, 403, CSRF_REFUSED, "Forbidden")
 
-    def test_refresh_with_the_csrf_header_gives_new_tokens_and_new_cookies(self, client, email):
+    def test_refresh_with_the_csrf_header_gives_new_tokens_and_new_cookies(self, client, email, clock):
         login = self.cookie_login(client, email)
         old_refresh = client.get_cookie("refresh_token", path="/users").value
         old_csrf = client.get_cookie("csrf_token").value
@@ -899,7 +992,8 @@ class TestRefreshTokenCookie:
         assert cookie_attributes(response, "csrf_token")["value"] != old_csrf
         assert data["token"] != login.get_json()["data"]["token"]
         assert_works(client, Session(data["token"], "", ""))
-        # The cookie that was exchanged is spent.
+        # The cookie that was exchanged is spent, once the reuse interval is over.
+        clock.shift(REUSE_INTERVAL + 1)
         assert_envelope(refresh(client, old_refresh), 401, REFRESH_REUSED, "Unauthorized")
 
     def test_login_and_refresh_bodies_carry_the_csrf_token_of_the_cookie(self, client, email):

@@ -133,6 +133,7 @@ def walk_the_account(call, email, auth, refresh_token):
     call("GET", "/docs/assets/css/swagger-ui.css", 200)
     call("GET", "/app/", 200)
     call("GET", "/app/app.js", 200)
+    call("GET", "/app/reset-password", 200)
     call("GET", "/users/", 200, headers=auth)
     call("PUT", "/users/", 200, json={"name": "Grace Hopper"}, headers=auth)
     tokens = call("POST", "/users/token/refresh", 200, json={"refresh_token": refresh_token})
@@ -159,7 +160,7 @@ def walk_the_mailed_links(call, email, auth):
 
 
 def walk_two_factor(call, email, auth):
-    secret = call("POST", "/users/mfa/totp", 201, headers=auth)["secret"]
+    secret = call("POST", "/users/mfa/totp", 201, json={"password": NEW_PASSWORD}, headers=auth)["secret"]
     codes = call("POST", "/users/mfa/totp/verify", 200, json={"code": code(secret, -1)}, headers=auth)["recovery_codes"]
     ticket = call("POST", "/users/login", 200, json={"email": email, "password": NEW_PASSWORD})["mfa_ticket"]
     tokens = call("POST", "/users/login/mfa", 200, json={"mfa_ticket": ticket, "code": code(secret)})
@@ -169,7 +170,7 @@ def walk_two_factor(call, email, auth):
     call("DELETE", "/users/mfa/totp", 204, json={"password": NEW_PASSWORD, "recovery_code": codes[0]}, headers=auth)
     call("POST", "/users/logout", 204, headers=auth)
     call("POST", "/users/logout-all", 204, headers=log_in(call, email))
-    call("DELETE", "/users/", 204, headers=log_in(call, email))
+    call("DELETE", "/users/", 204, json={"password": NEW_PASSWORD}, headers=log_in(call, email))
 
 
 def log_in(call, email) -> dict:

@@ -115,6 +115,9 @@ def start_servers(database_port: int, tmp, database: str, **settings) -> tuple[l
                 DATABASE_URL=f"mongodb://127.0.0.1:{database_port}/{database}?directConnection=true",
                 SECRET_KEY=secret,
                 APP_ENV="production",
+                PUBLIC_URL=f"http://127.0.0.1:{port}",
+                # No grace for a repeated refresh token: these tests replay one at once and expect theft.
+                REFRESH_REUSE_INTERVAL_SECONDS=0,
                 **settings,
             )
             process = LoggedProcess(

@@ -409,7 +409,8 @@ def test_login_with_the_second_factor(page, app, api):
     email = "mfa@example.com"
     assert client.post("/users/", json={"name": NAME, "email": email, "password": PASSWORD}).status_code == 201
     token = api_login(client, email)
-    secret = client.post("/users/mfa/totp", headers=bearer(token)).get_json()["data"]["secret"]
+    enrolment = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=bearer(token))
+    secret = enrolment.get_json()["data"]["secret"]
     totp = pyotp.TOTP(secret)
     assert client.post("/users/mfa/totp/verify", json={"code": totp.now()}, headers=bearer(token)).status_code == 200
 

@@ -4,7 +4,9 @@ window.addEventListener("load", function () {
     url: "/openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
-    persistAuthorization: true,
+    // A pasted token stays in this page's memory only: kept in localStorage, it would
+    // outlive the tab and be read by the next person at a shared browser.
+    persistAuthorization: false,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     layout: "StandaloneLayout",
   });

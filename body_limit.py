@@ -1,0 +1,48 @@
+"""The request-body limit: 413 for a body over MAX_UPLOAD_BYTES, never for one of exactly that size.
+
+Werkzeug's own limit (MAX_CONTENT_LENGTH) wraps a server-terminated stream (gunicorn's)
+in a reader that raises as soon as a read finds the limit reached; parsers read once
+more to find the end, so a body of exactly the limit got 413. Here the declared length
+is checked against the limit, and a chunked body (no length) is cut off only when a
+byte beyond the limit arrives.
+"""
+
+from __future__ import annotations
+
+import io
+
+from flask import Flask, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+
+class _CappedStream(io.RawIOBase):
+    """Reads through to the server's stream; 413 once more than `limit` bytes came."""
+
+    def __init__(self, stream, limit: int):
+        self._stream, self._left = stream, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        # One byte more than is allowed: its arrival is what proves the body too large.
+        data = self._stream.read(min(len(buffer), self._left + 1))
+        if len(data) > self._left:
+            raise RequestEntityTooLarge()
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def install(app: Flask) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = None  # checked here instead
+
+    @app.before_request
+    def _limit_body():
+        limit = app.config["MAX_UPLOAD_BYTES"]
+        if request.content_length is not None:
+            if request.content_length > limit:
+                raise RequestEntityTooLarge()
+        elif request.environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream
+            capped = _CappedStream(request.environ["wsgi.input"], limit)
+            request.environ["wsgi.input"] = io.BufferedReader(capped)
