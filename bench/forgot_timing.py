@@ -43,7 +43,8 @@ def timed(client, email: str) -> float:
 
 def main(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as instance:
-        database, url = launcher.start_embedded_database(instance)
+        database, url, port = launcher.start_embedded_database(instance)
+        app = None
         try:
             app = create_app(
                 {
@@ -68,7 +69,10 @@ def main(rounds: int) -> None:
                 known.append(timed(client, "ada@example.com"))
                 unknown.append(timed(client, f"nobody{n}@example.com"))
         finally:
-            launcher.stop(database)
+            client = app.extensions["mongo"]["client"] if app else None
+            if client is not None:
+                client.close()  # before the database stops, so that it stops cleanly
+            launcher.stop_database(database, port)
     print(f"POST /users/password/forgot, {rounds} requests each, interleaved, embedded database")
     print(f"  existing account: {summary(known)}")
     print(f"  unknown address:  {summary(unknown)}")
