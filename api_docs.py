@@ -164,7 +164,9 @@ def _group_exclusive_parameters(operation: dict) -> None:
     branches = []
     for group in groups:
         properties = {name: _parameter_schema(by_name[name]) for name in group}
-        branches.append({"properties": properties, "additionalProperties": False})
+        others = [name for name in grouped if name not in group]
+        # Another group's parameter is refused; a parameter the API does not know is ignored.
+        branches.append({"properties": properties, "not": {"anyOf": [{"required": [name]} for name in others]}})
     operation["parameters"] = [p for p in operation["parameters"] if p["name"] not in by_name] + [
         {
             "name": "paging",

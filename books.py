@@ -117,7 +117,7 @@ def remove_covers_of(user_id) -> None:
     ok=(201, validate.Envelope[validate.BookOut]),
     form=validate.BookCreateForm,
     auth=True,
-    errors=(400, 409),
+    errors=(400, 409, 429),
     messages={409: DUPLICATE_TITLE, 415: MULTIPART_REQUIRED},
 )
 @token_required
@@ -149,7 +149,7 @@ def create_book(current_user):
 def list_books(current_user):
     """The caller's books, newest first: by page number (with totals), or by cursor
     (`limit`, then `after=meta.next_cursor`), whose pages cost the same however deep."""
-    query = validate.load(validate.BookQuery, query_args())
+    query = validate.load(validate.BookQuery, query_args(validate.BookQuery))
     by_cursor = query.model_fields_set & {"limit", "after"}
     if by_cursor and query.model_fields_set & {"page", "per_page"}:
         raise validate.InvalidInput({"page": MIXED_PAGING})
@@ -234,7 +234,7 @@ def get_book(current_user, book_id):
     json=validate.BookUpdate,
     form=validate.BookUpdateForm,
     auth=True,
-    errors=(400, 404, 409, 412),
+    errors=(400, 404, 409, 412, 429),
     headers=validate.IfMatch,
     messages={404: BOOK_NOT_FOUND, 409: DUPLICATE_TITLE, 412: BOOK_CHANGED, 415: FORM_OR_JSON_REQUIRED},
 )

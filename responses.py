@@ -45,10 +45,12 @@ def optional_json_body() -> dict:
     return json_body() if request.content_length or request.is_json else {}
 
 
-def query_args() -> dict:
-    """The query string, one value per parameter; a parameter given twice is 400, since the
-    document describes each as a single value (`?per_page=1&per_page=2` means nothing)."""
-    repeated = sorted(key for key, values in request.args.lists() if len(values) > 1)
+def query_args(schema) -> dict:
+    """The query string, one value per parameter; a parameter of `schema` given twice is 400, since
+    the document describes each as a single value (`?per_page=1&per_page=2` means nothing).
+    Parameters the API does not know are ignored, as everywhere."""
+    known = schema.model_fields
+    repeated = sorted(key for key, values in request.args.lists() if len(values) > 1 and key in known)
     if repeated:
         raise validate.InvalidInput({key: "Give this parameter once." for key in repeated})
     return request.args.to_dict()

@@ -232,7 +232,7 @@ def change_password(current_user):
 @token_required
 def list_events(current_user):
     """The caller's recent auth events, newest first."""
-    query = validate.load(validate.EventsQuery, query_args())
+    query = validate.load(validate.EventsQuery, query_args(validate.EventsQuery))
     events = Events.recent(current_user["_id"], query.limit)
     return envelope("Events.", [Events.to_json(e) for e in events])
 

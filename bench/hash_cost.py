@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from argon2 import PasswordHasher  # noqa: E402
 
-from app import DEFAULTS  # noqa: E402
+from config import DEFAULTS  # noqa: E402
 
 
 def median_ms(action, rounds: int) -> float:

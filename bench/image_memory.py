@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/image_memory.py [--json PATH]
 
-With the default limits (MAX_IMAGE_PIXELS, MAX_IMAGE_DECODE_BYTES in app.DEFAULTS),
+With the default limits (MAX_IMAGE_PIXELS, MAX_IMAGE_DECODE_BYTES in config.DEFAULTS),
 writes the largest accepted single-colour cover of each format and mode that costs
 the most per pixel (a single colour keeps each file small, far under the upload
 limit), plus the 7,070 x 7,070 RGBA PNG that used to cost half a gigabyte, and runs
@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 
 from PIL import Image  # noqa: E402
 
-from app import DEFAULTS  # noqa: E402
+from config import DEFAULTS  # noqa: E402
 from save_image import ALPHA_COPIES, WEBP_COPIES  # noqa: E402
 
 TARGET_MIB = 150

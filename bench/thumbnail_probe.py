@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 import save_image  # noqa: E402
 
 try:
-    from app import DEFAULTS  # noqa: E402
+    from config import DEFAULTS  # noqa: E402
 
     MAX_PIXELS = int(DEFAULTS.get("MAX_IMAGE_PIXELS", 50_000_000))
     DECODE_BUDGET = int(DEFAULTS.get("MAX_IMAGE_DECODE_BYTES", 96 * 2**20))

@@ -3,7 +3,8 @@
 - Protected operations run with one account's token until the run makes it unusable (a 401:
   logged out, password changed, account disabled) or turns its second factor on; then a fresh
   account takes over, so that every case meets the API as an ordinary signed-in user would.
-- Values no schema can describe and every real client has: a positive case for
+- Values no schema can describe and every real client has: the account's password where a
+  sensitive action asks for it again; a positive case for
   POST /users/mfa/totp/verify carries the code an authenticator shows for the secret its account
   enrolled, a cover is a real image (the document can only say which image types), and a list
   cursor (`after`) is one the server issued for this account (or none, when it has no second page),
@@ -29,6 +30,8 @@ from PIL import Image
 
 BASE_URL = os.environ["CONTRACT_BASE_URL"]
 PASSWORD = "Contract tester's 2nd pass!"
+# Operations that ask for the account's password again (step-up); a positive case sends the real one.
+NEEDS_PASSWORD = ("startMfa", "disableAccount", "changeEmail", "disableMfa")
 SECRETS: dict[str, str] = {}  # TOTP secrets by the Authorization header that enrolled them
 with open(os.path.join(os.path.dirname(__file__), "..", "examples", "postman", "cover.png"), "rb") as _cover:
     COVER = _cover.read()
@@ -93,6 +96,8 @@ def before_call(context, case, kwargs):
         case.headers = _with_current_etag(case)
     if not positive or not isinstance(case.body, dict):
         return
+    if _operation_id(case) in NEEDS_PASSWORD and "password" in case.body:
+        case.body = {**case.body, "password": PASSWORD}  # the step-up proof the account's owner has
     secret = SECRETS.get(_authorization(case))
     if secret and _operation_id(case) == "verifyMfa":
         case.body = {**case.body, "code": pyotp.TOTP(secret).now()}

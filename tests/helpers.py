@@ -34,7 +34,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from PIL import Image
 
-from app import DEFAULTS, create_app
+from app import create_app
+from config import DEFAULTS
 
 TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256"
 PASSWORD = "Str0ng!pass"

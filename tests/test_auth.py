@@ -18,7 +18,8 @@ import mongomock
 import pytest
 from bson import ObjectId
 
-from app import DEFAULTS, create_app
+from app import create_app
+from config import DEFAULTS
 from helpers import (
     ACCESS_TOKEN_SECONDS,
     AN_INSTANT,
