@@ -163,10 +163,11 @@ class Sessions(_Model):
     @staticmethod
     def _just_rotated(session: dict, presented_hash: str) -> bool:
         """The token exchanged last, presented again within the reuse interval."""
+        interval = current_app.config["REFRESH_REUSE_INTERVAL_SECONDS"]
         previous, rotated_at = session.get("previous_hash"), session.get("rotated_at")
-        if previous is None or rotated_at is None or not hmac.compare_digest(presented_hash, previous):
+        if not interval or previous is None or rotated_at is None:  # 0 turns the grace off
             return False
-        return utcnow() - rotated_at <= timedelta(seconds=current_app.config["REFRESH_REUSE_INTERVAL_SECONDS"])
+        return hmac.compare_digest(presented_hash, previous) and utcnow() - rotated_at <= timedelta(seconds=interval)
 
     @staticmethod
     def rotate(session: dict, refresh_token: str, ip: str | None, user_agent: str | None) -> str | None:
