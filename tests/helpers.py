@@ -110,26 +110,13 @@ def server_env(config: dict, **process_env) -> dict[str, str]:
     return env
 
 
+# Every rate-limit setting the app has, as config.DEFAULTS names them.
+RATE_LIMIT_SETTINGS = tuple(key for key in DEFAULTS if key.endswith("_RATE_LIMIT"))
+
+
 def limits(**settings) -> dict:
     """Rate limits on, every limit generous except the ones given."""
-    generous = {
-        key: "1000 per minute"
-        for key in (
-            "LOGIN_RATE_LIMIT",
-            "LOGIN_ACCOUNT_RATE_LIMIT",
-            "SIGNUP_RATE_LIMIT",
-            "REFRESH_RATE_LIMIT",
-            "REFRESH_ACCOUNT_RATE_LIMIT",
-            "PASSWORD_RATE_LIMIT",
-            "PASSWORD_ACCOUNT_RATE_LIMIT",
-            "COVER_UPLOAD_RATE_LIMIT",
-            "PASSWORD_FORGOT_RATE_LIMIT",
-            "PASSWORD_FORGOT_EMAIL_RATE_LIMIT",
-            "LINK_TOKEN_RATE_LIMIT",
-            "VERIFY_RESEND_RATE_LIMIT",
-            "EMAIL_CHANGE_RATE_LIMIT",
-        )
-    }
+    generous = dict.fromkeys(RATE_LIMIT_SETTINGS, "1000 per minute")
     return {"RATELIMIT_ENABLED": True, **generous, **settings}
 
 

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT
+from helpers import RATE_LIMIT_SETTINGS, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -24,20 +24,6 @@ TESTS = os.path.join(ROOT, "tests")
 EXAMPLES_PER_OPERATION = 50
 # The limits would turn most of a long run into 429s; they have tests of their own.
 GENEROUS = "100000 per minute"
-LIMITS = (
-    "LOGIN_RATE_LIMIT",
-    "LOGIN_ACCOUNT_RATE_LIMIT",
-    "SIGNUP_RATE_LIMIT",
-    "REFRESH_RATE_LIMIT",
-    "REFRESH_ACCOUNT_RATE_LIMIT",
-    "PASSWORD_RATE_LIMIT",
-    "PASSWORD_ACCOUNT_RATE_LIMIT",
-    "PASSWORD_FORGOT_RATE_LIMIT",
-    "PASSWORD_FORGOT_EMAIL_RATE_LIMIT",
-    "LINK_TOKEN_RATE_LIMIT",
-    "VERIFY_RESEND_RATE_LIMIT",
-    "EMAIL_CHANGE_RATE_LIMIT",
-)
 
 
 def schemathesis_command(base_url: str, report_dir) -> list[str]:
@@ -57,7 +43,7 @@ def schemathesis_command(base_url: str, report_dir) -> list[str]:
 
 
 def test_schemathesis_with_every_check_finds_nothing_but_the_named_exception(launcher, tmp_path):
-    launcher.env.update({key: GENEROUS for key in LIMITS})
+    launcher.env.update(dict.fromkeys(RATE_LIMIT_SETTINGS, GENEROUS))
     launcher.env.update(
         PASSWORD_HASH_TIME_COST="1",  # cheap hashes: the run signs up many accounts
         PASSWORD_HASH_MEMORY_KIB="1024",
