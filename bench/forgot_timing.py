@@ -24,6 +24,8 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 import launcher  # noqa: E402
 from app import create_app  # noqa: E402
 
+FORGOT = "/users/password/forgot"
+
 PASSWORD = "Corr3ct horse battery!"
 
 
@@ -35,7 +37,7 @@ def summary(times: list[float]) -> str:
 
 def timed(client, email: str) -> float:
     start = time.perf_counter()
-    response = client.post("/users/password/forgot", json={"email": email})
+    response = client.post(FORGOT, json={"email": email})
     elapsed = time.perf_counter() - start
     assert response.status_code == 202, response.get_json()
     return elapsed
@@ -73,7 +75,7 @@ def main(rounds: int) -> None:
             if client is not None:
                 client.close()  # before the database stops, so that it stops cleanly
             launcher.stop_database(database, port)
-    print(f"POST /users/password/forgot, {rounds} requests each, interleaved, embedded database")
+    print(f"POST {FORGOT}, {rounds} requests each, interleaved, embedded database")
     print(f"  existing account: {summary(known)}")
     print(f"  unknown address:  {summary(unknown)}")
     diff = statistics.median(unknown) - statistics.median(known)
