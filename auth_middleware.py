@@ -253,6 +253,7 @@ def presented_refresh_token() -> str:
         raise Unauthorized("Refresh token is missing.")
     csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
     csrf_header = request.headers.get(CSRF_HEADER, "")
-    if not csrf_cookie or not secrets.compare_digest(csrf_cookie, csrf_header):
+    # Compared as bytes: compare_digest refuses non-ASCII text, and a header may carry any.
+    if not csrf_cookie or not secrets.compare_digest(csrf_cookie.encode(), csrf_header.encode()):
         raise Forbidden(f"The {CSRF_HEADER} header must match the {CSRF_COOKIE} cookie.")
     return cookie

@@ -15,7 +15,7 @@ REDACTED = "[REDACTED]"
 _TOKENS = re.compile(
     r"(?P<scheme>\bbearer[\s:=]+)[^\s'\",;]+"  # whatever follows the word Bearer
     r"|\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*"  # a JWT: base64url of '{"...'
-    r"|\b[0-9a-fA-F]{24}\.[A-Za-z0-9_-]{16,}",  # a refresh token: session id . secret
+    r"|\b[0-9a-fA-F]{24}(?:\.[0-9a-fA-F]{24})?\.[A-Za-z0-9_-]{16,}",  # a refresh token: ids . secret
     re.IGNORECASE,
 )
 

@@ -297,15 +297,16 @@ class User(_Model):
     @staticmethod
     def set_password(user_id: ObjectId, password: str) -> dict:
         """A new password, by whatever route: the account moves to a new token version (every
-        access token signed before now stops working) and any password-reset link still out
-        stops working. Returns {_id, token_version}."""
+        access token signed before now stops working), and any password-reset or email-change
+        link still out stops working: a reset must also evict whoever asked for those.
+        Returns {_id, token_version}."""
         user = User._col().find_one_and_update(
             {"_id": user_id},
             {"$set": {"password": hash_password(password), "updated_at": utcnow()}, "$inc": {"token_version": 1}},
             projection={"token_version": 1},
             return_document=ReturnDocument.AFTER,
         )
-        get_db().link_tokens.delete_many({"user_id": user_id, "purpose": "reset_password"})
+        get_db().link_tokens.delete_many({"user_id": user_id, "purpose": {"$in": ["reset_password", "change_email"]}})
         return user
 
     @staticmethod

@@ -154,6 +154,8 @@ def require_password(user: dict, password: str, action: str) -> None:
     """Sensitive actions need the password in the request itself, so that an access token
     alone (stolen from a browser, say) cannot take them. A wrong one counts towards the
     lock-out and gets login's 401."""
+    # Per account as well as per email and IP: a stolen token guessing from many addresses.
+    rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user["_id"])
     lock = check_lockout(user["email"], user["_id"])
     if not User.check_password(user, password):
         count_failure(lock)
@@ -276,6 +278,7 @@ def disable_mfa(current_user):
     """Turn the second factor off: needs the password and a code (or a recovery code)."""
     fields = validate.load(validate.MfaDisable, json_body())
     user = _user_with_mfa(current_user)
+    rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user["_id"])
     lock = check_lockout(user["email"], user["_id"])
     if not User.check_password(user, fields.password):
         count_failure(lock)  # a stolen token must not become a password oracle

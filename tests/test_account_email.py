@@ -504,6 +504,19 @@ def test_an_email_change_with_a_wrong_password_is_401_like_login_and_counts_towa
     assert_429(change_email(client, session, email="ada@example.org"), LOCKED)
 
 
+def test_a_password_reset_kills_a_pending_email_change_link(app, client, smtp, account):
+    """Whoever asked to move the account elsewhere is evicted by the owner's reset, link and all."""
+    mail.send_due(app)
+    assert change_email(client, bearer(tokens(client)["token"]), email="intruder@example.org").status_code == 202
+    pending = link_token(latest(app, smtp, "intruder@example.org", "Confirm your new email address"))
+
+    assert_envelope(reset(client, reset_token(app, client, smtp)), 200, RESET_DONE)
+
+    assert_envelope(verify(client, pending), 400, INVALID_LINK, {"token": INVALID_LINK})
+    me = client.get("/users/", headers=bearer(tokens(client, password=NEW_PASSWORD)["token"]))
+    assert me.get_json()["data"]["email"] == "ada@example.com"
+
+
 def test_an_email_change_with_two_factor_on_needs_a_code(app, client, smtp, account):
     session = bearer(tokens(client)["token"])
     secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]

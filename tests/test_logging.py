@@ -50,3 +50,16 @@ def test_logs_never_contain_passwords_tokens_or_query_strings(client, auth, log_
     for secret in (PASSWORD, "Wr0ng!password", login["token"], login["refresh_token"], "hunter2"):
         assert secret not in text
     assert all(json.loads(line)["path"].startswith("/") for line in log_lines)
+
+
+def test_a_refresh_token_in_a_path_is_redacted_whole_from_the_request_line(client, auth, log_lines):
+    login = auth.login(auth.signup()).get_json()["data"]
+    refresh_token = login["refresh_token"]  # <user id>.<session id>.<secret>
+    secret = refresh_token.rsplit(".", 1)[1]
+    log_lines.clear()
+
+    client.get(f"/books/{refresh_token}", headers={"Authorization": f"Bearer {login['token']}"})
+
+    assert len(log_lines) == 1
+    assert json.loads(log_lines[0])["path"] == "/books/[REDACTED]"
+    assert secret not in log_lines[0]

@@ -1003,6 +1003,25 @@ class TestWrongStepUpPasswordsCountTowardsTheLockOut:
         assert me(client, headers).status_code == 200
 
 
+class TestStepUpPasswordsAreLimitedPerAccount:
+    """A stolen token guessing the password from many addresses meets the per-account limit."""
+
+    @pytest.fixture
+    def app_config(self):
+        return limits(PASSWORD_ACCOUNT_RATE_LIMIT="3 per 15 minutes")
+
+    @pytest.mark.parametrize("method, path", [("post", "/users/mfa/totp"), ("delete", "/users/")])
+    def test_the_fourth_password_check_from_a_fourth_ip_is_429(self, client, auth, method, path):
+        email = auth.signup()
+        headers = auth.headers(email)
+        send = getattr(client, method)
+        for n in range(3):
+            response = send(path, json={"password": WRONG_PASSWORD}, headers=headers, environ_base=ip(n + 1))
+            assert_envelope(response, 401, WRONG_CREDENTIALS, "Unauthorized")
+
+        assert_429(send(path, json={"password": PASSWORD}, headers=headers, environ_base=ip(4)))
+
+
 # --- codes in other scripts' digits ------------------------------------------------------------
 
 # Unicode calls these digits (str.isdigit, regex \d); an authenticator code is ASCII only.

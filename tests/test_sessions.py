@@ -977,6 +977,13 @@ class TestRefreshTokenCookie:
 
         assert_envelope(response, 403, CSRF_REFUSED, "Forbidden")
 
+    def test_refresh_with_a_non_ascii_csrf_header_is_403_not_500(self, client, email):
+        self.cookie_login(client, email)
+
+        response = self.cookie_refresh(client, csrf="\u00e9t\u00e9")
+
+        assert_envelope(response, 403, CSRF_REFUSED, "Forbidden")
+
     def test_refresh_with_the_csrf_header_gives_new_tokens_and_new_cookies(self, client, email, clock):
         login = self.cookie_login(client, email)
         old_refresh = client.get_cookie("refresh_token", path="/users").value
