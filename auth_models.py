@@ -115,6 +115,8 @@ class Sessions(_Model):
             "ip": ip,
             "user_agent": (user_agent or "")[:USER_AGENT_MAX],
             "revoked_at": None,
+            # The password's generation the login proved; a later change outdates the session.
+            "token_version": User.token_version(user),
         }
         Sessions._col().insert_one(session)
         # One update: the list is kept sorted by expiry and capped, so when it is full the
@@ -208,20 +210,28 @@ class Sessions(_Model):
         return _refresh_token(session["user_id"], session["_id"], next_secret)
 
     @staticmethod
-    def reissue(user_id: ObjectId, sid: ObjectId) -> tuple[dict, str]:
-        """A new refresh token for a live session (after a password change); the old one
-        counts as used. Returns the session record as it was, and the new token."""
+    def reissue(user_id: ObjectId, sid: ObjectId, token_version: int) -> tuple[dict, str]:
+        """A new refresh token for a live session (after a password change, whose new token
+        version it takes); the old one counts as used. Returns the session record as it was,
+        and the new token."""
         secret = secrets.token_urlsafe(SECRET_BYTES)
+        changes = {"refresh_hash": digest(secret), "last_used_at": utcnow(), "token_version": token_version}
         session = Sessions._col().find_one_and_update(
             {"_id": sid, "user_id": user_id},
             # No repeat of the token exchanged last: it was issued under the old password.
-            {"$set": {"refresh_hash": digest(secret), "last_used_at": utcnow()}, "$unset": {"previous_hash": ""}},
+            {"$set": changes, "$unset": {"previous_hash": ""}},
         )
         Sessions._col().update_one(
             {"_id": sid, "user_id": user_id},
             {"$push": {"used_hashes": {"$each": [session["refresh_hash"]], "$slice": -Sessions.USED_HASHES_KEPT}}},
         )
         return session, _refresh_token(user_id, sid, secret)
+
+    @staticmethod
+    def outdated(session: dict, user: dict) -> bool:
+        """A session logged in with a password that has changed since. Sessions from before
+        sessions recorded it are judged by the revocations of the change, as they were."""
+        return session.get("token_version", User.token_version(user)) != User.token_version(user)
 
     @staticmethod
     def revoke(user_id: ObjectId, sid: ObjectId, reason: str) -> bool:

@@ -132,6 +132,9 @@ def refresh():
     user = User.get_for_session(user_id, session["_id"])
     if user is None:
         raise Unauthorized(REFRESH_INVALID)
+    if Sessions.outdated(session, user):  # a login that raced a password change
+        Sessions.revoke(user_id, session["_id"], reason="password_changed")
+        raise Unauthorized(REFRESH_INVALID)
     repeated = {"repeated": True} if outcome is RefreshOutcome.REPEATED else {}
     record("refresh", user_id, session_id=str(session["_id"]), **repeated)
     return tokens_reply("Tokens refreshed.", token_response(user, session, new_token))
@@ -215,7 +218,7 @@ def change_password(current_user):
     require_second_factor(current_user, fields, "password_change")
     user = User.set_password(user_id, fields.new_password)  # with its new token version
     Sessions.revoke_all(user_id, reason="password_changed", keep=g.session_id)
-    session, new_refresh_token = Sessions.reissue(user_id, g.session_id)
+    session, new_refresh_token = Sessions.reissue(user_id, g.session_id, User.token_version(user))
     record("password_changed", user_id)
     mail.queue("password_changed", current_user["email"], user_id)
     return tokens_reply("Password changed.", token_response(user, session, new_refresh_token))

@@ -747,6 +747,18 @@ def test_access_tokens_from_before_each_password_change_fail_and_later_ones_work
     assert_works(client, log_in(client, email))
 
 
+def test_a_session_that_logged_in_with_a_password_changed_since_cannot_refresh(client, db, email):
+    """A login racing a password change: it checked the old password, and its session was
+    added after the change ended the others. Its refresh token must not carry it on."""
+    racing = log_in(client, email)
+    # The change's effect on the account, as the racing login missed its revocation.
+    db.users.update_one({"email": email}, {"$inc": {"token_version": 1}})
+
+    assert_envelope(refresh(client, racing.refresh_token), 401, REFRESH_INVALID, "Unauthorized")
+
+    assert racing.id not in [s["id"] for s in sessions_of(client, log_in(client, email))]
+
+
 def test_password_change_is_recorded_without_the_passwords(client, email):
     session = log_in(client, email)
     fresh = session_from(change_password(client, session).get_json()["data"])
