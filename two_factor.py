@@ -150,16 +150,22 @@ def require_second_factor(user: dict, fields, action: str) -> None:
         raise validate.InvalidInput({"code": "A current authenticator code or an unused recovery code is required."})
 
 
-def require_password(user: dict, password: str, action: str) -> None:
-    """Sensitive actions need the password in the request itself, so that an access token
-    alone (stolen from a browser, say) cannot take them. A wrong one counts towards the
-    lock-out and gets login's 401."""
-    # Per account as well as per email and IP: a stolen token guessing from many addresses.
+def _password_confirmed(user: dict, password: str, event: str, action: str) -> bool:
+    """The account's password, asked for again by a sensitive action: limited per account (a
+    stolen token guessing from many addresses) and by the lock-out; a wrong one is recorded."""
     rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user["_id"])
     lock = check_lockout(user["email"], user["_id"])
-    if not User.check_password(user, password):
-        count_failure(lock)
-        record("password_check_failed", user["_id"], step=action)
+    if User.check_password(user, password):
+        return True
+    count_failure(lock)  # a stolen token must not become a password oracle
+    record(event, user["_id"], step=action)
+    return False
+
+
+def require_password(user: dict, password: str, action: str) -> None:
+    """Sensitive actions need the password in the request itself, so that an access token
+    alone (stolen from a browser, say) cannot take them. A wrong one gets login's 401."""
+    if not _password_confirmed(user, password, "password_check_failed", action):
         raise Unauthorized(BAD_CREDENTIALS)
 
 
@@ -278,11 +284,7 @@ def disable_mfa(current_user):
     """Turn the second factor off: needs the password and a code (or a recovery code)."""
     fields = validate.load(validate.MfaDisable, json_body())
     user = _user_with_mfa(current_user)
-    rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user["_id"])
-    lock = check_lockout(user["email"], user["_id"])
-    if not User.check_password(user, fields.password):
-        count_failure(lock)  # a stolen token must not become a password oracle
-        record("mfa_failed", user["_id"], step="disable")
+    if not _password_confirmed(user, fields.password, "mfa_failed", "disable"):
         raise validate.InvalidInput({"password": "Password is incorrect."})
     require_second_factor(user, fields, "disable")
     User.disable_mfa(user["_id"])
