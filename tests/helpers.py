@@ -129,6 +129,15 @@ class Fragment(str):
     that contains it. Every other expected message must match exactly."""
 
 
+# Field messages many modules check. The strength check adds the password library's own
+# warning to the Fragments.
+REQUIRED = "This field is required."
+NOT_A_STRING = "Must be a string."
+COMMON = Fragment("Password is not allowed: it is a common or breached password")
+GUESSABLE = Fragment("Password is not allowed: it is too easy to guess")
+NOT_ALLOWED = Fragment("Password is not allowed: ")
+
+
 def _matches(actual, expected) -> bool:
     if isinstance(expected, Fragment):
         return isinstance(actual, str) and expected in actual

@@ -25,8 +25,10 @@ from helpers import (
     AN_INSTANT,
     INVALID_FIELDS,
     JSON_ONLY,
+    NOT_A_STRING,
     OMIT,
     PASSWORD,
+    REQUIRED,
     SESSION_ENDED,
     TEST_SECRET,
     TOKEN_EXPIRED,
@@ -60,10 +62,6 @@ BAD_HEADER = "Authorization header must be 'Bearer <token>'."
 
 def missing_claim(name: str) -> str:
     return f"Token is missing the '{name}' claim."
-
-
-REQUIRED = "This field is required."
-NOT_A_STRING = "Must be a string."
 
 
 # --- token crafting -------------------------------------------------------------

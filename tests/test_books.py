@@ -14,6 +14,8 @@ from helpers import (
     BOOK_NOT_FOUND,
     DUPLICATE_TITLE,
     INVALID_FIELDS,
+    NOT_A_STRING,
+    REQUIRED,
     WRONG_METHOD,
     assert_envelope,
     book_form,
@@ -32,14 +34,12 @@ BLANK_FILE = object()  # stands for Postman's blank file field, built afresh for
 OTHER_ID = "5f0c9a1b2c3d4e5f6a7b8c9d"  # a well-formed ObjectId that no book has
 
 TITLE_LENGTH = "Title must be 1 to 200 characters."
-REQUIRED = "This field is required."
 DESCRIPTION_LENGTH = "Description must be at most 2000 characters."
 CATEGORY_UNKNOWN = (
     "Category must be one of: romance, poetry, politics, picture book, science, fantasy, horror, thriller."
 )
 UNREADABLE_COVER = "Cover image must be a JPEG, PNG, GIF or WebP image."
 COVER_REQUIRED = "A cover image file is required."
-NOT_A_STRING = "Must be a string."
 NOTHING_TO_CHANGE = "Send at least one of title, description, category or cover_image."
 FORM_ONLY = "Content-Type must be multipart/form-data with a cover_image file."
 FORM_OR_JSON = "Content-Type must be multipart/form-data, application/x-www-form-urlencoded or application/json."

@@ -14,17 +14,21 @@ from bson import ObjectId
 from app import create_app
 from helpers import (
     ACCESS_TOKEN_SECONDS,
+    COMMON,
+    GUESSABLE,
     INVALID_FIELDS,
     JSON_ONLY,
+    NOT_A_STRING,
+    NOT_ALLOWED,
     PASSWORD,
     REFRESH_INVALID,
     REFRESH_REUSED,
+    REQUIRED,
     SESSION_ENDED,
     TEST_SECRET,
     TOKEN_EXPIRED,
     WRONG_CREDENTIALS,
     WRONG_PASSWORD,
-    Fragment,
     assert_envelope,
     bearer,
 )
@@ -37,12 +41,6 @@ NEW_PASSWORD = "N3w!Horse-Battery"
 CSRF_REFUSED = "The X-CSRF-Token header must match the csrf_token cookie."
 SESSION_NOT_FOUND = "Session not found."
 USER_AGENT = "pytest-session-tests/1.0"
-REQUIRED = "This field is required."
-NOT_A_STRING = "Must be a string."
-# The strength check adds the password library's own warning to these.
-COMMON = Fragment("Password is not allowed: it is a common or breached password")
-GUESSABLE = Fragment("Password is not allowed: it is too easy to guess")
-NOT_ALLOWED = Fragment("Password is not allowed: ")
 
 
 class Session(NamedTuple):

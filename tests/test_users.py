@@ -15,11 +15,16 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from helpers import (
+    COMMON,
+    GUESSABLE,
     INVALID_FIELDS,
     JSON_ONLY,
     NO_SUCH_URL,
+    NOT_A_STRING,
+    NOT_ALLOWED,
     OMIT,
     PASSWORD,
+    REQUIRED,
     SESSION_ENDED,
     WRONG_CREDENTIALS,
     WRONG_METHOD,
@@ -31,13 +36,7 @@ from helpers import (
 NAME = "Ada Lovelace"
 NAME_RULE = "Name must be 2 to 30 words and at most 300 characters."
 EMAIL_INVALID = "Email address is not valid."
-REQUIRED = "This field is required."
-NOT_A_STRING = "Must be a string."
 LENGTH = "Password must have 8 to 128 characters."
-# The strength check adds the password library's own warning to these.
-COMMON = Fragment("Password is not allowed: it is a common or breached password")
-GUESSABLE = Fragment("Password is not allowed: it is too easy to guess")
-NOT_ALLOWED = Fragment("Password is not allowed: ")
 EMAIL_TAKEN = "An account with this email already exists."
 NOT_JSON = "Request body is not valid JSON."
 NOT_AN_OBJECT = "Request body must be a JSON object."
