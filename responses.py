@@ -48,11 +48,16 @@ def optional_json_body() -> dict:
 def query_args(schema) -> dict:
     """The query string, one value per parameter; a parameter of `schema` given twice is 400, since
     the document describes each as a single value (`?per_page=1&per_page=2` means nothing).
-    Parameters the API does not know are ignored, as everywhere."""
+    Parameters the API does not know are ignored, as everywhere; a known one in a nested form
+    (`after[x]=...`) is not a parameter the API does not know, so it is 400 too."""
     known = schema.model_fields
-    repeated = sorted(key for key, values in request.args.lists() if len(values) > 1 and key in known)
-    if repeated:
-        raise validate.InvalidInput({key: "Give this parameter once." for key in repeated})
+    refused = {}
+    for key, values in request.args.lists():
+        name = key.split("[", 1)[0]
+        if name in known and (len(values) > 1 or name != key):
+            refused[name] = "Give this parameter once."
+    if refused:
+        raise validate.InvalidInput(refused)
     return request.args.to_dict()
 
 

@@ -58,9 +58,11 @@ def test_vary_origin_is_sent_once(client, request_kind):
         ("/books/", "per_page=1&per_page=2", {"per_page"}),
         ("/books/", "page=1&category=science&page=2&category=horror", {"page", "category"}),
         ("/users/events", "limit=5&limit=5", {"limit"}),
+        ("/books/", "after%5Bx%5D%5B0%5D=1", {"after"}),
+        ("/books/", "limit=5&per_page%5B%5D=2", {"per_page"}),
     ],
 )
-def test_a_query_parameter_given_twice_is_400(client, auth, path, query, fields):
+def test_a_query_parameter_given_twice_or_nested_is_400(client, auth, path, query, fields):
     response = client.get(f"{path}?{query}", headers=auth.headers())
     assert_envelope(response, 400, INVALID_FIELDS, {field: "Give this parameter once." for field in fields})
 
