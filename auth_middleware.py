@@ -1,23 +1,26 @@
-"""Bearer-token authentication: signing and verifying the app's JWTs, the token_required
-decorator, and how tokens reach a client (JSON, or the refresh token in a cookie)."""
+"""Bearer-token authentication: signing and verifying the app's JWTs (access tokens, and the
+other kinds the auth services sign), and the token_required decorator."""
 
 from __future__ import annotations
 
 import math
-import secrets
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import wraps
+from typing import Any, TypeVar
 
 import jwt
+from bson import ObjectId
 from flask import current_app, g, request
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Unauthorized
 
-import validate
-from auth_models import Events, Sessions
-from models import User, parse_object_id
-from responses import envelope, json_body
+from auth.state import auth_state
+from database.documents import Document, parse_object_id
+from models import User
+
+R = TypeVar("R")
 
 ALGORITHM = "HS256"
 # RFC 9068's media type for JWT access tokens. Any other token this app signs carries
@@ -32,7 +35,7 @@ class WrongTokenType(jwt.InvalidTokenError):
     """A genuine token of another kind than the one expected."""
 
 
-def sign_jwt(claims: dict, token_type: str, lifetime: int) -> str:
+def sign_jwt(claims: dict[str, Any], token_type: str, lifetime: int) -> str:
     """An HS256 JWT of one kind (its `typ`), with issuer, audience, id and lifetime."""
     config = current_app.config
     now = datetime.now(UTC)
@@ -46,7 +49,7 @@ def sign_jwt(claims: dict, token_type: str, lifetime: int) -> str:
     return jwt.encode({**standard, **claims}, config["SECRET_KEY"], algorithm=ALGORITHM, headers={"typ": token_type})
 
 
-def verify_jwt(token: str, token_type: str, required: list[str]) -> dict:
+def verify_jwt(token: str, token_type: str, required: list[str]) -> dict[str, Any]:
     """The claims of a genuine, current token of this kind; raises jwt.InvalidTokenError."""
     config = current_app.config
     try:
@@ -67,7 +70,8 @@ def verify_jwt(token: str, token_type: str, required: list[str]) -> dict:
         raise
     if decoded["header"].get("typ") != token_type:
         raise WrongTokenType(token_type)
-    return decoded["payload"]
+    payload: dict[str, Any] = decoded["payload"]
+    return payload
 
 
 def _declared_type(token: str) -> str | None:
@@ -77,35 +81,13 @@ def _declared_type(token: str) -> str | None:
         return None
 
 
-def create_access_token(user: dict, session_id, session_expires: datetime) -> tuple[str, int]:
+def create_access_token(user: Document, session_id: ObjectId, session_expires: datetime) -> tuple[str, int]:
     """Sign an access token for `user` (a record with _id and token_version) bound to a
     session, expiring no later than the session; returns (token, lifetime in seconds)."""
     left = math.ceil((session_expires - datetime.now(UTC)).total_seconds())
     lifetime = min(int(current_app.config["ACCESS_TOKEN_EXPIRES_SECONDS"]), left)
     claims = {"sub": str(user["_id"]), "sid": str(session_id), "ver": User.token_version(user)}
     return sign_jwt(claims, ACCESS_TOKEN_TYPE, lifetime), lifetime
-
-
-def client_info() -> tuple[str | None, str | None]:
-    """(IP, user agent) of the caller, as recorded on sessions and events."""
-    return request.remote_addr, request.headers.get("User-Agent")
-
-
-def record(kind: str, user_id=None, **detail) -> None:
-    """An audit event about the current request's caller."""
-    Events.record(kind, user_id, *client_info(), **detail)
-
-
-def start_session(user: dict) -> dict:
-    """Log a user in (their record as just read): a new session, its refresh token, and an access token."""
-    session, refresh_token = Sessions.create(user, *client_info())
-    return token_response(user, session, refresh_token)
-
-
-def token_response(user: dict, session: dict, refresh_token: str) -> dict:
-    """The tokens a client gets for `session` (its record: _id and expires_at)."""
-    token, lifetime = create_access_token(user, session["_id"], session["expires_at"])
-    return {"token": token, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh_token}
 
 
 class BearerChallenge(Unauthorized):
@@ -119,7 +101,7 @@ class BearerChallenge(Unauthorized):
             params += [f'error="{error}"', f'error_description="{message}"']
         self.challenge = "Bearer " + ", ".join(params)
 
-    def get_headers(self, environ=None, scope=None):
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         return [*super().get_headers(environ, scope), ("WWW-Authenticate", self.challenge)]
 
 
@@ -134,27 +116,19 @@ def _bearer_token() -> str:
     return token
 
 
-# Verified access tokens, per process: a client sends the same token for its whole
-# lifetime, and re-checking its signature and claims on every request is most of an
-# authenticated request's own CPU. Only successes are kept; expiry is checked on every
-# use, and revocation never depended on this (it is the one database lookup).
-VERIFIED_TOKENS_KEPT = 4096
-
-
-def _decode(token: str) -> dict:
-    verified = current_app.extensions.setdefault("verified_access_tokens", {})
-    claims = verified.get(token)
+def _decode(token: str) -> dict[str, Any]:
+    """The claims of a valid access token. Verified tokens are kept per process: a client sends
+    the same token for its whole lifetime, and re-checking its signature and claims is most of
+    an authenticated request's own CPU. Expiry is checked on every use, and revocation never
+    depended on this (it is the one database lookup)."""
+    verified = auth_state().verified_tokens
+    claims: dict[str, Any] | None = verified.get(token)
     if claims is not None:
         if claims["exp"] + LEEWAY_SECONDS > time.time():
             return claims
-        del verified[token]
+        verified.discard(token)
     claims = _verify_access_token(token)
-    if len(verified) >= VERIFIED_TOKENS_KEPT:
-        try:
-            del verified[next(iter(verified))]  # the oldest entry
-        except (KeyError, RuntimeError, StopIteration):  # another thread got there first
-            pass
-    verified[token] = claims
+    verified.put(token, claims)
     return claims
 
 
@@ -173,7 +147,7 @@ TOKEN_PROBLEMS = (
 )
 
 
-def _verify_access_token(token: str) -> dict:
+def _verify_access_token(token: str) -> dict[str, Any]:
     try:
         return verify_jwt(token, ACCESS_TOKEN_TYPE, REQUIRED_CLAIMS)
     except jwt.InvalidTokenError as exc:
@@ -181,20 +155,20 @@ def _verify_access_token(token: str) -> dict:
         raise BearerChallenge(message.format(claim=getattr(exc, "claim", ""))) from None
 
 
-def _object_id_claim(claims: dict, name: str):
+def _object_id_claim(claims: dict[str, Any], name: str) -> ObjectId | None:
     value = claims[name]
     return parse_object_id(value) if isinstance(value, str) else None
 
 
-def token_required(view):
+def token_required(view: Callable[..., R]) -> Callable[..., R]:
     """Run the view as view(current_user, ...) for a valid token of a live session.
 
     current_user is the user's whole record (password hash and MFA state included,
-    for the views that check them); it leaves the API only through User.to_json.
+    for the views that check them); it leaves the API only through api.schemas.UserOut.
     """
 
     @wraps(view)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> R:
         claims = _decode(_bearer_token())
         user_id, session_id = _object_id_claim(claims, "sub"), _object_id_claim(claims, "sid")
         if user_id is None or session_id is None:
@@ -208,52 +182,3 @@ def token_required(view):
         return view(user, *args, **kwargs)
 
     return wrapper
-
-
-# --- how tokens reach the client ----------------------------------------------
-
-REFRESH_COOKIE, CSRF_COOKIE, CSRF_HEADER = "refresh_token", "csrf_token", "X-CSRF-Token"
-REFRESH_COOKIE_PATH = "/users"
-
-
-def tokens_reply(message: str, data: dict):
-    """JSON with the tokens; with cookie mode on, the refresh token goes in a cookie instead,
-    and the body carries the CSRF token: a page on another origin cannot read the cookie."""
-    if not current_app.config["REFRESH_TOKEN_COOKIE"]:
-        return envelope(message, data)
-    refresh_token = data.pop("refresh_token")
-    data["csrf_token"] = secrets.token_urlsafe(32)
-    response, status = envelope(message, data)
-    _set_refresh_cookies(response, refresh_token, data["csrf_token"])
-    return response, status
-
-
-def _set_refresh_cookies(response, refresh_token: str, csrf_token: str) -> None:
-    """HttpOnly refresh token for the refresh and logout endpoints only, and the CSRF token
-    that the browser app echoes in a header (double-submit)."""
-    max_age = current_app.config["REFRESH_TOKEN_EXPIRES_SECONDS"]
-    common = {"max_age": max_age, "secure": True, "samesite": current_app.config["REFRESH_COOKIE_SAMESITE"]}
-    response.set_cookie(REFRESH_COOKIE, refresh_token, httponly=True, path=REFRESH_COOKIE_PATH, **common)
-    response.set_cookie(CSRF_COOKIE, csrf_token, httponly=False, path="/", **common)
-
-
-def clear_refresh_cookies(response) -> None:
-    if current_app.config["REFRESH_TOKEN_COOKIE"]:
-        same_site = current_app.config["REFRESH_COOKIE_SAMESITE"]
-        response.delete_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, secure=True, samesite=same_site)
-        response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite=same_site)
-
-
-def presented_refresh_token() -> str:
-    """The refresh token from the JSON body, or from the cookie with a matching CSRF header."""
-    if request.is_json or not current_app.config["REFRESH_TOKEN_COOKIE"]:
-        return validate.load(validate.RefreshRequest, json_body()).refresh_token
-    cookie = request.cookies.get(REFRESH_COOKIE)
-    if not cookie:
-        raise Unauthorized("Refresh token is missing.")
-    csrf_cookie = request.cookies.get(CSRF_COOKIE, "")
-    csrf_header = request.headers.get(CSRF_HEADER, "")
-    # Compared as bytes: compare_digest refuses non-ASCII text, and a header may carry any.
-    if not csrf_cookie or not secrets.compare_digest(csrf_cookie.encode(), csrf_header.encode()):
-        raise Forbidden(f"The {CSRF_HEADER} header must match the {CSRF_COOKIE} cookie.")
-    return cookie

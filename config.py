@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 from flask import Flask
 
-import mail
+from mail.settings import resolve_settings
 
 DEV_CORS_ORIGINS = (
     "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173,"
@@ -122,10 +122,12 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     config["CORS_ORIGINS"] = [origin.strip() for origin in origins.split(",") if origin.strip()]
     # As configured (production needs one); the mail settings then fill in development's.
     public_url = _public_url(config["PUBLIC_URL"], config["APP_ENV"])
-    app.extensions["public_url"] = config["PUBLIC_URL"] = public_url
+    # Links in answers use the configured one only: empty in development, so that they follow
+    # the address the client used (mail links need an address, so the mail settings fill it in).
+    config["PUBLIC_URL_AS_CONFIGURED"] = config["PUBLIC_URL"] = public_url
     config["TRUSTED_HOSTS"] = _trusted_hosts(config["TRUSTED_HOSTS"], public_url, config["APP_ENV"])
     listen_address = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}"
-    mail.resolve_settings(config, app.root_path, listen_address)
+    resolve_settings(config, app.root_path, listen_address)
 
 
 DEV_TRUSTED_HOSTS = ["localhost", "127.0.0.1"]

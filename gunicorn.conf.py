@@ -5,14 +5,9 @@ Every value can be overridden from the environment or the command line.
 
 import multiprocessing
 import os
-import sys
 
 import gunicorn.http.wsgi
 from gunicorn.glogging import Logger
-
-# The project's modules, whatever folder gunicorn was started from.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import log_redaction  # noqa: E402
 
 # Sync workers: each request does blocking PyMongo I/O and Pillow work; processes
 # give real parallelism on both. Two per core keeps a core busy while its peer waits on the database.
@@ -39,7 +34,10 @@ class RedactingLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        log_redaction.install(self.error_log, self.access_log)
+        # Imported here: by now gunicorn has put its working folder (the project's) on sys.path.
+        from logs import redaction
+
+        redaction.install(self.error_log, self.access_log)
 
 
 # A logger class rather than logconfig_dict: the dictionary would replace gunicorn's

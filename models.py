@@ -1,30 +1,20 @@
-"""MongoDB access: one client per process, indexes, passwords, and the product's data
-(users and their books). The token lifecycle's records live in auth_models.py."""
+"""The tutorial's models: users and their books, each the one owner of its collection
+(database/ holds the client they reach it through). A model writes only its own collection;
+what spans several lives in workflows/."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import re
-import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from bson import ObjectId
-from bson.errors import InvalidId
-from flask import current_app
-from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument, uri_parser
-from pymongo.errors import ConnectionFailure
-from werkzeug.routing import BaseConverter
-from werkzeug.security import check_password_hash
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.cursor import Cursor
 
-log = logging.getLogger(__name__)
+from database.documents import Document, Index, Model, digest, utcnow
 
-DEFAULT_DATABASE = "book_library"
-OBJECT_ID_HEX_LENGTH = 24
-SECONDS_PER_DAY = 86400
-
+# What the API shows of an account; the password hash and second-factor secrets stay inside.
 USER_FIELDS = {
     "name": 1,
     "email": 1,
@@ -36,208 +26,36 @@ USER_FIELDS = {
 }
 
 
-def utcnow() -> datetime:
-    # MongoDB keeps milliseconds; truncating here keeps what we return equal to what we stored.
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+class User(Model):
+    """An account. Its document also lists its live sessions (`sessions`: the revocation
+    check is one lookup), counts its books' list positions (`book_seq`), and holds the
+    second factor: {"mfa": {"enabled", "secret" (encrypted), "pending" (encrypted, during
+    enrolment), "last_step", "recovery" (hashes)}}."""
 
-
-def init_app(app) -> None:
-    """Create the process's MongoClient and keep it in app.extensions; with no DATABASE_URL
-    (and no client handed in) there is none, and configured() says so."""
-    client = app.config.get("MONGO_CLIENT")
-    if client is None and not app.config["DATABASE_URL"]:
-        app.extensions["mongo"] = {"client": None, "db": None, "indexes_ready": False}
-        return
-    if client is None:
-        timeout_ms = app.config["DATABASE_TIMEOUT_MS"]
-        client = MongoClient(
-            app.config["DATABASE_URL"],
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=app.config["DATABASE_SOCKET_TIMEOUT_MS"],
-            maxPoolSize=app.config["DATABASE_POOL_SIZE"],
-            tz_aware=True,
-            appname="book-library",
-            connect=False,  # no I/O until the first query, so forking servers stay safe
-        )
-    # The URL's path names the database, also when a client is handed in (tests).
-    url = app.config["DATABASE_URL"]
-    name = (uri_parser.parse_uri(url)["database"] if url else None) or DEFAULT_DATABASE
-    db = client[name]
-    app.extensions["mongo"] = {"client": client, "db": db, "indexes_ready": False}
-
-
-def get_db():
-    return current_app.extensions["mongo"]["db"]
-
-
-def configured(app=None) -> bool:
-    """Whether the app has a database at all (DATABASE_URL set, or a client handed in)."""
-    return (app or current_app).extensions["mongo"]["client"] is not None
-
-
-def ensure_indexes(db, audit_retention_days: int = 90) -> None:
-    """Create every index the queries rely on. Idempotent."""
-    db.users.create_index([("email", ASCENDING)], unique=True, name="email_unique")
-    # Expired sessions, failure counters and old audit events are removed by MongoDB itself.
-    db.sessions.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
-    db.sessions.create_index([("user_id", ASCENDING), ("last_used_at", DESCENDING)], name="user_recent")
-    db.login_failures.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
-    db.mfa_tickets.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
-    db.auth_events.create_index(
-        [("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="user_recent_events"
-    )
-    db.auth_events.create_index(
-        [("at", ASCENDING)], expireAfterSeconds=audit_retention_days * SECONDS_PER_DAY, name="retention"
-    )
-    # Mailed links' tokens (one per user and purpose, a newer replacing the older) and the outbox.
-    db.link_tokens.create_index([("hash", ASCENDING)], unique=True, name="hash_unique")
-    db.link_tokens.create_index(
-        [("user_id", ASCENDING), ("purpose", ASCENDING)], unique=True, name="user_purpose_unique"
-    )
-    db.link_tokens.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")
-    db.outbox.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="due")
-    db.outbox.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
-    db.books.create_index([("user_id", ASCENDING), ("title_key", ASCENDING)], unique=True, name="user_title_unique")
-    # A disabled account and its books are deleted by MongoDB at their purge_at (documents
-    # without the field, every live one, are never touched).
-    db.users.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
-    db.books.create_index([("purge_at", ASCENDING)], expireAfterSeconds=0, name="purge")
-    db.books.create_index(
-        [("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
-        name="user_newest",
-    )
-    db.books.create_index(
-        [("user_id", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
-        name="user_category_newest",
-    )
-    # Cursor pages: a range of one user's list positions.
-    db.books.create_index([("user_id", ASCENDING), ("seq", DESCENDING)], name="user_positions")
-    db.books.create_index(
-        [("user_id", ASCENDING), ("category", ASCENDING), ("seq", DESCENDING)], name="user_category_positions"
-    )
-
-
-def ensure_indexes_once() -> None:
-    """Create indexes on the first request if start-up could not reach the database."""
-    state = current_app.extensions["mongo"]
-    if not state["indexes_ready"]:
-        ensure_indexes(state["db"], current_app.config["AUDIT_RETENTION_DAYS"])
-        state["indexes_ready"] = True
-
-
-def try_ensure_indexes(app) -> None:
-    state = app.extensions["mongo"]
-    if state["client"] is None:
-        return
-    try:
-        ensure_indexes(state["db"], app.config["AUDIT_RETENTION_DAYS"])
-        state["indexes_ready"] = True
-    except ConnectionFailure:
-        log.warning("database unreachable at start-up; indexes will be created on first request")
-
-
-def ping() -> bool:
-    try:
-        current_app.extensions["mongo"]["client"].admin.command("ping")
-        return True
-    except ConnectionFailure:
-        return False
-
-
-def parse_object_id(value) -> ObjectId | None:
-    """The one place ids from outside are parsed; None when malformed."""
-    try:
-        return ObjectId(value)
-    except (InvalidId, TypeError):
-        return None
-
-
-class ObjectIdConverter(BaseConverter):
-    """URL converter: any path segment matches and a malformed id becomes None, so the
-    view answers the same 404 as for a missing record ("Book not found."), not a generic one."""
-
-    regex = "[^/]+"
-
-    def to_python(self, value):
-        return parse_object_id(value)
-
-    def to_url(self, value):
-        return str(value)
-
-
-def digest(secret: str) -> str:
-    """SHA-256 of a high-entropy secret (refresh tokens, recovery codes): enough to store it."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def isoformat(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class _Model:
-    """A model's MongoDB collection, named by its `collection` attribute."""
-
-    collection: str
-
-    @classmethod
-    def _col(cls):
-        return get_db()[cls.collection]
-
-
-# --- passwords -------------------------------------------------------------
-
-
-def init_passwords(app) -> None:
-    """Argon2id at the OWASP parameters by default; a dummy hash for unknown emails."""
-    hasher = PasswordHasher(
-        time_cost=app.config["PASSWORD_HASH_TIME_COST"],
-        memory_cost=app.config["PASSWORD_HASH_MEMORY_KIB"],
-        parallelism=app.config["PASSWORD_HASH_PARALLELISM"],
-    )
-    app.extensions["password_hasher"] = hasher
-    app.extensions["dummy_password_hash"] = hasher.hash(secrets.token_urlsafe(16))
-
-
-def hash_password(password: str) -> str:
-    return current_app.extensions["password_hasher"].hash(password)
-
-
-def verify_password(stored: str, password: str) -> tuple[bool, bool]:
-    """(matches, needs_rehash). Werkzeug hashes from before Argon2 still verify, once."""
-    hasher = current_app.extensions["password_hasher"]
-    if stored.startswith("$argon2"):
-        try:
-            hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return False, False
-        return True, hasher.check_needs_rehash(stored)
-    return check_password_hash(stored, password), True
-
-
-# --- users -----------------------------------------------------------------
-
-
-class User(_Model):
     collection = "users"
     # Active sessions per user; a new login beyond this ends the oldest one.
     MAX_SESSIONS = 50
 
+    @classmethod
+    def indexes(cls) -> list[Index]:
+        # A disabled account is deleted by MongoDB at its purge_at (live ones have none).
+        return [
+            Index([("email", ASCENDING)], "email_unique", {"unique": True}),
+            Index([("purge_at", ASCENDING)], "purge", {"expireAfterSeconds": 0}),
+        ]
+
     @staticmethod
-    def create(name: str, email: str, password: str) -> dict:
+    def create(name: str, email: str, password_hash: str) -> Document:
         """Insert a user; DuplicateKeyError propagates when the email is taken."""
         now = utcnow()
-        doc = {
+        doc: Document = {
             "name": name,
             "email": email,
             "email_verified": False,
-            "password": hash_password(password),
+            "password": password_hash,
             "disabled": False,
             "sessions": [],
-            "book_seq": 0,  # the list position of the user's newest book (see Books.next_seq)
+            "book_seq": 0,  # the list position of the user's newest book (see next_book_position)
             "created_at": now,
             "updated_at": now,
         }
@@ -245,7 +63,7 @@ class User(_Model):
         return doc
 
     @staticmethod
-    def get_for_session(user_id: ObjectId, session_id: ObjectId) -> dict | None:
+    def get_for_session(user_id: ObjectId, session_id: ObjectId) -> Document | None:
         """The active user, only while the session is one of theirs: one lookup by _id.
 
         This is the whole revocation check: ending a session removes its id from
@@ -259,55 +77,40 @@ class User(_Model):
         return user
 
     @staticmethod
-    def token_version(user: dict) -> int:
+    def token_version(user: Document) -> int:
         """Access tokens carry the version current when they were signed (claim `ver`); a
         password change moves it on, so no token signed before it passes token_required."""
-        return user.get("token_version", 0)
+        version: int = user.get("token_version", 0)
+        return version
 
     @staticmethod
-    def session_ids(user: dict) -> set:
+    def session_ids(user: Document) -> set[ObjectId]:
         """Ids of the sessions the user's record lists: the sessions that may be used."""
         return {entry["sid"] for entry in user.get("sessions", ())}
 
     @staticmethod
-    def find_by_email(email: str) -> dict | None:
+    def find_by_email(email: str) -> Document | None:
         return User._col().find_one({"email": email})
 
     @staticmethod
-    def find_by_id(user_id: ObjectId) -> dict | None:
+    def find_by_id(user_id: ObjectId) -> Document | None:
         return User._col().find_one({"_id": user_id})
 
     @staticmethod
-    def check_password(user: dict | None, password: str) -> bool:
-        """Verify a password; an unknown user still costs one hash, so timing tells nothing.
-
-        A hash made with older parameters is replaced after a successful check.
-        """
-        if user is None:
-            verify_password(current_app.extensions["dummy_password_hash"], password)
-            return False
-        matches, needs_rehash = verify_password(user["password"], password)
-        if matches and needs_rehash:
-            User._col().update_one(
-                {"_id": user["_id"], "password": user["password"]},
-                {"$set": {"password": hash_password(password)}},
-            )
-        return matches
+    def replace_password_hash(user: Document, new_hash: str) -> None:
+        """Store a re-made hash of the same password, unless the password changed meanwhile."""
+        User._col().update_one({"_id": user["_id"], "password": user["password"]}, {"$set": {"password": new_hash}})
 
     @staticmethod
-    def set_password(user_id: ObjectId, password: str) -> dict:
-        """A new password, by whatever route: the account moves to a new token version (every
-        access token signed before now stops working), and any password-reset or email-change
-        link still out stops working: a reset must also evict whoever asked for those.
-        Returns {_id, token_version}."""
-        user = User._col().find_one_and_update(
+    def set_password_hash(user_id: ObjectId, password_hash: str) -> Document | None:
+        """A new password: the account moves to a new token version, so every access token
+        signed before now stops working. Returns {_id, token_version}."""
+        return User._col().find_one_and_update(
             {"_id": user_id},
-            {"$set": {"password": hash_password(password), "updated_at": utcnow()}, "$inc": {"token_version": 1}},
+            {"$set": {"password": password_hash, "updated_at": utcnow()}, "$inc": {"token_version": 1}},
             projection={"token_version": 1},
             return_document=ReturnDocument.AFTER,
         )
-        get_db().link_tokens.delete_many({"user_id": user_id, "purpose": {"$in": ["reset_password", "change_email"]}})
-        return user
 
     @staticmethod
     def mark_email_verified(user_id: ObjectId, email: str) -> bool:
@@ -319,7 +122,7 @@ class User(_Model):
         return result.matched_count == 1
 
     @staticmethod
-    def change_email(user_id: ObjectId, email: str) -> dict | None:
+    def change_email(user_id: ObjectId, email: str) -> Document | None:
         """Move the account to a proven address; DuplicateKeyError when another account has it."""
         return User._col().find_one_and_update(
             {"_id": user_id, "disabled": False},
@@ -328,7 +131,7 @@ class User(_Model):
         )
 
     @staticmethod
-    def update_name(user_id: ObjectId, name: str) -> dict | None:
+    def update_name(user_id: ObjectId, name: str) -> Document | None:
         return User._col().find_one_and_update(
             {"_id": user_id, "disabled": False},
             {"$set": {"name": name, "updated_at": utcnow()}},
@@ -337,32 +140,57 @@ class User(_Model):
         )
 
     @staticmethod
-    def disable(user_id: ObjectId, keep_days: int) -> datetime:
-        """Disable the account and schedule it, and its books, for deletion in `keep_days`
-        (the purge TTL index); returns when."""
+    def disable(user_id: ObjectId, purge_at: datetime) -> None:
+        """Disable the account, end its sessions' listing, and schedule it for deletion (the purge TTL index)."""
         now = utcnow()
-        purge_at = now + timedelta(days=keep_days)
         User._col().update_one(
             {"_id": user_id},
             {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": [], "purge_at": purge_at}},
         )
-        Books._col().update_many({"user_id": user_id}, {"$set": {"purge_at": purge_at}})
-        return purge_at
+
+    # --- the session list --------------------------------------------------------------
 
     @staticmethod
-    def to_json(user: dict) -> dict:
-        return {
-            "id": str(user["_id"]),
-            "name": user["name"],
-            "email": user["email"],
-            "email_verified": bool(user.get("email_verified")),
-            "mfa_enabled": mfa_enabled(user),
-            "created_at": isoformat(user["created_at"]),
-            "updated_at": isoformat(user["updated_at"]),
-        }
+    def list_session(user_id: ObjectId, entry: Document) -> None:
+        """Add {sid, exp} to the list, kept sorted by expiry and capped in one update: when it
+        is full, the entry that expires first (an expired one, or else the oldest login) drops off."""
+        User._col().update_one(
+            {"_id": user_id},
+            {"$push": {"sessions": {"$each": [entry], "$sort": {"exp": 1}, "$slice": -User.MAX_SESSIONS}}},
+        )
 
-    # Second factor. The user document holds {"mfa": {"enabled", "secret" (encrypted),
-    # "pending" (encrypted, during enrolment), "last_step", "recovery" (hashes)}}.
+    @staticmethod
+    def unlist_session(user_id: ObjectId, sid: ObjectId) -> None:
+        User._col().update_one({"_id": user_id}, {"$pull": {"sessions": {"sid": sid}}})
+
+    @staticmethod
+    def unlist_sessions(user_id: ObjectId, keep: ObjectId | None = None) -> None:
+        """Take every session off the list, or every one but `keep`."""
+        if keep is not None:
+            User._col().update_one({"_id": user_id}, {"$pull": {"sessions": {"sid": {"$ne": keep}}}})
+        else:
+            User._col().update_one({"_id": user_id}, {"$set": {"sessions": []}})
+
+    # --- list positions of the user's books -----------------------------------------------
+
+    @staticmethod
+    def next_book_position(user_id: ObjectId) -> int | None:
+        """Take the next list position from the counter (atomic, so never given twice); None
+        when the account has no counter yet (see workflows.accounts.number_books)."""
+        user = User._col().find_one_and_update(
+            {"_id": user_id, "book_seq": {"$exists": True}},
+            {"$inc": {"book_seq": 1}},
+            projection={"book_seq": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if user is None else int(user["book_seq"])
+
+    @staticmethod
+    def start_book_positions(user_id: ObjectId, last: int) -> None:
+        """Start the counter after `last`, unless another request started it meanwhile."""
+        User._col().update_one({"_id": user_id, "book_seq": {"$exists": False}}, {"$set": {"book_seq": last}})
+
+    # --- second factor ----------------------------------------------------------------------
 
     @staticmethod
     def start_mfa(user_id: ObjectId, encrypted_secret: str) -> None:
@@ -410,7 +238,7 @@ class User(_Model):
         User._col().update_one({"_id": user_id}, {"$set": {"mfa": {"enabled": False}, "updated_at": utcnow()}})
 
 
-def mfa_enabled(user: dict) -> bool:
+def mfa_enabled(user: Document) -> bool:
     return bool((user.get("mfa") or {}).get("enabled"))
 
 
@@ -440,7 +268,7 @@ class BookBusy(Exception):
     """Other requests kept replacing the book's cover while this one tried to."""
 
 
-class Books(_Model):
+class Books(Model):
     """A user's books. Each has `seq`, its position in the owner's list (1 for the first book
     the user added, newest highest, never reused), for cursor pages; and `version`, counted
     up by every change, for conditional updates (If-Match)."""
@@ -449,16 +277,32 @@ class Books(_Model):
     # Tries at swapping the cover while concurrent updates win; each try one of them wins.
     SWAP_ATTEMPTS = 20
 
+    @classmethod
+    def indexes(cls) -> list[Index]:
+        return [
+            Index([("user_id", ASCENDING), ("title_key", ASCENDING)], "user_title_unique", {"unique": True}),
+            # A disabled account's books are deleted by MongoDB at their purge_at.
+            Index([("purge_at", ASCENDING)], "purge", {"expireAfterSeconds": 0}),
+            Index([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)], "user_newest"),
+            Index(
+                [("user_id", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+                "user_category_newest",
+            ),
+            # Cursor pages: a range of one user's list positions.
+            Index([("user_id", ASCENDING), ("seq", DESCENDING)], "user_positions"),
+            Index([("user_id", ASCENDING), ("category", ASCENDING), ("seq", DESCENDING)], "user_category_positions"),
+        ]
+
     @staticmethod
-    def create(user_id: ObjectId, fields: dict, image: str) -> dict:
-        """Insert a book; DuplicateKeyError propagates on a duplicate title."""
+    def create(user_id: ObjectId, fields: dict[str, Any], image: str | None, seq: int) -> Document:
+        """Insert a book at list position `seq`; DuplicateKeyError propagates on a duplicate title."""
         now = utcnow()
-        doc = {
+        doc: Document = {
             "user_id": user_id,
             **fields,
             "title_key": title_key(fields["title"]),
             "image": image,
-            "seq": Books.next_seq(user_id),
+            "seq": seq,
             "version": 1,
             "created_at": now,
             "updated_at": now,
@@ -467,46 +311,25 @@ class Books(_Model):
         return doc
 
     @staticmethod
-    def next_seq(user_id: ObjectId) -> int:
-        """Take the next list position from the owner's counter (atomic, so never given twice)."""
-        for _ in range(2):
-            user = User._col().find_one_and_update(
-                {"_id": user_id, "book_seq": {"$exists": True}},
-                {"$inc": {"book_seq": 1}},
-                projection={"book_seq": 1},
-                return_document=ReturnDocument.AFTER,
-            )
-            if user is not None:
-                return user["book_seq"]
-            Books.number_existing(user_id)
-        raise LookupError("the user to number books for does not exist")
+    def positions(user_id: ObjectId) -> list[Document]:
+        """Every book of a user with its position (if any), oldest first."""
+        owned = Books._col().find({"user_id": user_id}, {"seq": 1})
+        return list(owned.sort([("created_at", ASCENDING), ("_id", ASCENDING)]))
 
     @staticmethod
-    def number_existing(user_id: ObjectId) -> int:
-        """Give positions to the books of an account from before positions existed, oldest
-        first, and start its counter after them. Safe to run twice at once: both compute
-        the same numbers, and each write only fills in what is missing."""
-        owned = (
-            Books._col().find({"user_id": user_id}, {"seq": 1}).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
-        )
-        books = list(owned)
-        # One write per book, once per account (bulk_write would do; mongomock cannot run it).
-        for position, book in enumerate(books, start=1):
-            if "seq" not in book:
-                missing = {"_id": book["_id"], "user_id": user_id, "seq": {"$exists": False}}
-                Books._col().update_one(missing, {"$set": {"seq": position}})
-        last = max([len(books)] + [book.get("seq", 0) for book in books])
-        User._col().update_one({"_id": user_id, "book_seq": {"$exists": False}}, {"$set": {"book_seq": last}})
-        return last
+    def set_missing_position(book_id: ObjectId, user_id: ObjectId, position: int) -> None:
+        """Give a book from before positions existed its position; a numbered book keeps its own."""
+        missing = {"_id": book_id, "user_id": user_id, "seq": {"$exists": False}}
+        Books._col().update_one(missing, {"$set": {"seq": position}})
 
     @staticmethod
-    def get(book_id: ObjectId, user_id: ObjectId) -> dict | None:
+    def get(book_id: ObjectId | None, user_id: ObjectId) -> Document | None:
         """The user's book, or None: another user's book is indistinguishable from a missing one.
         The owner is part of the filter, so a sharded cluster routes the lookup to one shard."""
         return Books._col().find_one({"_id": book_id, "user_id": user_id})
 
     @staticmethod
-    def page_cursor(user_id: ObjectId, page: int, per_page: int, category: str | None = None):
+    def page_cursor(user_id: ObjectId, page: int, per_page: int, category: str | None = None) -> Cursor[Document]:
         """One page, newest first: served by the user_newest or user_category_newest index."""
         return (
             Books._col()
@@ -517,7 +340,10 @@ class Books(_Model):
         )
 
     @staticmethod
-    def list(user_id: ObjectId, page: int, per_page: int, category: str | None = None):
+    def numbered_page(
+        user_id: ObjectId, page: int, per_page: int, category: str | None = None
+    ) -> tuple[list[Document], int]:
+        """A page by number, and the total of the owner's (matching) books."""
         items = list(Books.page_cursor(user_id, page, per_page, category))
         if len(items) < per_page and (items or page == 1):
             # The last page: the total follows from it, no count needed (the usual case
@@ -526,7 +352,9 @@ class Books(_Model):
         return items, Books._col().count_documents(Books._owned(user_id, category))
 
     @staticmethod
-    def window(user_id: ObjectId, below: int, width: int, category: str | None = None, limit: int = 0):
+    def window(
+        user_id: ObjectId, below: int, width: int, category: str | None = None, limit: int = 0
+    ) -> Cursor[Document]:
         """The books at list positions [below - width, below), newest first.
 
         Bounded on both sides, so the server reads only the entries in that range (an
@@ -538,11 +366,13 @@ class Books(_Model):
         return cursor.limit(limit) if limit else cursor
 
     @staticmethod
-    def after(user_id: ObjectId, below: int, limit: int, category: str | None = None) -> tuple[list, int | None]:
+    def after(
+        user_id: ObjectId, below: int, limit: int, category: str | None = None
+    ) -> tuple[list[Document], int | None]:
         """Up to `limit` books before list position `below`, newest first, and the position
         to continue from (None when nothing is left). Positions freed by deleted books (or,
         with a category, taken by other categories) are skipped by windows that double."""
-        found: list[dict] = []
+        found: list[Document] = []
         width = limit + 1  # one more than the page: whether a next page exists
         while below > 1 and len(found) <= limit:
             found += Books.window(user_id, below, width, category, limit + 1 - len(found))
@@ -551,16 +381,16 @@ class Books(_Model):
         return page, page[-1]["seq"] if len(found) > limit else None
 
     @staticmethod
-    def _owned(user_id: ObjectId, category: str | None) -> dict:
-        query = {"user_id": user_id}
+    def _owned(user_id: ObjectId, category: str | None) -> Document:
+        query: Document = {"user_id": user_id}
         if category is not None:
             query["category"] = category
         return query
 
     @staticmethod
     def update(
-        book_id: ObjectId, user_id: ObjectId, fields: dict, version: int | None = None
-    ) -> tuple[dict | None, dict | None]:
+        book_id: ObjectId, user_id: ObjectId, fields: dict[str, Any], version: int | None = None
+    ) -> tuple[Document | None, Document | None]:
         """Apply the changes: (the document they replaced, the new one); (None, None) if the
         book vanished or, when a version is given, is no longer at that version. The replaced
         document says which cover this update, and no other, made unused."""
@@ -588,20 +418,21 @@ class Books(_Model):
         return {book["image"] for book in Books._col().find({}, {"image": 1, "_id": 0}) if book.get("image")}
 
     @staticmethod
-    def delete(book_id: ObjectId, user_id: ObjectId, version: int | None = None) -> dict | None:
+    def delete(book_id: ObjectId, user_id: ObjectId, version: int | None = None) -> Document | None:
         return Books._col().find_one_and_delete(Books._at_version(book_id, user_id, version))
 
     @staticmethod
-    def _at_version(book_id: ObjectId, user_id: ObjectId, version: int | None) -> dict:
-        query = {"_id": book_id, "user_id": user_id}
+    def _at_version(book_id: ObjectId, user_id: ObjectId, version: int | None) -> Document:
+        query: Document = {"_id": book_id, "user_id": user_id}
         if version is not None:
             # Books from before versions were counted have none: they are at version 0.
             query["version"] = version or None
         return query
 
     @staticmethod
-    def version(book: dict) -> int:
-        return book.get("version", 0)
+    def version(book: Document) -> int:
+        version: int = book.get("version", 0)
+        return version
 
     @staticmethod
     def images(user_id: ObjectId) -> list[str]:
@@ -609,14 +440,6 @@ class Books(_Model):
         return [book["image"] for book in Books._col().find({"user_id": user_id}, {"image": 1}) if book.get("image")]
 
     @staticmethod
-    def to_json(book: dict, image_url: str) -> dict:
-        return {
-            "id": str(book["_id"]),
-            "title": book["title"],
-            "description": book.get("description", ""),
-            "category": book["category"],
-            "image_url": image_url,
-            "user_id": str(book["user_id"]),
-            "created_at": isoformat(book["created_at"]),
-            "updated_at": isoformat(book["updated_at"]),
-        }
+    def schedule_purge(user_id: ObjectId, purge_at: datetime) -> None:
+        """A disabled account's books go with it, at its purge_at."""
+        Books._col().update_many({"user_id": user_id}, {"$set": {"purge_at": purge_at}})

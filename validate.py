@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
@@ -419,7 +419,10 @@ def _message(error: dict) -> str:
     return template.format(**ctx) if template else error["msg"]
 
 
-def load(schema: type[_Schema], data, context: dict | None = None) -> _Schema:
+S = TypeVar("S", bound=BaseModel)
+
+
+def load(schema: type[S], data: object, context: dict[str, Any] | None = None) -> S:
     """Validate a mapping against a schema, or raise InvalidInput with one message per field."""
     if not isinstance(data, dict):
         raise InvalidInput({"body": "Request body must be a JSON object."})
@@ -442,142 +445,7 @@ def load_book_update(data) -> dict:
     return load(BookUpdate, data).model_dump(exclude_none=True)
 
 
-# --- Response shapes --------------------------------------------------------------
-# These describe what the API sends, for the OpenAPI document; requests are validated
-# with the schemas above, which the document also shows.
-
-T = TypeVar("T")
-
-
-class Envelope(BaseModel, Generic[T]):
-    """Every successful JSON response."""
-
-    message: str
-    data: T
-    error: None = None
-
-
-class ErrorEnvelope(BaseModel):
-    """Every failed response: `error` names the failure (each status shows its own example)."""
-
-    message: str
-    data: None = None
-    error: str
-
-
-class InvalidInputEnvelope(BaseModel):
-    """400 for invalid input: `error` maps each bad field to its message."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "message": "The request has invalid fields.",
-                    "data": None,
-                    "error": {
-                        "title": "Title must be 1 to 200 characters.",
-                        "cover_image": "A cover image file is required.",
-                    },
-                }
-            ]
-        }
-    )
-    message: str
-    data: None = None
-    error: dict[str, str]
-
-
-class UserOut(BaseModel):
-    id: str
-    name: str
-    email: str
-    email_verified: bool = Field(description="Whether the owner of the address has proved it with a mailed link.")
-    mfa_enabled: bool
-    created_at: str
-    updated_at: str
-
-
-class Accepted(BaseModel):
-    """202: the request is taken; what follows comes by mail."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"message": "Check your email to finish signing up.", "data": None, "error": None}]
-        }
-    )
-    message: str
-    data: None = None
-    error: None = None
-
-
-class TokensOut(BaseModel):
-    token: str = Field(description="Access token (JWT), sent as `Authorization: Bearer <token>`.")
-    token_type: str = "Bearer"
-    expires_in: int = Field(
-        description="Seconds until the access token expires: 15 minutes, or less when the session ends sooner."
-    )
-    refresh_token: str | None = Field(
-        default=None, description="Absent when the refresh token travels in a cookie (REFRESH_TOKEN_COOKIE)."
-    )
-    csrf_token: str | None = Field(
-        default=None,
-        description=(
-            "Only when the refresh token travels in a cookie: send it as X-CSRF-Token to refresh. "
-            "The same value as the csrf_token cookie, which a page on another origin cannot read."
-        ),
-    )
-
-
-class LoginOut(UserOut, TokensOut):
-    pass
-
-
-class MfaChallengeOut(BaseModel):
-    """A correct password for an account with a second factor: finish at POST /users/login/mfa."""
-
-    mfa_required: bool = True
-    mfa_ticket: str
-    expires_in: int
-
-
-class MfaEnrollmentOut(BaseModel):
-    secret: str = Field(description="Shown only now; type it into an app that cannot scan.")
-    otpauth_uri: str
-    qr_code: str = Field(description="PNG data URL of otpauth_uri, for a phone to scan.")
-
-
-class RecoveryCodesOut(BaseModel):
-    recovery_codes: list[str] = Field(
-        description="Shown only now; each works once.", min_length=RECOVERY_CODES, max_length=RECOVERY_CODES
-    )
-
-
-class BookOut(BaseModel):
-    id: str
-    title: str
-    description: str
-    category: str
-    image_url: str = Field(description="Absolute URL of the 150x150 cover thumbnail.")
-    user_id: str
-    created_at: str
-    updated_at: str
-
-
-class PageMeta(BaseModel):
-    page: int
-    per_page: int
-    total: int
-    pages: int
-
-
-class CursorMeta(BaseModel):
-    limit: int
-    next_cursor: str | None = Field(description="Send as `after` for the next page; null on the last page.")
-
-
-class BookPage(Envelope[list[BookOut]]):
-    data: list[BookOut] = Field(max_length=max(PER_PAGE_MAX, CURSOR_MAX))
-    meta: PageMeta | CursorMeta
+# --- Conditional-request headers, for the document -----------------------------------
 
 
 class IfNoneMatch(BaseModel):
@@ -598,41 +466,6 @@ class IfMatch(BaseModel):
         alias="If-Match",
         description="The book's ETag as you read it: 412, and no change, if it has changed since.",
     )
-
-
-class SessionOut(BaseModel):
-    id: str
-    created_at: str
-    last_used_at: str
-    expires_at: str
-    ip: str | None
-    user_agent: str | None
-    current: bool
-
-
-class EventOut(BaseModel):
-    type: str
-    at: str
-    ip: str | None
-    user_agent: str | None
-    detail: dict
-
-
-class EventList(Envelope[list[EventOut]]):
-    data: list[EventOut] = Field(max_length=PER_PAGE_MAX)
-
-
-class Banner(BaseModel):
-    name: str
-    docs: str = Field(description="Interactive documentation (Swagger UI).")
-    openapi: str = Field(description="The OpenAPI 3.1 document: import it into Postman or a code generator.")
-    refresh_token_cookie: bool = Field(
-        description="True when refresh tokens travel in an HttpOnly cookie (REFRESH_TOKEN_COOKIE), not in bodies."
-    )
-
-
-class Health(BaseModel):
-    database: str
 
 
 class BookCreateForm(BookCreate):

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import uuid
 
 import pytest
 from pymongo import MongoClient
 
+from database.client import state as database_state
+
 # A developer's .env must not leak into the tests' configuration.
 os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 from app import create_app  # noqa: E402
-from app_logging import LOGGERS, JsonLogFormatter  # noqa: E402
 from helpers import (  # noqa: E402
     AN_INSTANT,
     AuthActions,
@@ -28,6 +25,8 @@ from helpers import (  # noqa: E402
     config_for_tests,
     free_port,
 )
+from logs import NAMESPACE  # noqa: E402
+from logs.json_lines import JsonLogFormatter  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +111,7 @@ def app_factory(app_settings, mongo_client, db_name):
 
     yield make
     for application in made:
-        application.extensions["mail"]["sender"].stop()
+        application.extensions["book_library.mail"].sender.stop()
     mongo_client.drop_database(db_name)
 
 
@@ -134,7 +133,7 @@ def make_app(app, app_factory, tmp_path):
 
 @pytest.fixture
 def db(app):
-    return app.extensions["mongo"]["db"]
+    return database_state(app).db
 
 
 @pytest.fixture
@@ -168,7 +167,7 @@ def log_lines():
 
     handler = Collect()
     handler.setFormatter(JsonLogFormatter())
-    loggers = [logging.getLogger(name) for name in LOGGERS]
+    loggers = [logging.getLogger(NAMESPACE)]
     for logger in loggers:
         logger.addHandler(handler)
     yield lines

@@ -11,7 +11,6 @@ import time
 import pyotp
 import pytest
 
-import mail
 from helpers import (
     INVALID_FIELDS,
     LOCKED,
@@ -26,6 +25,7 @@ from helpers import (
     link_token,
     text_body,
 )
+from mail.sender import send_due
 
 FRONTEND_URL = "https://books.example.com"
 NEW_PASSWORD = "Tr1cky-Gl0ve-Harb0r!"
@@ -74,7 +74,7 @@ def verify(client, token):
 
 def latest(app, smtp, to="ada@example.com", subject_part=""):
     """Send what is due, then the newest mail to `to` whose subject contains `subject_part`."""
-    mail.send_due(app)
+    send_due(app)
     found = [m for m in smtp.to(to) if subject_part in m["Subject"]]
     assert found, [(m["To"], m["Subject"]) for m in smtp.messages]
     return found[-1]
@@ -122,18 +122,18 @@ def test_forgot_answers_the_same_for_an_unknown_address_and_mails_nothing(app, c
     unknown = forgot(client, "nobody@example.com")
 
     assert (unknown.status_code, unknown.get_json()) == (known.status_code, known.get_json())
-    mail.send_due(app)
+    send_due(app)
     assert [m["To"] for m in smtp.messages if "Reset" in m["Subject"]] == ["ada@example.com"]
 
 
 def test_forgot_for_a_disabled_account_mails_nothing(app, client, smtp, account):
     token = tokens(client)["token"]
     client.delete("/users/", json={"password": PASSWORD}, headers=bearer(token))
-    mail.send_due(app)
+    send_due(app)
     smtp.messages.clear()
 
     assert_envelope(forgot(client), 202, FORGOT_SENT)
-    mail.send_due(app)
+    send_due(app)
 
     assert smtp.messages == []
 
@@ -281,15 +281,15 @@ def test_a_reset_proves_the_address(app, client, smtp, account):
 
 
 def test_a_reset_mail_is_given_up_once_its_link_would_have_expired(app, client, db, smtp, clock, account):
-    mail.send_due(app)  # the sign-up's verification mail
+    send_due(app)  # the sign-up's verification mail
     smtp.stop()
     assert_envelope(forgot(client), 202, FORGOT_SENT)
     for _ in range(12):  # retries at 15 s, 30 s, 1, 2, 4, 8, 16 minutes...: past 30 minutes
-        mail.send_due(app)
+        send_due(app)
         clock.shift(4 * 60)
     smtp.start()
 
-    assert mail.send_due(app) == 0
+    assert send_due(app) == 0
     assert db.outbox.find_one({"kind": "password_reset"})["status"] == "given_up"
     events = client.get("/users/events", headers=bearer(tokens(client)["token"])).get_json()["data"]
     [given_up] = [event["detail"] for event in events if event["type"] == "mail_given_up"]
@@ -297,15 +297,15 @@ def test_a_reset_mail_is_given_up_once_its_link_would_have_expired(app, client, 
 
 
 def test_smtp_down_during_a_reset_request_then_back_the_mail_arrives(app, client, smtp, clock, account):
-    mail.send_due(app)
+    send_due(app)
     smtp.stop()
 
     assert_envelope(forgot(client), 202, FORGOT_SENT)  # never a 5xx because mail is down
-    assert mail.send_due(app) == 0
+    assert send_due(app) == 0
     smtp.start()
     clock.shift(30)  # the first retry comes within 30 seconds
 
-    assert mail.send_due(app) == 1
+    assert send_due(app) == 1
     message = [m for m in smtp.messages if "Reset" in m["Subject"]][-1]
     assert_envelope(reset(client, link_token(message)), 200, RESET_DONE)
 
@@ -329,7 +329,7 @@ def test_forgot_is_limited_per_address_and_per_ip(app_factory, smtp, app_config_
 def test_no_token_or_password_reaches_a_log_line_or_an_event(app, client, smtp, account, log_lines):
     token = reset_token(app, client, smtp)
     reset(client, token)
-    mail.send_due(app)
+    send_due(app)
     session = tokens(client, password=NEW_PASSWORD)["token"]
 
     events = json.dumps(client.get("/users/events", headers=bearer(session)).get_json())
@@ -466,7 +466,7 @@ def change_email(client, session, **body):
 
 
 def test_an_email_change_happens_when_the_new_address_confirms_it(app, client, smtp, account):
-    mail.send_due(app)
+    send_due(app)
     staying, other = tokens(client), tokens(client)
     session = bearer(staying["token"])
 
@@ -506,7 +506,7 @@ def test_an_email_change_with_a_wrong_password_is_401_like_login_and_counts_towa
 
 def test_a_password_reset_kills_a_pending_email_change_link(app, client, smtp, account):
     """Whoever asked to move the account elsewhere is evicted by the owner's reset, link and all."""
-    mail.send_due(app)
+    send_due(app)
     assert change_email(client, bearer(tokens(client)["token"]), email="intruder@example.org").status_code == 202
     pending = link_token(latest(app, smtp, "intruder@example.org", "Confirm your new email address"))
 
@@ -598,7 +598,7 @@ def disable_account(client, session, secret):
     ids=["password-changed", "two-factor-on", "two-factor-off", "recovery-codes", "account-disabled"],
 )
 def test_a_security_change_mails_a_notice_to_the_account(app, client, smtp, account, action, subject):
-    mail.send_due(app)
+    send_due(app)
     session = bearer(tokens(client)["token"])
     secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]
 

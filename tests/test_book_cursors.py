@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from bson import ObjectId
 
-import cursors
+from api import cursors
 from helpers import INVALID_FIELDS, assert_envelope, book_form, image_bytes
 from models import Books
 

@@ -10,8 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-import mail
-from api_docs import SERVER_ERRORS
+from api.openapi import SERVER_ERRORS
 from helpers import (
     COVER_NOT_FOUND,
     INVALID_FIELDS,
@@ -25,6 +24,7 @@ from helpers import (
     image_bytes,
     openapi_path,
 )
+from mail.messages import KINDS
 
 DEV_ORIGIN = "http://localhost:5173"
 EVIL_ORIGIN = "http://evil.example"
@@ -309,7 +309,7 @@ def test_every_control_of_the_app_has_a_label_and_every_button_a_name(client):
 
 
 # The pages that mailed links open, at the default FRONTEND_URL (PUBLIC_URL + "/app").
-LINK_PAGES = sorted({"/app" + kind.path for kind in mail.KINDS.values() if kind.path})
+LINK_PAGES = sorted({"/app" + kind.path for kind in KINDS.values() if kind.path})
 
 
 @pytest.mark.parametrize("path", LINK_PAGES)

@@ -19,6 +19,7 @@ import gridfs
 import pytest
 from PIL import Image, PngImagePlugin
 
+from database.client import state as database_state
 from helpers import (
     BOOK_NOT_FOUND,
     COVER_NOT_FOUND,
@@ -134,7 +135,7 @@ def stored(app):
     and the GridFS bucket."""
     folder = app.config["UPLOAD_FOLDER"]
     files = set(os.listdir(folder)) if os.path.isdir(folder) else set()
-    return files | {doc["_id"] for doc in app.extensions["mongo"]["db"]["covers.files"].find({}, {"_id": 1})}
+    return files | {doc["_id"] for doc in database_state(app).db["covers.files"].find({}, {"_id": 1})}
 
 
 def total_books(client, headers):
@@ -839,7 +840,7 @@ def plant(app, name: str, storage: str, age_seconds: float = 0) -> None:
             handle.write(b"orphan")
         os.utime(path, (written, written))
         return
-    db = app.extensions["mongo"]["db"]
+    db = database_state(app).db
     gridfs.GridFSBucket(db, bucket_name="covers").upload_from_stream_with_id(name, name, io.BytesIO(b"orphan"))
     age(app, name, age_seconds)
 
@@ -850,7 +851,7 @@ def age(app, name: str, seconds: float) -> None:
     path = os.path.join(app.config["UPLOAD_FOLDER"], name)
     if os.path.exists(path):
         os.utime(path, (written, written))
-    files = app.extensions["mongo"]["db"]["covers.files"]
+    files = database_state(app).db["covers.files"]
     files.update_one({"_id": name}, {"$set": {"uploadDate": datetime.fromtimestamp(written, UTC)}})
 
 

@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import mail
 from app import create_app
+from database.client import state as database_state
 from helpers import PASSWORD, TEST_SECRET, SmtpTestServer, bearer, free_port, html_body, link_token, text_body
+from mail.sender import send_due
 
 PUBLIC_URL = "https://api.example.com"
 FRONTEND_URL = "https://books.example.com"
@@ -49,7 +50,7 @@ def events(client, email="ada@example.com"):
 def test_sign_up_mails_a_verification_link_with_standard_headers_and_two_bodies(app, client, smtp):
     sign_up(client)
 
-    assert mail.send_due(app) == 1
+    assert send_due(app) == 1
     [message] = smtp.messages
     token = link_token(message)
     assert message["To"] == "ada@example.com"
@@ -67,7 +68,7 @@ def test_sign_up_mails_a_verification_link_with_standard_headers_and_two_bodies(
 
 def test_the_database_holds_only_the_link_tokens_hash_and_no_copy_of_the_link(app, client, db, smtp):
     sign_up(client)
-    mail.send_due(app)
+    send_due(app)
     token = link_token(smtp.messages[0])
 
     stored = db.link_tokens.find_one()
@@ -79,7 +80,7 @@ def test_the_database_holds_only_the_link_tokens_hash_and_no_copy_of_the_link(ap
 def test_html_body_escapes_what_the_user_typed(app, client, smtp):
     client.post("/users/", json={"name": "Ada <b>Lovelace</b>", "email": "ada@example.com", "password": PASSWORD})
 
-    mail.send_due(app)
+    send_due(app)
 
     assert "Ada &lt;b&gt;Lovelace&lt;/b&gt;" in html_body(smtp.messages[0])
     assert "Hello Ada <b>Lovelace</b>," in text_body(smtp.messages[0])
@@ -94,34 +95,34 @@ def test_a_mail_queued_while_smtp_is_down_arrives_after_it_is_back_and_the_app_r
     smtp.stop()
     sign_up(client)  # the client sees 201 although mail is down
 
-    assert mail.send_due(app) == 0
+    assert send_due(app) == 0
     assert db.outbox.find_one()["last_error"] == "ConnectionRefusedError"
     smtp.start()
     restarted = app_factory()
     clock.shift(14)
-    assert mail.send_due(restarted) == 0  # not due yet
+    assert send_due(restarted) == 0  # not due yet
     clock.shift(1)
-    assert mail.send_due(restarted) == 1  # the first retry comes 15 s after the failure
+    assert send_due(restarted) == 1  # the first retry comes 15 s after the failure
     assert [m["To"] for m in smtp.messages] == ["ada@example.com"]
-    assert mail.send_due(restarted) == 0  # delivered once, never again
+    assert send_due(restarted) == 0  # delivered once, never again
 
 
 def test_retries_back_off_doubling_from_15_seconds(app, client, smtp, clock):
     smtp.stop()
     sign_up(client)
-    mail.send_due(app)  # fails; retry at +15 s
+    send_due(app)  # fails; retry at +15 s
 
     waits = []
     for expected in (15, 30, 60, 120):
         clock.shift(expected - 1)
-        assert mail.send_due(app) == 0  # not yet due: nothing tried
+        assert send_due(app) == 0  # not yet due: nothing tried
         clock.shift(1)
-        assert mail.send_due(app) == 0  # due, tried, failed
+        assert send_due(app) == 0  # due, tried, failed
         waits.append(expected)
     smtp.start()
     clock.shift(240)
 
-    assert mail.send_due(app) == 1
+    assert send_due(app) == 1
     assert waits == [15, 30, 60, 120]
 
 
@@ -129,11 +130,11 @@ def test_a_mail_that_cannot_be_sent_for_a_day_is_given_up_and_that_is_an_event(a
     smtp.stop()
     sign_up(client)
     for _ in range(40):  # an hour at most between tries: 40 rounds pass a day
-        mail.send_due(app)
+        send_due(app)
         clock.shift(3600)
     smtp.start()
 
-    assert mail.send_due(app) == 0
+    assert send_due(app) == 0
     assert smtp.messages == []
     [entry] = db.outbox.find()
     assert entry["status"] == "given_up"
@@ -145,14 +146,14 @@ def test_a_mail_for_an_address_the_account_no_longer_has_is_not_sent(app, client
     sign_up(client)
     db.users.update_one({"email": "ada@example.com"}, {"$set": {"email": "ada@example.org"}})
 
-    assert mail.send_due(app) == 0
+    assert send_due(app) == 0
     assert smtp.messages == []
     assert db.outbox.find_one()["status"] == "dropped"
 
 
 def test_a_sent_mail_records_an_event_without_its_address_or_link(app, client, smtp):
     sign_up(client)
-    mail.send_due(app)
+    send_due(app)
 
     sent = [e for e in events(client) if e["type"] == "mail_sent"]
     assert [e["detail"] for e in sent] == [{"mail": "verify_email"}]
@@ -165,17 +166,17 @@ def test_two_app_processes_never_send_one_mail_twice(app, app_factory, client, s
     other = app_factory()
     sign_up(client)
     smtp.hold = threading.Event()
-    first = threading.Thread(target=mail.send_due, args=(app,))
+    first = threading.Thread(target=send_due, args=(app,))
     first.start()
     try:
         assert smtp.receiving.wait(10)  # the first process is mid-send, holding the lease
-        assert mail.send_due(other) == 0  # the second finds nothing to send
+        assert send_due(other) == 0  # the second finds nothing to send
     finally:
         smtp.hold.set()
         first.join(10)
 
-    assert mail.send_due(other) == 0
-    assert mail.send_due(app) == 0
+    assert send_due(other) == 0
+    assert send_due(app) == 0
     assert len(smtp.messages) == 1
 
 
@@ -185,7 +186,7 @@ def test_many_mails_from_two_processes_at_once_each_arrive_exactly_once(app, app
     other = app_factory()
     for n in range(12):
         sign_up(client, f"reader{n}@example.com")
-    threads = [threading.Thread(target=mail.send_due, args=(each,)) for each in (app, other)]
+    threads = [threading.Thread(target=send_due, args=(each,)) for each in (app, other)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -204,7 +205,7 @@ def test_the_sender_thread_sends_a_queued_mail_without_being_driven(app_factory,
 
     assert smtp.arrived.wait(10)  # woken by the queue, not by a poll
     assert smtp.messages[0]["To"] == "ada@example.com"
-    threaded.extensions["mail"]["sender"].stop()
+    threaded.extensions["book_library.mail"].sender.stop()
 
 
 # --- SMTP settings ---------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def test_credentials_in_mail_url_log_in_to_the_smtp_server(app_factory, smtp_wit
     application = app_factory(MAIL_URL=url)
     sign_up(application.test_client())
 
-    assert mail.send_due(application) == 1
+    assert send_due(application) == 1
     assert smtp_with_login.logins == [("mailer", "p@ss word")]
     assert len(smtp_with_login.messages) == 1
 
@@ -308,7 +309,7 @@ def test_mail_goes_over_starttls_or_implicit_tls_to_a_trusted_server(
     application = app_factory(MAIL_URL=tls_url(tls_server))
     sign_up(application.test_client())
 
-    assert mail.send_due(application) == 1
+    assert send_due(application) == 1
     assert [m["To"] for m in tls_server.messages] == ["ada@example.com"]
 
 
@@ -317,9 +318,9 @@ def test_a_server_whose_certificate_is_not_trusted_gets_nothing_and_the_mail_wai
     application = app_factory(MAIL_URL=tls_url(tls_server))
     sign_up(application.test_client())
 
-    assert mail.send_due(application) == 0
+    assert send_due(application) == 0
     assert tls_server.messages == []
-    entry = application.extensions["mongo"]["db"].outbox.find_one()
+    entry = database_state(application).db.outbox.find_one()
     assert (entry["status"], entry["last_error"]) == ("pending", "SSLCertVerificationError")
 
 
@@ -342,7 +343,7 @@ def test_links_use_the_configured_addresses_never_the_requests_host(app, client,
     # A host outside TRUSTED_HOSTS is refused outright; a trusted one is not where links point either.
     assert client.post("/users/", json=body, headers={"Host": "evil.example.net"}).status_code == 400
     client.post("/users/", json=body, headers={"Host": "127.0.0.1:5000"})
-    mail.send_due(app)
+    send_due(app)
 
     assert "127.0.0.1" not in smtp.messages[0].as_string()
     assert f"{FRONTEND_URL}/verify-email#token=" in text_body(smtp.messages[0])
@@ -357,7 +358,7 @@ def test_development_without_mail_url_writes_eml_files_and_logs_their_name_not_t
     application = app_factory(MAIL_URL="", PUBLIC_URL="", FRONTEND_URL="")
     sign_up(application.test_client())
 
-    assert mail.send_due(application) == 1
+    assert send_due(application) == 1
     [name] = os.listdir(tmp_path / "instance" / "mail")
     with open(tmp_path / "instance" / "mail" / name, "rb") as handle:
         from email import message_from_binary_file, policy
@@ -376,4 +377,4 @@ def test_production_without_mail_url_sends_nothing_and_sign_up_still_works(app_f
     )
     sign_up(application.test_client())
 
-    assert application.extensions["mongo"]["db"].outbox.count_documents({}) == 0
+    assert database_state(application).db.outbox.count_documents({}) == 0

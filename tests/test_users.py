@@ -14,6 +14,7 @@ from bson import ObjectId
 from werkzeug.security import generate_password_hash
 
 from app import create_app
+from database.client import state as database_state
 from helpers import (
     COMMON,
     GUESSABLE,
@@ -370,7 +371,7 @@ def test_default_password_hash_uses_the_owasp_argon2id_parameters(tmp_path):
 
     assert app.test_client().post("/users/", json=signup_body(email)).status_code == 201
 
-    stored = app.extensions["mongo"]["db"].users.find_one({"email": email})["password"]
+    stored = database_state(app).db.users.find_one({"email": email})["password"]
     assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
 

@@ -28,8 +28,8 @@ if CHROMIUM is None:
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-import mail  # noqa: E402
 from helpers import PASSWORD, bearer, book_form, free_port, image_bytes, text_body  # noqa: E402
+from mail.sender import send_due  # noqa: E402
 
 APP_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static", "app")
 ACCESS_SECONDS = 60
@@ -545,7 +545,7 @@ MAILED_LINK = re.compile(re.escape(PUBLIC_URL) + r"(/app/[a-z-]+#token=[\w-]+)")
 def mailed_link(app, smtp, api, to, subject_part) -> str:
     """The outbox sends what is due; the link in the newest mail to `to` about `subject_part`,
     on the test server rather than the public address."""
-    mail.send_due(app)
+    send_due(app)
     message = [m for m in smtp.to(to) if subject_part in m["Subject"]][-1]
     return api + MAILED_LINK.search(text_body(message)).group(1)
 

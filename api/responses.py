@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
-from flask import current_app, jsonify, request, url_for
+from flask import Response, current_app, jsonify, request, url_for
+from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 import validate
@@ -15,22 +17,25 @@ FORM_OR_JSON_REQUIRED = (
 )
 
 
-def envelope(message: str, data=None, status: int = 200, **extra):
+Reply = tuple[Response, int]
+
+
+def envelope(message: str, data: Any = None, status: int = 200, **extra: Any) -> Reply:
     """A successful response: {message, data, error: null} plus any extra top-level keys."""
     body = {"message": message, "data": data, "error": None, **extra}
     return jsonify(body), status
 
 
-def external_url(endpoint: str, **values) -> str:
+def external_url(endpoint: str, **values: Any) -> str:
     """An absolute URL for a response: under PUBLIC_URL when it is set, never from a Host
     header alone (a forged one would put its host into links that clients follow)."""
-    base = current_app.extensions["public_url"]  # as configured: empty in development unless set
+    base = current_app.config["PUBLIC_URL_AS_CONFIGURED"]
     if not base:
         return url_for(endpoint, _external=True, **values)
     return base + url_for(endpoint, **values)
 
 
-def json_body() -> dict:
+def json_body() -> dict[str, Any]:
     """The request's JSON object; 415 for another content type, 400 when unparsable."""
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json.")
@@ -40,12 +45,12 @@ def json_body() -> dict:
         raise validate.InvalidInput({"body": "Request body is not valid JSON."}) from None
 
 
-def optional_json_body() -> dict:
+def optional_json_body() -> dict[str, Any]:
     """The JSON object of a request whose body may be left out (DELETE with optional fields)."""
     return json_body() if request.content_length or request.is_json else {}
 
 
-def query_args(schema) -> dict:
+def query_args(schema: type[BaseModel]) -> dict[str, str]:
     """The query string, one value per parameter; a parameter of `schema` given twice is 400, since
     the document describes each as a single value (`?per_page=1&per_page=2` means nothing).
     Parameters the API does not know are ignored, as everywhere; a known one in a nested form
@@ -61,7 +66,7 @@ def query_args(schema) -> dict:
     return request.args.to_dict()
 
 
-def form_or_json() -> dict:
+def form_or_json() -> dict[str, Any]:
     """Fields from a JSON object or a form, whichever the client sent."""
     if request.is_json:
         return json_body()
@@ -70,7 +75,7 @@ def form_or_json() -> dict:
     raise UnsupportedMediaType(FORM_OR_JSON_REQUIRED)
 
 
-def conditional(reply, tag: str | None = None):
+def conditional(reply: Reply, tag: str | None = None) -> Response:
     """A GET reply with an ETag (the given one, or a digest of its body, the same on every
     app server); when the client's If-None-Match holds it, 304 with no body instead."""
     response, status = reply

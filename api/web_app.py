@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Blueprint, current_app, send_from_directory
+from flask import Blueprint, Response, current_app, send_from_directory
 
 web_app = Blueprint("web_app", __name__)
 
@@ -19,7 +19,7 @@ APP_CSP = (
 
 # strict_slashes: /app redirects to /app/, so that the page's relative URLs resolve under /app/.
 @web_app.get("/app/", strict_slashes=True)
-def index():
+def index() -> Response:
     """The app's page."""
     return _send("index.html")
 
@@ -28,18 +28,18 @@ def index():
 # link's fragment. No trailing slash, so that the page's relative URLs still resolve under /app/.
 @web_app.get("/app/reset-password")
 @web_app.get("/app/verify-email")
-def link_page():
+def link_page() -> Response:
     """The app's page, opened from a mailed link."""
     return _send("index.html")
 
 
 @web_app.get("/app/<path:name>")
-def asset(name: str):
+def asset(name: str) -> Response:
     """The app's scripts and stylesheet."""
     return _send(name)
 
 
-def _send(name: str):
+def _send(name: str) -> Response:
     # No caching beyond revalidation: a deploy is seen on the next load.
     response = send_from_directory(os.path.join(current_app.static_folder, "app"), name, max_age=0)
     response.headers["Content-Security-Policy"] = APP_CSP

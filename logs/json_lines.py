@@ -8,20 +8,9 @@ import time
 import uuid
 
 import orjson
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
-import log_redaction
-
-# The app's loggers; everything they write goes through JsonLogFormatter.
-LOGGERS = (
-    "app",
-    "models",
-    "auth_models",
-    "auth_middleware",
-    "throttling",
-    "book_library.mail",
-    "book_library.requests",
-)
+from logs import NAMESPACE, redaction
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -37,27 +26,26 @@ class JsonLogFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return log_redaction.redact(orjson.dumps(entry, default=str).decode())
+        return redaction.redact(orjson.dumps(entry, default=str).decode())
 
 
 JsonLogFormatter.converter = time.gmtime
 
 
 def configure() -> None:
-    """JSON lines on standard error for the app's loggers (once per process)."""
-    for name in LOGGERS:
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(JsonLogFormatter())
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-            logger.propagate = False
-    log_redaction.install()  # the root logger's handlers and the last resort
+    """JSON lines on standard error for every logger of the app's namespace (once per process)."""
+    logger = logging.getLogger(NAMESPACE)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonLogFormatter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    redaction.install()  # the root logger's handlers and the last resort
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-request_log = logging.getLogger("book_library.requests")
+request_log = logging.getLogger(f"{NAMESPACE}.requests")
 
 
 def register_request_log(app: Flask) -> None:
@@ -68,13 +56,13 @@ def register_request_log(app: Flask) -> None:
     """
 
     @app.before_request
-    def _start():
+    def _start() -> None:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         g.started = time.perf_counter()
 
     @app.after_request
-    def _finish(response):
+    def _finish(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers["X-Request-ID"] = request_id
         if app.config["REQUEST_LOG"]:

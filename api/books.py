@@ -1,21 +1,35 @@
-"""Books: the caller's library, a page at a time, each book with a cover thumbnail;
-and the route that serves the thumbnails."""
+"""/books/: the caller's library, a page at a time, each book with a cover thumbnail."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from typing import Any
+
+from bson import ObjectId
+from flask import Blueprint, Response, current_app, request
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, PreconditionFailed, UnsupportedMediaType
 
-import cover_storage
-import cursors
 import save_image
 import validate
-from api_docs import documented
+from api import cursors
+from api.openapi import documented
+from api.responses import (
+    FORM_OR_JSON_REQUIRED,
+    FORM_TYPES,
+    Reply,
+    conditional,
+    envelope,
+    external_url,
+    form_or_json,
+    query_args,
+)
+from api.schemas import BookOut, BookPage, Envelope
+from auth.throttling import rate_limit
 from auth_middleware import token_required
+from covers.storage import covers, stored
+from database.documents import Document
 from models import BookBusy, Books
-from responses import FORM_OR_JSON_REQUIRED, FORM_TYPES, conditional, envelope, external_url, form_or_json, query_args
-from throttling import rate_limit
+from workflows.accounts import newest_book_position, next_book_position
 
 DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
@@ -25,12 +39,10 @@ BAD_CURSOR = "This cursor is not valid for your list; start again without it."
 MIXED_PAGING = "Use page and per_page, or limit and after, not both."
 
 books = Blueprint("books", __name__)
-covers = Blueprint("covers", __name__)
 
 
-def _book_json(book: dict) -> dict:
-    url = external_url("covers.cover", name=book["image"])
-    return Books.to_json(book, url)
+def _book_json(book: Document) -> dict[str, Any]:
+    return BookOut.of(book, external_url("covers.cover", name=book["image"]))
 
 
 def _cover_from_request():
@@ -106,30 +118,25 @@ def _vanished_or_changed(book_id, user_id):
     return PreconditionFailed(BOOK_CHANGED)
 
 
-def remove_covers_of(user_id) -> None:
-    """Remove the covers of every book of an account (when it is disabled)."""
-    cover_storage.remove_many(Books.images(user_id))
-
-
 @books.post("/")
 @documented(
     tags=["books"],
-    ok=(201, validate.Envelope[validate.BookOut]),
+    ok=(201, Envelope[BookOut]),
     form=validate.BookCreateForm,
     auth=True,
     errors=(400, 409, 429),
     messages={409: DUPLICATE_TITLE, 415: MULTIPART_REQUIRED},
 )
 @token_required
-def create_book(current_user):
+def create_book(current_user: Document) -> Reply:
     """Add a book with its cover to the caller's library."""
     if request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType(MULTIPART_REQUIRED)
     fields, cover = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
     thumb = _thumbnail(cover, current_user["_id"])
-    with cover_storage.stored(thumb) as image:
+    with stored(thumb) as image:
         try:
-            book = Books.create(current_user["_id"], fields, image)
+            book = Books.create(current_user["_id"], fields, image, next_book_position(current_user["_id"]))
         except DuplicateKeyError:
             raise Conflict(DUPLICATE_TITLE) from None
     return envelope("Book created.", _book_json(book), 201)
@@ -138,7 +145,7 @@ def create_book(current_user):
 @books.get("/")
 @documented(
     tags=["books"],
-    ok=(200, validate.BookPage),
+    ok=(200, BookPage),
     query=validate.BookQuery,
     auth=True,
     errors=(304, 400),
@@ -146,7 +153,7 @@ def create_book(current_user):
     exclusive_query=(("page", "per_page"), ("limit", "after")),
 )
 @token_required
-def list_books(current_user):
+def list_books(current_user: Document) -> Response:
     """The caller's books, newest first: by page number (with totals), or by cursor
     (`limit`, then `after=meta.next_cursor`), whose pages cost the same however deep."""
     query = validate.load(validate.BookQuery, query_args(validate.BookQuery))
@@ -158,7 +165,7 @@ def list_books(current_user):
 
 
 def _numbered_page(user_id, query):
-    items, total = Books.list(user_id, query.page, query.per_page, query.category)
+    items, total = Books.numbered_page(user_id, query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
     meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
     response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
@@ -173,7 +180,7 @@ def _cursor_page(user: dict, query):
     user_id, limit = user["_id"], query.limit or validate.PER_PAGE_DEFAULT
     if query.after is None:
         # The account's newest position is on its record, which token_required just read.
-        below = (user["book_seq"] if "book_seq" in user else Books.number_existing(user_id)) + 1
+        below = newest_book_position(user) + 1
     else:
         try:
             below = cursors.decode(user_id, query.after)
@@ -214,14 +221,14 @@ def _page_links(query, pages: int) -> str:
 @books.get("/<objectid:book_id>")
 @documented(
     tags=["books"],
-    ok=(200, validate.Envelope[validate.BookOut]),
+    ok=(200, Envelope[BookOut]),
     auth=True,
     errors=(304, 404),
     headers=validate.IfNoneMatch,
     messages={404: BOOK_NOT_FOUND},
 )
 @token_required
-def get_book(current_user, book_id):
+def get_book(current_user: Document, book_id: ObjectId | None) -> Response:
     """One of the caller's books; its ETag goes back in If-Match to change it safely."""
     book = _own_book(book_id, current_user["_id"])
     return conditional(envelope("Book.", _book_json(book)), _book_etag(book))
@@ -230,7 +237,7 @@ def get_book(current_user, book_id):
 @books.put("/<objectid:book_id>")
 @documented(
     tags=["books"],
-    ok=(200, validate.Envelope[validate.BookOut]),
+    ok=(200, Envelope[BookOut]),
     json=validate.BookUpdate,
     form=validate.BookUpdateForm,
     auth=True,
@@ -239,7 +246,7 @@ def get_book(current_user, book_id):
     messages={404: BOOK_NOT_FOUND, 409: DUPLICATE_TITLE, 412: BOOK_CHANGED, 415: FORM_OR_JSON_REQUIRED},
 )
 @token_required
-def update_book(current_user, book_id):
+def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     """Change a book's fields and, with multipart, its cover. With If-Match, only if the
     book is still as the client read it."""
     fields, cover = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
@@ -248,7 +255,7 @@ def update_book(current_user, book_id):
     user_id = current_user["_id"]
     version = _pinned_version(_own_book(book_id, user_id))  # 404 (or 412) before the cover is decoded
     thumb = _thumbnail(cover, user_id)
-    with cover_storage.stored(thumb) as image:
+    with stored(thumb) as image:
         if image is not None:
             fields["image"] = image
         try:
@@ -262,7 +269,7 @@ def update_book(current_user, book_id):
     if image is not None:
         # The cover this very update replaced: concurrent updates each remove their own
         # predecessor, so the one left stored is the one the book names.
-        cover_storage.remove(replaced["image"])
+        covers().remove(replaced["image"])
     response, status = envelope("Book updated.", _book_json(book))
     response.set_etag(_book_etag(book))
     return response, status
@@ -278,19 +285,12 @@ def update_book(current_user, book_id):
     messages={404: BOOK_NOT_FOUND, 412: BOOK_CHANGED},
 )
 @token_required
-def delete_book(current_user, book_id):
+def delete_book(current_user: Document, book_id: ObjectId | None) -> tuple[str, int]:
     """Delete a book and its cover. With If-Match, only if the book is still as the client read it."""
     user_id = current_user["_id"]
     version = _pinned_version(_own_book(book_id, user_id)) if "If-Match" in request.headers else None
     book = Books.delete(book_id, user_id, version) if book_id else None
     if book is None:
         raise _vanished_or_changed(book_id, user_id) if version is not None else NotFound(BOOK_NOT_FOUND)
-    cover_storage.remove(book["image"])
+    covers().remove(book["image"])
     return "", 204
-
-
-@covers.get("/static/images/books/<name>")
-def cover(name: str):
-    """Serve a stored thumbnail, from whichever storage holds it; its name never changes
-    meaning, so caches may keep it for a year."""
-    return cover_storage.response(name)

@@ -1,22 +1,19 @@
-"""The OpenAPI 3.1 document, generated from the schemas in validate.py, and its viewers."""
+"""The OpenAPI 3.1 document, generated from the schemas the views check requests with
+(validate.py) and answer with (api/schemas.py); docs.py serves it."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
-import os
 import re
+from typing import Any
 
-from flask import Blueprint, current_app, send_from_directory
 from spectree import Response as SpecResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import RequestEntityTooLarge, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
-import validate
-from models import OBJECT_ID_HEX_LENGTH
-
-SWAGGER_ASSETS_MAX_AGE = 86400
+from api.schemas import ErrorEnvelope, InvalidInputEnvelope
+from database.documents import OBJECT_ID_HEX_LENGTH
 
 api = SpecTree(
     "flask",
@@ -29,7 +26,7 @@ api = SpecTree(
     mode="strict",  # only the routes described here
     annotations=False,
     validation_error_status=400,
-    validation_error_model=validate.InvalidInputEnvelope,
+    validation_error_model=InvalidInputEnvelope,
     # Component names must match ^[A-Za-z0-9._-]+$: Envelope[UserOut] becomes Envelope_UserOut_.
     naming_strategy=lambda model: re.sub(r"[^A-Za-z0-9._-]", "_", model.__name__),
     nested_naming_strategy=lambda parent, child: child,
@@ -87,7 +84,7 @@ def documented(
     `also`: other successful answers, as (status, schema) pairs."""
     codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
-    responses = {f"HTTP_{code}": validate.ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
+    responses = {f"HTTP_{code}": ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
     for status, schema in (ok, *also):
         responses[f"HTTP_{status}"] = schema
     bodiless = [f"HTTP_{code}" for code in codes & set(BODILESS)]
@@ -115,23 +112,20 @@ def _camel_case(name: str) -> str:
     return first + "".join(word.capitalize() for word in rest)
 
 
-def openapi_document() -> dict:
-    """The document, built once per process from the routes and schemas, then refined where
-    the generator cannot know: the server's address, examples where importers read them,
-    files, optional bodies, and an example of its own for every failure."""
-    document = current_app.extensions.get("openapi")
-    if document is None:
-        document = copy.deepcopy(api.spec)
-        # Where the API is reached from outside; importers (Postman) take their base URL from it.
-        document["servers"] = [{"url": current_app.config["PUBLIC_URL"] or "/"}]
-        schemas = document["components"]["schemas"]
-        for item in document["paths"].values():
-            for operation in item.values():
-                _refine_parameters(operation)
-                _refine_request_body(operation, schemas)
-                _refine_responses(operation, schemas)
-                _describe_etags(operation)
-        current_app.extensions["openapi"] = document
+def build_document(public_url: str) -> dict[str, Any]:
+    """The document from the routes and schemas, refined where the generator cannot know: the
+    server's address, examples where importers read them, files, optional bodies, and an
+    example of its own for every failure. Needs an app context (the routes)."""
+    document: dict[str, Any] = copy.deepcopy(api.spec)
+    # Where the API is reached from outside; importers (Postman) take their base URL from it.
+    document["servers"] = [{"url": public_url or "/"}]
+    schemas = document["components"]["schemas"]
+    for item in document["paths"].values():
+        for operation in item.values():
+            _refine_parameters(operation)
+            _refine_request_body(operation, schemas)
+            _refine_responses(operation, schemas)
+            _describe_etags(operation)
     return document
 
 
@@ -164,7 +158,7 @@ def _group_exclusive_parameters(operation: dict) -> None:
     branches = []
     for group in groups:
         properties = {name: _parameter_schema(by_name[name]) for name in group}
-        others = [name for name in grouped if name not in group]
+        others = [name for other in groups for name in other if name not in group]
         # Another group's parameter is refused; a parameter the API does not know is ignored.
         branches.append({"properties": properties, "not": {"anyOf": [{"required": [name]} for name in others]}})
     operation["parameters"] = [p for p in operation["parameters"] if p["name"] not in by_name] + [
@@ -269,30 +263,3 @@ def _describe_etags(operation: dict) -> None:
     if conditional_get or (conditional_change and "200" in responses):
         etag = {"description": "This state's entity tag, for If-None-Match and If-Match.", "schema": {"type": "string"}}
         responses["200"].setdefault("headers", {})["ETag"] = etag
-
-
-docs = Blueprint("docs", __name__)
-
-
-@docs.get("/openapi.json")
-def openapi():
-    """The OpenAPI 3.1 document (import it into Postman, or read it at /docs)."""
-    return current_app.json.response(openapi_document())
-
-
-@docs.get("/docs")
-def swagger_ui():
-    """Interactive documentation (Swagger UI), served entirely by this app."""
-    return send_from_directory(os.path.join(current_app.static_folder, "docs"), "index.html", max_age=0)
-
-
-@docs.get("/docs/assets/<path:name>")
-def swagger_ui_assets(name: str):
-    """Swagger UI's files, shipped by the flask-openapi3-swagger package."""
-    return send_from_directory(swagger_ui_folder(), name, max_age=SWAGGER_ASSETS_MAX_AGE)
-
-
-def swagger_ui_folder() -> str:
-    # Located without importing the package (it would import its Flask plugin).
-    spec = importlib.util.find_spec("flask_openapi3_swagger")
-    return os.path.join(spec.submodule_search_locations[0], "templates", "swagger")

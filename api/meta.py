@@ -1,22 +1,22 @@
-"""The service's own routes: a banner at / and the health check."""
+"""/ and /healthz: the service's own routes, a banner and the health check."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
-import models
-import validate
-from api_docs import documented
-from responses import envelope
+from api.openapi import documented
+from api.responses import Reply, envelope
+from api.schemas import Banner, Envelope, Health
+from database.client import ping
 
 meta = Blueprint("meta", __name__)
 BANNER_LINKS = {"docs": "docs.swagger_ui", "openapi": "docs.openapi"}
 
 
 @meta.get("/")
-@documented(tags=["meta"], ok=(200, validate.Envelope[validate.Banner]), operation_id="getBanner", database=False)
-def index():
+@documented(tags=["meta"], ok=(200, Envelope[Banner]), operation_id="getBanner", database=False)
+def index() -> Reply:
     """A short banner with links to the documentation; `refresh_token_cookie` tells a browser
     app which way refresh tokens travel."""
     links = {name: url_for(endpoint, _external=True) for name, endpoint in BANNER_LINKS.items()}
@@ -27,12 +27,12 @@ def index():
 @meta.get("/healthz")
 @documented(
     tags=["meta"],
-    ok=(200, validate.Envelope[validate.Health]),
+    ok=(200, Envelope[Health]),
     operation_id="checkHealth",
     messages={503: "The database is unavailable."},
 )
-def healthz():
+def healthz() -> Reply:
     """200 when the database answers a ping, 503 when it does not."""
-    if not models.ping():
+    if not ping():
         raise ServiceUnavailable("The database is unavailable.")
     return envelope("ok", {"database": "up"})

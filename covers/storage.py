@@ -13,20 +13,17 @@ import io
 import os
 import secrets
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-import click
 import gridfs
-from flask import current_app, request, send_from_directory
-from flask.cli import with_appcontext
+from flask import Flask, Response, current_app, request, send_from_directory
 from werkzeug.exceptions import NotFound
 from werkzeug.utils import safe_join
 from werkzeug.wsgi import wrap_file
 
-from models import Books
+from database.client import state as database_state
 
 KINDS = ("local", "gridfs")
 BUCKET = "covers"  # collections covers.files and covers.chunks
@@ -215,10 +212,13 @@ def _unlink(path: str) -> None:
         pass
 
 
+Storage = LocalCovers | GridFSCovers
+
+
 class Covers:
     """The storage in use, and the other one, still read and cleaned."""
 
-    def __init__(self, primary, other):
+    def __init__(self, primary: Storage, other: Storage) -> None:
         self.primary, self.other = primary, other
 
     def store(self, data: bytes, extension: str) -> str:
@@ -246,7 +246,7 @@ class Covers:
                     removed.append(name)
         return sorted(removed)
 
-    def response(self, name: str):
+    def response(self, name: str) -> Response:
         response = self.primary.response(name) or self.other.response(name)
         if response is None:
             raise NotFound("Cover not found.")
@@ -254,36 +254,38 @@ class Covers:
         return response
 
 
-def init_app(app) -> None:
-    """The configured storage in app.extensions, and the `flask covers` commands."""
+EXTENSION = "book_library.covers"
+
+
+def init_app(app: Flask) -> None:
+    """The configured storage, kept in app.extensions."""
     kind = app.config["COVER_STORAGE"]
     if kind not in KINDS:
         raise RuntimeError(f"COVER_STORAGE must be one of {', '.join(KINDS)}, not {kind!r}.")
-    local, db = LocalCovers(app.config["UPLOAD_FOLDER"]), app.extensions["mongo"]["db"]
+    local, db = LocalCovers(app.config["UPLOAD_FOLDER"]), database_state(app).db
     # With no database configured there is no GridFS; the routes that need the database answer 503.
     storages = {"local": local, "gridfs": GridFSCovers(db) if db is not None else local}
-    app.extensions["covers"] = Covers(storages[kind], storages["gridfs" if kind == "local" else "local"])
-    app.cli.add_command(covers_cli)
-    app.cli.add_command(prune_command)
+    app.extensions[EXTENSION] = Covers(storages[kind], storages["gridfs" if kind == "local" else "local"])
 
 
-def _covers() -> Covers:
-    return current_app.extensions["covers"]
+def covers() -> Covers:
+    result: Covers = current_app.extensions[EXTENSION]
+    return result
 
 
 def store(data: bytes, extension: str) -> str:
     """Keep a thumbnail under a fresh random name; return the name."""
-    return _covers().store(data, extension)
+    return covers().store(data, extension)
 
 
 def remove(name: str | None) -> None:
     """Remove a cover from whichever storage holds it."""
-    _covers().remove(name)
+    covers().remove(name)
 
 
 def remove_many(names: list[str]) -> None:
     """Remove covers from whichever storage holds them (an account's, when it is disabled)."""
-    _covers().remove_many(names)
+    covers().remove_many(names)
 
 
 @contextmanager
@@ -300,77 +302,4 @@ def stored(thumbnail: tuple[bytes, str] | None) -> Iterator[str | None]:
 
 def response(name: str):
     """The cover's HTTP response with a year of public caching; 404 when no storage has it."""
-    return _covers().response(name)
-
-
-# --- moving covers between storages -------------------------------------------------
-
-
-def migrate(source, target, echo=lambda line: None) -> dict:
-    """Copy every cover from source to target, check the copy, then delete the source.
-
-    Safe to run again at any point: a cover already copied is only checked, a copy
-    that does not match (an interrupted write) is written again, and a cover that
-    vanished meanwhile (its book deleted) is skipped.
-    """
-    counts = {"moved": 0, "already_there": 0, "vanished": 0}
-    for name in list(source.names()):
-        data = source.read(name)
-        if data is None:
-            counts["vanished"] += 1
-            continue
-        if target.read(name) == data:
-            counts["already_there"] += 1
-        else:
-            target.remove(name)
-            target.store(data, name)
-            if target.read(name) != data:
-                raise click.ClickException(f"The copy of {name} does not match; nothing was deleted.")
-            counts["moved"] += 1
-        source.remove(name)
-        echo(name)
-    return counts
-
-
-@click.group("covers")
-def covers_cli():
-    """Cover storage: move covers between the folder and GridFS."""
-
-
-@covers_cli.command("migrate")
-@click.option("--to", "to", type=click.Choice(KINDS), required=True, help="the storage to move every cover into")
-@click.option("--verbose", is_flag=True, help="print each cover's name as it is moved")
-@with_appcontext
-def migrate_command(to: str, verbose: bool):
-    """Move every cover into one storage; safe to re-run after an interruption."""
-    covers = _covers()
-    target, source = (covers.primary, covers.other) if covers.primary.kind == to else (covers.other, covers.primary)
-    counts = migrate(source, target, click.echo if verbose else lambda line: None)
-    click.echo(
-        f"Covers now in {to}: {counts['moved']} moved, {counts['already_there']} already there"
-        f" (source copy removed), {counts['vanished']} deleted meanwhile."
-    )
-    if to != current_app.config["COVER_STORAGE"]:
-        click.echo(f"Set COVER_STORAGE={to} so that new covers go there too.")
-
-
-# --- covers no book references ---------------------------------------------------------
-
-
-@click.command("prune-covers")
-@click.option(
-    "--grace-minutes",
-    default=60,
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Keep unreferenced covers younger than this: uploads still in flight.",
-)
-@with_appcontext
-def prune_command(grace_minutes: int):
-    """Delete covers that no book references (left by interrupted writes), in both storages."""
-    referenced = Books.image_names()
-    older_than = time.time() - grace_minutes * 60 if grace_minutes else None
-    removed = _covers().prune(referenced, older_than)
-    for name in removed:
-        click.echo(f"removed {name}")
-    click.echo(f"{len(removed)} unreferenced cover(s) removed; {len(referenced)} referenced.")
+    return covers().response(name)

@@ -1,0 +1,228 @@
+"""What the API answers: one shape per resource, used both to build the answer (`Shape.of(doc)`)
+and to document it in /openapi.json. Requests are validated by validate.py."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from bson import ObjectId
+from pydantic import BaseModel, ConfigDict, Field
+
+from database.documents import Document, isoformat
+from models import mfa_enabled
+from validate import CURSOR_MAX, PER_PAGE_MAX, RECOVERY_CODES
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    """Every successful JSON response."""
+
+    message: str
+    data: T
+    error: None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every failed response: `error` names the failure (each status shows its own example)."""
+
+    message: str
+    data: None = None
+    error: str
+
+
+class InvalidInputEnvelope(BaseModel):
+    """400 for invalid input: `error` maps each bad field to its message."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "The request has invalid fields.",
+                    "data": None,
+                    "error": {
+                        "title": "Title must be 1 to 200 characters.",
+                        "cover_image": "A cover image file is required.",
+                    },
+                }
+            ]
+        }
+    )
+    message: str
+    data: None = None
+    error: dict[str, str]
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    email: str
+    email_verified: bool = Field(description="Whether the owner of the address has proved it with a mailed link.")
+    mfa_enabled: bool
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, user: Document) -> dict[str, Any]:
+        return cls(
+            id=str(user["_id"]),
+            name=user["name"],
+            email=user["email"],
+            email_verified=bool(user.get("email_verified")),
+            mfa_enabled=mfa_enabled(user),
+            created_at=isoformat(user["created_at"]),
+            updated_at=isoformat(user["updated_at"]),
+        ).model_dump()
+
+
+class Accepted(BaseModel):
+    """202: the request is taken; what follows comes by mail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"message": "Check your email to finish signing up.", "data": None, "error": None}]
+        }
+    )
+    message: str
+    data: None = None
+    error: None = None
+
+
+class TokensOut(BaseModel):
+    token: str = Field(description="Access token (JWT), sent as `Authorization: Bearer <token>`.")
+    token_type: str = "Bearer"
+    expires_in: int = Field(
+        description="Seconds until the access token expires: 15 minutes, or less when the session ends sooner."
+    )
+    refresh_token: str | None = Field(
+        default=None, description="Absent when the refresh token travels in a cookie (REFRESH_TOKEN_COOKIE)."
+    )
+    csrf_token: str | None = Field(
+        default=None,
+        description=(
+            "Only when the refresh token travels in a cookie: send it as X-CSRF-Token to refresh. "
+            "The same value as the csrf_token cookie, which a page on another origin cannot read."
+        ),
+    )
+
+
+class LoginOut(UserOut, TokensOut):
+    pass
+
+
+class MfaChallengeOut(BaseModel):
+    """A correct password for an account with a second factor: finish at POST /users/login/mfa."""
+
+    mfa_required: bool = True
+    mfa_ticket: str
+    expires_in: int
+
+
+class MfaEnrollmentOut(BaseModel):
+    secret: str = Field(description="Shown only now; type it into an app that cannot scan.")
+    otpauth_uri: str
+    qr_code: str = Field(description="PNG data URL of otpauth_uri, for a phone to scan.")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(
+        description="Shown only now; each works once.", min_length=RECOVERY_CODES, max_length=RECOVERY_CODES
+    )
+
+
+class BookOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    category: str
+    image_url: str = Field(description="Absolute URL of the 150x150 cover thumbnail.")
+    user_id: str
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, book: Document, image_url: str) -> dict[str, Any]:
+        return cls(
+            id=str(book["_id"]),
+            title=book["title"],
+            description=book.get("description", ""),
+            category=book["category"],
+            image_url=image_url,
+            user_id=str(book["user_id"]),
+            created_at=isoformat(book["created_at"]),
+            updated_at=isoformat(book["updated_at"]),
+        ).model_dump()
+
+
+class PageMeta(BaseModel):
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+
+class CursorMeta(BaseModel):
+    limit: int
+    next_cursor: str | None = Field(description="Send as `after` for the next page; null on the last page.")
+
+
+class BookPage(Envelope[list[BookOut]]):
+    data: list[BookOut] = Field(max_length=max(PER_PAGE_MAX, CURSOR_MAX))
+    meta: PageMeta | CursorMeta
+
+
+class SessionOut(BaseModel):
+    id: str
+    created_at: str
+    last_used_at: str
+    expires_at: str
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+    @classmethod
+    def of(cls, session: Document, current_sid: ObjectId | None) -> dict[str, Any]:
+        return cls(
+            id=str(session["_id"]),
+            created_at=isoformat(session["created_at"]),
+            last_used_at=isoformat(session["last_used_at"]),
+            expires_at=isoformat(session["expires_at"]),
+            ip=session.get("ip"),
+            user_agent=session.get("user_agent"),
+            current=session["_id"] == current_sid,
+        ).model_dump()
+
+
+class EventOut(BaseModel):
+    type: str
+    at: str
+    ip: str | None
+    user_agent: str | None
+    detail: dict  # type: ignore[type-arg]  # as it is in the document: any object
+
+    @classmethod
+    def of(cls, event: Document) -> dict[str, Any]:
+        return cls(
+            type=event["type"],
+            at=isoformat(event["at"]),
+            ip=event.get("ip"),
+            user_agent=event.get("user_agent"),
+            detail=event.get("detail", {}),
+        ).model_dump()
+
+
+class EventList(Envelope[list[EventOut]]):
+    data: list[EventOut] = Field(max_length=PER_PAGE_MAX)
+
+
+class Banner(BaseModel):
+    name: str
+    docs: str = Field(description="Interactive documentation (Swagger UI).")
+    openapi: str = Field(description="The OpenAPI 3.1 document: import it into Postman or a code generator.")
+    refresh_token_cookie: bool = Field(
+        description="True when refresh tokens travel in an HttpOnly cookie (REFRESH_TOKEN_COOKIE), not in bodies."
+    )
+
+
+class Health(BaseModel):
+    database: str

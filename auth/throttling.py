@@ -1,0 +1,130 @@
+"""Abuse limits: request rate limits per IP or account, and the failed-login lock-out."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bson import ObjectId
+from flask import current_app, g, request
+from limits import parse as parse_limit
+from pymongo import ASCENDING, ReturnDocument
+from werkzeug.exceptions import TooManyRequests
+
+from auth.audit import record
+from auth.state import auth_state
+from database.documents import Index, Model, utcnow
+
+LOCKED_MESSAGE = "Too many failed logins; try again later."
+RATE_LIMITED = "Too many requests; try again later."
+
+
+@dataclass(frozen=True)
+class LockState:
+    """What the failure counter says about one email from one IP."""
+
+    key: str
+    wait_seconds: int  # 0: not locked
+    has_failures: bool  # a counter exists, so a success must clear it
+
+
+class LoginThrottle(Model):
+    """Failure counter with a growing, capped lock-out, per email and client IP.
+
+    Keyed by the email as typed (normalised), whether or not an account has it,
+    so a lock-out says nothing about which accounts exist. Keyed by IP too, so
+    an attacker's failures lock the attacker out, never the owner: the owner
+    logging in from elsewhere is unaffected, and the per-account rate limit is
+    what slows an attack spread over many addresses. Locks last at most
+    LOGIN_LOCKOUT_MAX_SECONDS.
+    """
+
+    collection = "login_failures"
+    # Failures are forgotten a day after the last one.
+    MEMORY = timedelta(days=1)
+    # The lock doubles per failure over the threshold; past this many doublings the cap holds anyway.
+    MAX_DOUBLINGS = 20
+
+    @classmethod
+    def indexes(cls) -> list[Index]:
+        return [Index([("expires_at", ASCENDING)], "expiry", {"expireAfterSeconds": 0})]
+
+    @staticmethod
+    def state(email: str, ip: str | None) -> LockState:
+        key = f"{email} {ip or '-'}"
+        doc = LoginThrottle._col().find_one({"_id": key})
+        wait = 0
+        if doc and doc.get("locked_until"):
+            wait = max(0, math.ceil((doc["locked_until"] - utcnow()).total_seconds()))
+        return LockState(key, wait, doc is not None)
+
+    @staticmethod
+    def failed(key: str) -> None:
+        config = current_app.config
+        now = utcnow()
+        doc = LoginThrottle._col().find_one_and_update(
+            {"_id": key},
+            {"$inc": {"count": 1}, "$set": {"expires_at": now + LoginThrottle.MEMORY}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        over = doc["count"] - config["LOGIN_LOCKOUT_THRESHOLD"]
+        if over >= 0:
+            doublings = min(over, LoginThrottle.MAX_DOUBLINGS)
+            seconds = min(config["LOGIN_LOCKOUT_SECONDS"] * 2**doublings, config["LOGIN_LOCKOUT_MAX_SECONDS"])
+            LoginThrottle._col().update_one({"_id": key}, {"$set": {"locked_until": now + timedelta(seconds=seconds)}})
+
+    @staticmethod
+    def clear(key: str) -> None:
+        LoginThrottle._col().delete_one({"_id": key})
+
+
+def _first_refusal(name: tuple[str, str, str], until: float) -> bool:
+    """True once per limit, key and window in this process."""
+    recorded = auth_state().refusals_recorded
+    if (recorded.get(name) or 0) > time.time():
+        return False
+    recorded.put(name, until)
+    return True
+
+
+def rate_limit(scope: str, **keys: Any) -> None:
+    """Count this request against each `SETTING=key` pair; 429 when one is used up.
+
+    `rate_limit("login", LOGIN_RATE_LIMIT=ip, LOGIN_ACCOUNT_RATE_LIMIT=email)` counts
+    the request once per IP and once per account.
+    """
+    limiter = auth_state().rate_limiter
+    if limiter is None:  # RATELIMIT_ENABLED is off
+        return
+    for setting, key in keys.items():
+        limit = parse_limit(current_app.config[setting])
+        if limiter.hit(limit, scope, setting, str(key)):
+            continue
+        reset_at, _ = limiter.get_window_stats(limit, scope, setting, str(key))
+        if _first_refusal((scope, setting, str(key)), reset_at):
+            record("rate_limited", g.get("user_id"), scope=scope, limit=str(limit))
+        raise TooManyRequests(RATE_LIMITED, retry_after=max(1, math.ceil(reset_at - time.time())))
+
+
+def check_lockout(email: str, user_id: ObjectId | None = None) -> LockState:
+    """Every check of a password or a second factor starts here: 429 while this email is
+    locked out from this IP. Wrong passwords and wrong codes share the one counter."""
+    state = LoginThrottle.state(email, request.remote_addr)
+    if state.wait_seconds:
+        record("login_locked", user_id, email=email)
+        raise TooManyRequests(LOCKED_MESSAGE, retry_after=state.wait_seconds)
+    return state
+
+
+def count_failure(state: LockState) -> None:
+    LoginThrottle.failed(state.key)
+
+
+def clear_failures(state: LockState) -> None:
+    """Forget the failures after a success; a round trip only when there were some."""
+    if state.has_failures:
+        LoginThrottle.clear(state.key)

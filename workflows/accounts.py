@@ -1,0 +1,88 @@
+"""What changes several collections at once: setting a password, resetting it, changing the
+email, disabling an account, and numbering an account's books."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bson import ObjectId
+
+from auth.passwords import hash_password
+from auth.sessions import Sessions
+from covers.storage import covers
+from database.documents import Document, parse_object_id, utcnow
+from mail.link_tokens import CHANGE_EMAIL, RESET_PASSWORD, LinkTokens
+from models import Books, User
+
+
+def set_password(user_id: ObjectId, password: str) -> Document:
+    """A new password, by whatever route: the account moves to a new token version (every
+    access token signed before now stops working), and any password-reset or email-change
+    link still out stops working: a reset must also evict whoever asked for those.
+    Returns {_id, token_version}."""
+    user = User.set_password_hash(user_id, hash_password(password))
+    if user is None:
+        raise LookupError("the account to set a password for does not exist")
+    LinkTokens.discard(user_id, RESET_PASSWORD, CHANGE_EMAIL)
+    return user
+
+
+def reset_password(user: Document, password: str, proven_email: str) -> None:
+    """A reset by mailed link: the new password, every session ended, and the address proven
+    (the link reached the account's mailbox)."""
+    set_password(user["_id"], password)
+    Sessions.revoke_all(user["_id"], reason="password_reset")
+    User.mark_email_verified(user["_id"], proven_email)
+
+
+def change_email(user_id: ObjectId, new_email: str, keep_session: str | None) -> Document | None:
+    """Move the account to its proven new address: links mailed to the old one stop working,
+    and every session but the one that asked ends. Returns the account as it was (None when
+    it was disabled meanwhile); DuplicateKeyError when another account has the address."""
+    before = User.change_email(user_id, new_email)
+    if before is None:
+        return None
+    LinkTokens.discard(user_id)
+    Sessions.revoke_all(user_id, reason="email_changed", keep=parse_object_id(keep_session))
+    return before
+
+
+def disable_account(user_id: ObjectId, keep_days: int) -> None:
+    """Disable the account: every session ends, it and its books are scheduled for deletion
+    in `keep_days` (the purge TTL indexes), and its covers, public by URL, go at once."""
+    purge_at = utcnow() + timedelta(days=keep_days)
+    User.disable(user_id, purge_at)
+    Books.schedule_purge(user_id, purge_at)
+    Sessions.revoke_all(user_id, reason="account_disabled")
+    covers().remove_many(Books.images(user_id))
+
+
+def newest_book_position(user: Document) -> int:
+    """The list position of the account's newest book, from its record as just read."""
+    if "book_seq" in user:
+        return int(user["book_seq"])
+    return number_books(user["_id"])
+
+
+def next_book_position(user_id: ObjectId) -> int:
+    """A list position for a new book (never given twice)."""
+    for _ in range(2):
+        position = User.next_book_position(user_id)
+        if position is not None:
+            return position
+        number_books(user_id)
+    raise LookupError("the user to number books for does not exist")
+
+
+def number_books(user_id: ObjectId) -> int:
+    """Give positions to the books of an account from before positions existed, oldest first,
+    and start its counter after them; returns the last. Safe to run twice at once: both
+    compute the same numbers, and each write only fills in what is missing."""
+    books = Books.positions(user_id)
+    # One write per book, once per account (bulk_write would do; mongomock cannot run it).
+    for position, book in enumerate(books, start=1):
+        if "seq" not in book:
+            Books.set_missing_position(book["_id"], user_id, position)
+    last = max([len(books)] + [book.get("seq", 0) for book in books])
+    User.start_book_positions(user_id, last)
+    return last
