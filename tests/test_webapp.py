@@ -18,7 +18,7 @@ import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pyotp
@@ -109,6 +109,51 @@ def second_origin():
 @pytest.fixture(scope="module")
 def other_origin(second_origin):
     return f"http://localhost:{second_origin.server_port}"
+
+
+class AttackerHandler(BaseHTTPRequestHandler):
+    """Records every request and answers like an API that lets any origin call it."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_OPTIONS(self):
+        self._answer(204)
+
+    def do_GET(self):
+        self._answer(200, {"message": "", "data": {}})
+
+    def do_POST(self):
+        self._answer(401, {"message": "Invalid email or password."})
+
+    def _answer(self, status, body=None):
+        sent = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.server.requests.append((self.command, self.path, sent))
+        data = json.dumps(body).encode() if body else b""
+        self.send_response(status)
+        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+        self.send_header("Access-Control-Allow-Credentials", "true")
+        self.send_header("Access-Control-Allow-Headers", "*")
+        self.send_header("Access-Control-Allow-Methods", "GET, POST")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def attacker():
+    """A server a link might name as the API; `requests` is what reached it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AttackerHandler)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 @pytest.fixture
@@ -449,6 +494,28 @@ def test_cookie_mode_across_sites_says_why_the_session_cannot_be_renewed(page, a
         f"Your browser did not send the refresh cookie to http://127.0.0.1:{api_port}. "
         "In cookie mode the app and the API must be on the same site"
     )
+
+
+def test_a_link_cannot_send_the_login_or_the_session_elsewhere(page, app, api, mode, second_origin, attacker):
+    """Deployed elsewhere without the policy's help, the app still talks only to the API it was
+    configured with: the password and the tokens never reach the origin a link names."""
+    email = f"link-{mode}@example.com"
+    sign_up_over_http(app.test_client(), email)
+    elsewhere = f"http://127.0.0.1:{attacker.server_port}"
+    page.goto(f"{second_origin.configure(api, policy=False)}?api={elsewhere}")
+
+    with page.expect_response(lambda response: response.url.endswith("/users/login")) as login:
+        log_in(page, email)
+    assert attacker.requests == []
+    assert (login.value.url, login.value.status) == (f"{api}/users/login", 200)
+    expect(status(page)).to_have_text(f"Welcome back, {NAME}.")
+
+    # A logged-in tab opened again from the link resumes its session with the same API.
+    with page.expect_response(lambda response: response.url.endswith("/users/token/refresh")) as refreshed:
+        page.reload()
+    expect(page.get_by_role("heading", name="Your books")).to_be_visible()
+    assert (refreshed.value.url, refreshed.value.status) == (f"{api}/users/token/refresh", 200)
+    assert attacker.requests == []
 
 
 # --- second factor --------------------------------------------------------------------------------
