@@ -9,8 +9,9 @@ from flask import Blueprint, Response, current_app, send_from_directory
 web_app = Blueprint("web_app", __name__)
 
 # The app runs only its own files (ES modules, one stylesheet, no inline code), shows covers
-# from this origin and previews of chosen files (blob:), and talks to this origin only: an
-# `api` parameter naming another host cannot send a password there from this page.
+# from this origin and previews of chosen files (blob:), and talks to this origin only: a
+# password typed on this page goes to this API only. docs/browser-app.md gives the same policy,
+# with the API's origin, for serving the app elsewhere.
 APP_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'"

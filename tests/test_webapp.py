@@ -1,7 +1,8 @@
 """The reference browser app (static/app) in headless Chromium, driven by Playwright.
 
 The API runs in a real HTTP server in a thread; the app is loaded from the API (/app/, same
-origin) or from a second origin served by http.server, in token mode and in cookie mode. The
+origin) or from a second origin served by http.server with its own config.js and the policy
+docs/browser-app.md gives, in token mode and in cookie mode. The
 page's clock is Playwright's; the server's clock is moved with time-machine, so expiry is
 reached without waiting.
 """
@@ -9,6 +10,7 @@ reached without waiting.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import secrets
@@ -16,7 +18,8 @@ import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -31,7 +34,8 @@ from werkzeug.serving import make_server  # noqa: E402
 from helpers import PASSWORD, bearer, book_form, free_port, image_bytes, text_body  # noqa: E402
 from mail.sender import send_due  # noqa: E402
 
-APP_FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "static", "app")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APP_FOLDER = os.path.join(ROOT, "static", "app")
 ACCESS_SECONDS = 60
 # Past the access token's lifetime and the server's leeway.
 PAST_EXPIRY = timedelta(seconds=ACCESS_SECONDS + 10)
@@ -41,19 +45,111 @@ NAME, TITLE = "Ada Lovelace", "Dune"
 # --- servers and the browser --------------------------------------------------------------------
 
 
+def documented_policy() -> str:
+    """The Content-Security-Policy docs/browser-app.md gives for serving the app elsewhere."""
+    with open(os.path.join(ROOT, "docs", "browser-app.md"), encoding="utf-8") as doc:
+        return re.search(r"^Content-Security-Policy: (.+)$", doc.read(), re.MULTILINE).group(1)
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
 
+class DeployedAppHandler(QuietHandler):
+    """static/app as deployed apart from the API: its own config.js, naming the API, and the
+    documented policy with the API's origin in it."""
+
+    def do_GET(self):
+        if urlsplit(self.path).path == "/config.js":
+            body = f"export const config = {{ api: {json.dumps(self.server.api)} }};\n".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/javascript")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            super().do_GET()
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")  # the next test configures another API
+        if self.server.policy:
+            api = urlsplit(self.server.api)
+            policy = self.server.policy.replace("https://api.example.com", f"{api.scheme}://{api.netloc}")
+            self.send_header("Content-Security-Policy", policy)
+        super().end_headers()
+
+
+class SecondOrigin(ThreadingHTTPServer):
+    """The second origin's server; each test sets what its config.js names and its policy."""
+
+    api = ""
+    policy = ""
+
+    def configure(self, api: str, policy: bool = True) -> str:
+        """Deploy the app here configured for `api`, under the documented policy or none; its address."""
+        self.api, self.policy = api, documented_policy() if policy else ""
+        return f"http://localhost:{self.server_port}/index.html"
+
+
 @pytest.fixture(scope="module")
-def other_origin():
+def second_origin():
     """static/app served by a plain static server: the app as deployed apart from the API."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=APP_FOLDER))
+    server = SecondOrigin(("127.0.0.1", 0), functools.partial(DeployedAppHandler, directory=APP_FOLDER))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield f"http://localhost:{server.server_port}"
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def other_origin(second_origin):
+    return f"http://localhost:{second_origin.server_port}"
+
+
+class AttackerHandler(BaseHTTPRequestHandler):
+    """Records every request and answers like an API that lets any origin call it."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_OPTIONS(self):
+        self._answer(204)
+
+    def do_GET(self):
+        self._answer(200, {"message": "", "data": {}})
+
+    def do_POST(self):
+        self._answer(401, {"message": "Invalid email or password."})
+
+    def _answer(self, status, body=None):
+        sent = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.server.requests.append((self.command, self.path, sent))
+        data = json.dumps(body).encode() if body else b""
+        self.send_response(status)
+        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
+        self.send_header("Access-Control-Allow-Credentials", "true")
+        self.send_header("Access-Control-Allow-Headers", "*")
+        self.send_header("Access-Control-Allow-Methods", "GET, POST")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def attacker():
+    """A server a link might name as the API; `requests` is what reached it."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AttackerHandler)
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
     finally:
         server.shutdown()
         server.server_close()
@@ -151,10 +247,10 @@ def page(browser, api):
     assert page.traffic.errors == []
 
 
-def app_url(origin: str, api: str) -> str:
+def app_url(origin: str | SecondOrigin, api: str) -> str:
     if origin == "same":
         return f"{api}/app/"
-    return f"{origin}/index.html?api={api}"
+    return origin.configure(api)
 
 
 # --- what a user does -------------------------------------------------------------------------
@@ -312,10 +408,10 @@ def log_out_and_in_again(page, email):
 
 
 @pytest.mark.parametrize("origin", ["same", "other"])
-def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
+def test_full_flow(page, app, api, mode, origin, second_origin, server_clock):
     """Sign up, add, edit, page, outlive the access token, end a session, delete, reload, log out, log in."""
     email = f"ada-{mode}-{origin}@example.com"
-    page.goto(app_url(other_origin if origin == "other" else "same", api))
+    page.goto(app_url(second_origin if origin == "other" else "same", api))
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     sign_up(page, email)
     expect(status(page)).to_have_text(f"Account created. Welcome, {NAME}.")
@@ -345,9 +441,9 @@ def test_full_flow(page, app, api, mode, origin, other_origin, server_clock):
 
 
 @pytest.mark.parametrize("origin", ["same", "other"])
-def test_access_token_is_renewed_before_it_expires(page, api, mode, origin, other_origin, server_clock):
+def test_access_token_is_renewed_before_it_expires(page, api, mode, origin, second_origin, server_clock):
     page.clock.install()
-    page.goto(app_url(other_origin if origin == "other" else "same", api))
+    page.goto(app_url(second_origin if origin == "other" else "same", api))
     sign_up(page, f"renew-{mode}-{origin}@example.com")
 
     # Four fifths of the token's lifetime pass on both clocks: the app renews it on its own.
@@ -374,8 +470,8 @@ def test_refresh_token_is_kept_by_the_tab_in_token_mode(page, api):
 
 @pytest.mark.parametrize("mode", ["cookie"])
 @pytest.mark.parametrize("origin", ["same", "other"])
-def test_refresh_token_is_out_of_the_pages_reach_in_cookie_mode(page, api, origin, other_origin):
-    page.goto(app_url(other_origin if origin == "other" else "same", api))
+def test_refresh_token_is_out_of_the_pages_reach_in_cookie_mode(page, api, origin, second_origin):
+    page.goto(app_url(second_origin if origin == "other" else "same", api))
     sign_up(page, f"cookie-{origin}@example.com")
 
     cookie = next(c for c in page.context.cookies(f"{api}/users/token/refresh") if c["name"] == "refresh_token")
@@ -385,9 +481,9 @@ def test_refresh_token_is_out_of_the_pages_reach_in_cookie_mode(page, api, origi
 
 
 @pytest.mark.parametrize("mode", ["cookie"])
-def test_cookie_mode_across_sites_says_why_the_session_cannot_be_renewed(page, api_port, other_origin, server_clock):
+def test_cookie_mode_across_sites_says_why_the_session_cannot_be_renewed(page, api_port, second_origin, server_clock):
     """127.0.0.1 and localhost are different sites: the SameSite refresh cookie is never sent."""
-    page.goto(f"{other_origin}/index.html?api=http://127.0.0.1:{api_port}")
+    page.goto(second_origin.configure(f"http://127.0.0.1:{api_port}"))
     sign_up(page, "cross-site@example.com")
 
     server_clock.shift(PAST_EXPIRY)
@@ -398,6 +494,28 @@ def test_cookie_mode_across_sites_says_why_the_session_cannot_be_renewed(page, a
         f"Your browser did not send the refresh cookie to http://127.0.0.1:{api_port}. "
         "In cookie mode the app and the API must be on the same site"
     )
+
+
+def test_a_link_cannot_send_the_login_or_the_session_elsewhere(page, app, api, mode, second_origin, attacker):
+    """Deployed elsewhere without the policy's help, the app still talks only to the API it was
+    configured with: the password and the tokens never reach the origin a link names."""
+    email = f"link-{mode}@example.com"
+    sign_up_over_http(app.test_client(), email)
+    elsewhere = f"http://127.0.0.1:{attacker.server_port}"
+    page.goto(f"{second_origin.configure(api, policy=False)}?api={elsewhere}")
+
+    with page.expect_response(lambda response: response.url.endswith("/users/login")) as login:
+        log_in(page, email)
+    assert attacker.requests == []
+    assert (login.value.url, login.value.status) == (f"{api}/users/login", 200)
+    expect(status(page)).to_have_text(f"Welcome back, {NAME}.")
+
+    # A logged-in tab opened again from the link resumes its session with the same API.
+    with page.expect_response(lambda response: response.url.endswith("/users/token/refresh")) as refreshed:
+        page.reload()
+    expect(page.get_by_role("heading", name="Your books")).to_be_visible()
+    assert (refreshed.value.url, refreshed.value.status) == (f"{api}/users/token/refresh", 200)
+    assert attacker.requests == []
 
 
 # --- second factor --------------------------------------------------------------------------------
@@ -521,9 +639,9 @@ def test_too_many_logins_say_when_to_try_again(page, app, api):
 
 
 @pytest.mark.parametrize("mode", ["token"])
-def test_an_api_that_cannot_be_reached_is_named(page, other_origin):
+def test_an_api_that_cannot_be_reached_is_named(page, second_origin, other_origin):
     closed = f"http://localhost:{free_port()}"
-    page.goto(f"{other_origin}/index.html?api={closed}")
+    page.goto(second_origin.configure(closed))
 
     expect(page.get_by_role("alert")).to_have_text(
         f"Cannot reach the API at {closed}. Check that it is running and that its CORS_ORIGINS lists {other_origin}."

@@ -35,9 +35,10 @@ export class ApiError extends Error {
 /** The refresh token or session is gone: the user must log in again. */
 export class SessionEnded extends ApiError {}
 
-/** The API base URL: the `api` query parameter, else the config file, else this page's origin. */
+/** The API base URL: the one config.js names, else this page's origin. Nothing in the page's
+ * address or storage can change it: the app sends passwords and tokens there. */
 export function apiBase(configured) {
-  const raw = new URLSearchParams(location.search).get("api") || configured || location.origin;
+  const raw = configured || location.origin;
   let url;
   try {
     url = new URL(raw, location.href);

@@ -1,6 +1,7 @@
-// Where the API is. Empty: the origin that serves this page (the API's own /app/).
-// Serving the app from elsewhere, set the API's base URL here, e.g. "https://api.example.com";
-// an `api` query parameter (…/index.html?api=http://localhost:5000) overrides it.
+// Where the API is: the one address this app sends passwords and tokens to. Empty: the origin
+// that serves this page (the API's own /app/). Serving the app from another origin, name the
+// API's base URL here, e.g. "https://api.example.com", and serve the page with the policy in
+// docs/browser-app.md. Nothing in the page's address can change it.
 export const config = {
   api: "",
 };
