@@ -29,7 +29,8 @@ from auth_middleware import token_required
 from covers.storage import covers, stored
 from database.documents import Document
 from models import BookBusy, Books
-from workflows.accounts import newest_book_position, next_book_position
+from workflows import book_list
+from workflows.accounts import newest_book_position
 
 DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
@@ -136,7 +137,7 @@ def create_book(current_user: Document) -> Reply:
     thumb = _thumbnail(cover, current_user["_id"])
     with stored(thumb) as image:
         try:
-            book = Books.create(current_user["_id"], fields, image, next_book_position(current_user["_id"]))
+            book = book_list.add_book(current_user["_id"], fields, image)
         except DuplicateKeyError:
             raise Conflict(DUPLICATE_TITLE) from None
     return envelope("Book created.", _book_json(book), 201)
@@ -160,12 +161,15 @@ def list_books(current_user: Document) -> Response:
     by_cursor = query.model_fields_set & {"limit", "after"}
     if by_cursor and query.model_fields_set & {"page", "per_page"}:
         raise validate.InvalidInput({"page": MIXED_PAGING})
-    reply = _cursor_page(current_user, query) if by_cursor else _numbered_page(current_user["_id"], query)
+    reply = _cursor_page(current_user, query) if by_cursor else _numbered_page(current_user, query)
     return conditional(reply)
 
 
-def _numbered_page(user_id, query):
-    items, total = Books.numbered_page(user_id, query.page, query.per_page, query.category)
+def _numbered_page(user: Document, query: validate.BookQuery) -> Reply:
+    if query.category is None:
+        items, total = book_list.numbered_page(user, query.page, query.per_page)
+    else:
+        items, total = Books.numbered_page(user["_id"], query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
     meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
     response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
@@ -289,7 +293,7 @@ def delete_book(current_user: Document, book_id: ObjectId | None) -> tuple[str, 
     """Delete a book and its cover. With If-Match, only if the book is still as the client read it."""
     user_id = current_user["_id"]
     version = _pinned_version(_own_book(book_id, user_id)) if "If-Match" in request.headers else None
-    book = Books.delete(book_id, user_id, version) if book_id else None
+    book = book_list.delete_book(book_id, user_id, version) if book_id else None
     if book is None:
         raise _vanished_or_changed(book_id, user_id) if version is not None else NotFound(BOOK_NOT_FOUND)
     covers().remove(book["image"])
