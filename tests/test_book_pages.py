@@ -142,6 +142,19 @@ def test_an_account_from_before_gaps_were_recorded_is_checked_on_its_first_list(
     )
 
 
+def test_an_account_from_before_positions_is_numbered_on_its_first_list(client, auth, db):
+    headers = auth.headers()
+    for n in range(5):
+        add(client, headers, f"Book {n}")
+    db.books.update_many({}, {"$unset": {"seq": ""}})
+    db.users.update_many({}, {"$unset": {"book_seq": "", "book_gaps": ""}})
+
+    assert listing(client, headers, page=2, per_page=2) == (
+        ["Book 2", "Book 1"],
+        {"page": 2, "per_page": 2, "total": 5, "pages": 3},
+    )
+
+
 # --- on the embedded server: what a page asks the database, and concurrent writes ------------
 
 
