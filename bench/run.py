@@ -12,7 +12,9 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
 3. seeds through the API: a reader with 1,000 books, an uploader and a login account;
 4. loads each case with wrk at a fixed concurrency for a fixed time, after a
    short warm-up, and counts non-2xx answers;
-5. measures cursor pages (the first, and one 900 books deep) beside each page-number case;
+5. measures numbered pages (the first, and the one 900 books deep) and cursor pages
+   (the first, and one 900 books deep), and beside each read route its same-queries
+   floor: a bare route of the floor app making exactly the route's database calls;
 6. after the first list case, grows the books collection to 100,000 books across
    1,000 users and lists the reader's 1,000 books again;
 7. measures one password-hash check, the 24-megapixel thumbnail (time, memory)
@@ -21,7 +23,8 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
    time of the password-strength check on its hardest inputs).
 
 Prints one table (ratios to the floor hold across machines; absolute numbers
-drift) and writes the same to bench/results/latest.json. See bench/README.md.
+drift) and writes the same to bench/results/latest.json. Prints no ratios when
+the floor, measured again near the end, moved more than 25%. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -974,7 +977,8 @@ class Bench:
         if load_start is not None and load_start > 0.5:
             lines.append(
                 f"Note: the machine was already busy when the run started (1-minute load {load_start:.1f}; "
-                f"{load_end:.1f} at the end): absolute numbers are low, compare the ratios."
+                f"{load_end:.1f} at the end): absolute numbers are low"
+                + (", compare the ratios." if steady else "; db ms/req holds best under load.")
             )
         lines.extend(self.notes)
         text = "\n".join(lines)
