@@ -358,8 +358,33 @@ class RefreshRequest(_Schema):
     refresh_token: StrictStr = Field(min_length=1, max_length=4096)
 
 
+FAILED_LOGINS = ("exclude", "include", "only")
+
+
+def _failed_logins(value: str) -> str:
+    if value not in FAILED_LOGINS:
+        raise ValueError("Must be one of: " + ", ".join(FAILED_LOGINS) + ".")
+    return value
+
+
 class EventsQuery(_Schema):
-    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX)
+    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX, description="Events per page, newest first.")
+    before: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CURSOR_MAX,
+        description="`meta.next_before` of the previous page; leave out for the newest events.",
+    )
+    failed_logins: Annotated[
+        StrictStr,
+        AfterValidator(_failed_logins),
+        _doc(
+            "Wrong passwords and lock-outs at /users/login, which anyone who types the address can cause: "
+            "left out (`exclude`, the default, so that they never push the account's own events off a page), "
+            "listed with the rest (`include`), or listed alone (`only`).",
+            enum=list(FAILED_LOGINS),
+        ),
+    ] = "exclude"
 
 
 class BookCreate(_Schema):

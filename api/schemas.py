@@ -211,8 +211,15 @@ class EventOut(BaseModel):
         ).model_dump()
 
 
+class EventPageMeta(BaseModel):
+    limit: int
+    failed_logins: str = Field(description="Which failed logins the page lists, as asked (`exclude` by default).")
+    next_before: str | None = Field(description="Send as `before` for the next, older page; null on the last page.")
+
+
 class EventList(Envelope[list[EventOut]]):
     data: list[EventOut] = Field(max_length=PER_PAGE_MAX)
+    meta: EventPageMeta
 
 
 class Banner(BaseModel):

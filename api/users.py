@@ -9,6 +9,7 @@ from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, Unauthorized
 
 import validate
+from api import cursors
 from api.cookies import no_content
 from api.openapi import documented
 from api.responses import Reply, conditional, envelope, json_body, optional_json_body, query_args
@@ -25,6 +26,7 @@ from workflows.accounts import disable_account
 users = Blueprint("users", __name__)
 
 CHECK_EMAIL = "Check your email to finish signing up."
+BAD_CURSOR = "This cursor is not valid for your events; start again without it."
 
 
 @users.post("/")
@@ -128,7 +130,20 @@ def disable_user(current_user: dict[str, Any]) -> Response:
 )
 @token_required
 def list_events(current_user: dict[str, Any]) -> Reply:
-    """The caller's recent auth events, newest first."""
+    """The caller's auth events, newest first, a page at a time (`before=meta.next_before`).
+    Failed logins, which anyone can cause by typing the address, are left out unless asked for."""
     query = validate.load(validate.EventsQuery, query_args(validate.EventsQuery))
-    events = Events.recent(current_user["_id"], query.limit)
-    return envelope("Events.", [EventOut.of(event) for event in events])
+    try:
+        before = cursors.decode_event(query.before) if query.before is not None else None
+    except cursors.BadCursor:
+        raise validate.InvalidInput({"before": BAD_CURSOR}) from None
+    # One more than the page, to know whether another page follows.
+    events = Events.recent(current_user["_id"], query.limit + 1, before, query.failed_logins)
+    events, more = events[: query.limit], len(events) > query.limit
+    last = events[-1] if more else None
+    meta = {
+        "limit": query.limit,
+        "failed_logins": query.failed_logins,
+        "next_before": cursors.encode_event(last["at"], last["_id"]) if last else None,
+    }
+    return envelope("Events.", [EventOut.of(event) for event in events], meta=meta)
