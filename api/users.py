@@ -40,23 +40,37 @@ BAD_CURSOR = "This cursor is not valid for your events; start again without it."
 )
 def sign_up() -> Reply:
     """Create an account and mail a link to verify its address. With REQUIRE_VERIFIED_EMAIL,
-    a new and a registered address get the same 202, and the owner of a registered one a mail."""
+    a new and a registered address get the same 202, and the owner of a registered one a mail:
+    when nobody has verified that account yet, a link that makes it this sign-up's."""
     rate_limit("signup", SIGNUP_RATE_LIMIT=request.remote_addr)
     fields = validate.load(validate.SignUp, json_body())
     require_verified = current_app.config["REQUIRE_VERIFIED_EMAIL"]
+    password_hash = hash_password(fields.password)
     try:
-        user = User.create(fields.name, fields.email, hash_password(fields.password))
+        user = User.create(fields.name, fields.email, password_hash)
     except DuplicateKeyError:
         if not require_verified:
             raise Conflict("An account with this email already exists.") from None
-        record("signup_existing_email", None, email=fields.email)
-        queue("signup_attempt", fields.email)
+        _sign_up_again(fields, password_hash)
         return envelope(CHECK_EMAIL, status=202)
     record("signup", user["_id"])
     queue("verify_email", user["email"], user["_id"])
     if require_verified:
         return envelope(CHECK_EMAIL, status=202)
     return envelope("Account created.", UserOut.of(user), 201)
+
+
+def _sign_up_again(fields: validate.SignUp, password_hash: str) -> None:
+    """A sign-up with a registered address. An unverified account is nobody's yet: this sign-up
+    waits beside it, and its link (replacing any earlier) gives the account to whoever opens it."""
+    claim = User.add_claim(fields.email, fields.name, password_hash)
+    if claim is None:  # verified (or disabled): its owner is told, nothing changes
+        record("signup_existing_email", None, email=fields.email)
+        queue("signup_attempt", fields.email)
+        return
+    user_id, claim_id = claim
+    record("signup_again", user_id)
+    queue("claim_account", fields.email, user_id, claim=claim_id, name=fields.name)
 
 
 @users.get("/")

@@ -131,6 +131,27 @@ call 401 "GET /users/ from the other session" "$BASE_URL/users/" -H "Authorizati
 call 204 "POST /users/logout" -X POST "$BASE_URL/users/logout" -H "Authorization: Bearer $TOKEN"
 call 401 "GET /users/ after logout" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
 
+# Two-factor needs a verified address: open the link of the sign-up mail. `make run`
+# without MAIL_URL writes each mail to a file under instance/mail (MAIL_DIR); the link's
+# token follows "#token=". (With real mail, copy it from the mail instead.)
+MAIL_DIR="${MAIL_DIR:-instance/mail}"
+mailed_token() {
+  local file
+  for _ in $(seq 50); do # the server's sender writes the file within moments
+    file="$(grep -l "^To: $EMAIL" "$MAIL_DIR"/*.eml 2>/dev/null | xargs -r grep -l '#token=' | tail -n 1)" || true
+    if [ -n "$file" ]; then
+      grep -o '#token=[A-Za-z0-9_-]*' "$file" | head -n 1 | cut -d= -f2
+      return
+    fi
+    sleep 0.2
+  done
+  echo "FAILED: no mail to $EMAIL in $MAIL_DIR (set MAIL_DIR to the server's mail folder)" >&2
+  return 1
+}
+VERIFY_TOKEN="$(mailed_token)"
+call 200 "POST /users/email/verify" -X POST "$BASE_URL/users/email/verify" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg token "$VERIFY_TOKEN" '{token: $token}')"
+
 # Turn on two-factor authentication: enrol with the password (a token alone is not
 # enough), scan data.qr_code (or type data.secret into the app), then verify a code
 # from the app. The recovery codes are shown only once.

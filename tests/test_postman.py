@@ -118,7 +118,10 @@ def test_newman_runs_the_collection_green_against_the_real_server(launcher, tmp_
     print("\n".join(result.stdout.splitlines()[-18:]))  # newman's summary table (shown with -s)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\n--- server log\n{launcher.log()}"
     stats = load(str(report))["run"]["stats"]
-    assert stats["requests"]["total"] == len(requests_of(load(COLLECTION)["item"]))
+    # Without the token of a mailed link (verify_token), the requests that need a verified address are skipped.
+    requests = requests_of(load(COLLECTION)["item"])
+    skipped = [item for item in requests if "pm.execution.skipRequest()" in script(item, "prerequest")]
+    assert stats["requests"]["total"] == len(requests) - len(skipped)
     assert stats["requests"]["failed"] == 0
     assert stats["assertions"]["failed"] == 0
     assert stats["assertions"]["total"] >= stats["requests"]["total"]
