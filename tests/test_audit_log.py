@@ -76,3 +76,11 @@ def test_an_events_cursor_not_made_by_the_server_is_400(client, owner):
 def test_an_unknown_failed_logins_choice_is_400(client, owner):
     response = events(client, owner, failed_logins="some")
     assert_envelope(response, 400, INVALID_FIELDS, {"failed_logins": "Must be one of: exclude, include, only."})
+
+
+def test_the_documented_default_of_before_is_a_cursor_for_the_first_page(client, owner):
+    """An importer (Postman) sends the documented default: it must work, and mean what leaving it out means."""
+    operation = client.get("/openapi.json").get_json()["paths"]["/users/events"]["get"]
+    [before] = [parameter for parameter in operation["parameters"] if parameter["name"] == "before"]
+
+    assert event_list(client, owner, before=before["schema"]["default"]) == event_list(client, owner)
