@@ -210,3 +210,25 @@ def test_a_password_change_cancels_a_reset_mail_still_waiting(app, client, db, s
     assert [m["Subject"] for m in smtp.to(ADA) if "Reset your" in m["Subject"]] == []
     cancelled = [e["detail"] for e in event_list(client, session(client, NEW_PASSWORD)) if e["type"] == CANCELLED]
     assert cancelled == [{"mail": "password_reset", "reason": "password_changed"}]
+
+
+def test_an_email_change_cancels_an_older_change_mail_still_waiting(app, client, db, smtp, clock):
+    sign_up(client)
+    owner = session(client)
+    smtp.stop()
+    body = {"email": "old-plan@example.org", "password": PASSWORD}
+    assert client.put("/users/email", json=body, headers=owner).status_code == 202
+    send_due(app)  # refused for now: retried in 15 seconds
+    smtp.start()
+    body = {"email": "ada@example.org", "password": PASSWORD}
+    assert client.put("/users/email", json=body, headers=owner).status_code == 202
+    send_due(app)
+    confirm = [m for m in smtp.to("ada@example.org") if "Confirm your new" in m["Subject"]][-1]
+    assert verify(client, link_token(confirm)).status_code == 200
+
+    clock.shift(60)  # the older mail's retry is due, its link not yet expired
+    send_due(app)
+
+    assert smtp.to("old-plan@example.org") == []
+    cancelled = [e["detail"] for e in event_list(client, owner) if e["type"] == CANCELLED]
+    assert {"mail": "change_email", "reason": "email_changed"} in cancelled

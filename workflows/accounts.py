@@ -65,7 +65,7 @@ def change_email(user_id: ObjectId, new_email: str, keep_session: str | None) ->
     before = User.change_email(user_id, new_email)
     if before is None:
         return None
-    LinkTokens.discard(user_id)
+    _discard_links(user_id, before["email"], "email_changed")
     Sessions.revoke_all(user_id, reason="email_changed", keep=parse_object_id(keep_session))
     return before
 
