@@ -85,6 +85,8 @@ DEFAULTS = {
     "LINK_TOKEN_RATE_LIMIT": "30 per hour",
     "VERIFY_RESEND_RATE_LIMIT": "3 per hour",
     "EMAIL_CHANGE_RATE_LIMIT": "5 per hour",
+    # Mails of one kind to one address; more are dropped (an event), the request answered as usual.
+    "MAIL_RECIPIENT_RATE_LIMIT": "5 per hour",
 }
 
 
