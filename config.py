@@ -151,11 +151,12 @@ def _public_url(value: str, app_env: str) -> str:
 
 def _trusted_hosts(value: str, public_url: str, app_env: str) -> list[str]:
     """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400. By default
-    PUBLIC_URL's host, and in development this machine's names as well."""
-    hosts = [host.strip() for host in value.split(",") if host.strip()]
+    PUBLIC_URL's host, and in development this machine's names as well. In lower case, as
+    policies.LowerCaseHost makes the Host header."""
+    hosts = [host.strip().lower() for host in value.split(",") if host.strip()]
     if hosts:
         return hosts
-    public = [urlsplit(public_url).hostname] if public_url else []
+    public = [urlsplit(public_url).hostname] if public_url else []  # urlsplit gives it in lower case
     return public if app_env == "production" else public + DEV_TRUSTED_HOSTS
 
 
