@@ -14,6 +14,7 @@ from flask import current_app, render_template
 
 from auth.audit import Events
 from database.documents import Document, utcnow
+from mail.addresses import on_the_wire
 from mail.devices import describe
 from mail.link_tokens import CHANGE_EMAIL, RESET_PASSWORD, TOKEN_LIFETIMES, VERIFY_EMAIL, LinkTokens
 from models import User
@@ -114,7 +115,7 @@ def _message(kind: str, mail: Document, context: dict[str, Any]) -> EmailMessage
     message = EmailMessage()
     message["Subject"] = KINDS[kind].subject.format(app_name=config["APP_NAME"])
     message["From"] = config["MAIL_FROM"]
-    message["To"] = mail["to"]
+    message["To"] = on_the_wire(mail["to"])
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = mail["message_id"]
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please

@@ -4,9 +4,21 @@ kind of mail reaches one address a limited number of times, the requests answere
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from helpers import PASSWORD, assert_envelope, bearer, html_body, limits, link_token, text_body
+from helpers import (
+    PASSWORD,
+    SmtpTestServer,
+    assert_envelope,
+    bearer,
+    free_port,
+    html_body,
+    limits,
+    link_token,
+    text_body,
+)
 from mail.devices import describe
 from mail.sender import send_due
 
@@ -209,3 +221,66 @@ def test_the_limit_counts_each_kind_and_each_address_apart_and_frees_up_after_it
     sign_up(client)
     send_due(capped)
     assert sum("tried to sign up" in m["Subject"] for m in smtp.to("ada@example.com")) == 6
+
+
+# --- addresses beyond ASCII ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def plain_smtp():
+    """A server that does not offer SMTPUTF8 (the `smtp` one does)."""
+    server = SmtpTestServer(free_port(), enable_SMTPUTF8=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def plain(make_app, plain_smtp):
+    return make_app(MAIL_URL=plain_smtp.url)
+
+
+def test_a_non_ascii_domain_travels_in_its_ascii_form_through_a_server_without_smtputf8(plain, plain_smtp, db):
+    assert sign_up(plain.test_client(), email="ada@bücher.example").status_code == 201
+
+    assert send_due(plain) == 1
+
+    [mail] = plain_smtp.messages
+    assert mail["To"] == "ada@xn--bcher-kva.example"
+    assert plain_smtp.recipients == [["ada@xn--bcher-kva.example"]]
+
+
+def test_a_non_ascii_local_part_is_given_up_at_once_by_a_server_without_smtputf8(plain, plain_smtp, db):
+    assert sign_up(plain.test_client(), email="josé@example.com").status_code == 201
+
+    assert send_due(plain) == 0
+
+    entry = db.outbox.find_one()
+    assert (entry["status"], entry["reason"], entry["attempts"]) == ("given_up", "smtputf8_unsupported", 1)
+    assert plain_smtp.messages == []
+    [event] = db.auth_events.find({"type": "mail_given_up"})
+    assert event["detail"]["reason"] == "smtputf8_unsupported"
+
+
+def test_a_non_ascii_local_part_is_sent_with_smtputf8_when_the_server_offers_it(app, client, smtp):
+    assert sign_up(client, email="josé@bücher.example").status_code == 201
+
+    assert send_due(app) == 1
+
+    [mail] = smtp.messages
+    assert mail["To"] == "josé@xn--bcher-kva.example"
+    assert smtp.recipients == [["josé@xn--bcher-kva.example"]]
+
+
+def test_an_eml_file_writes_a_non_ascii_address_in_utf8_not_as_an_encoded_word(app_factory, tmp_path):
+    application = app_factory(MAIL_URL="")
+    assert sign_up(application.test_client(), email="josé@example.com").status_code == 201
+
+    assert send_due(application) == 1
+
+    [name] = os.listdir(tmp_path / "instance" / "mail")
+    headers = (tmp_path / "instance" / "mail" / name).read_bytes().split(b"\n\n")[0]
+    assert "To: josé@example.com".encode() in headers.splitlines()
+    assert b"=?utf-8?" not in headers.lower()
