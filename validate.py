@@ -143,7 +143,11 @@ def _doc(description: str, **schema) -> FieldInfo:
 Name = Annotated[
     StrictStr,
     AfterValidator(_name),
-    _doc(f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words; no control characters.", maxLength=NAME_MAX_CHARS, pattern=NAME_PATTERN),
+    _doc(
+        f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words; no control characters.",
+        maxLength=NAME_MAX_CHARS,
+        pattern=NAME_PATTERN,
+    ),
 ]
 
 
@@ -182,7 +186,12 @@ Password = Annotated[
 Title = Annotated[
     StrictStr,
     AfterValidator(_title),
-    _doc("Unique per user, ignoring case; not blank; no control characters.", minLength=1, maxLength=TITLE_MAX, pattern=TITLE_PATTERN),
+    _doc(
+        "Unique per user, ignoring case; not blank; no control characters.",
+        minLength=1,
+        maxLength=TITLE_MAX,
+        pattern=TITLE_PATTERN,
+    ),
 ]
 Description = Annotated[
     StrictStr,

@@ -112,7 +112,7 @@ def _pinned_version(book: dict) -> int | None:
     return Books.version(book)
 
 
-def _preconditions(book: dict) -> int | None:
+def _preconditions(book: dict[str, Any]) -> int | None:
     """If-Match, then If-None-Match (RFC 9110, section 13.2.2): the version a change is pinned
     to, if any. `If-None-Match: *` (or the book's ETag) on a change asks for it only where no
     such book exists: here it does, so 412."""

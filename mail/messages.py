@@ -86,7 +86,7 @@ def _account_text(kind: str, user: Document | None, mail: Document) -> dict[str,
         proven = bool(mail["params"].get("to_proven"))
     else:
         proven = user["email"] == mail["to"] and bool(user.get("email_verified")) and not KINDS[kind].purpose
-    if proven:
+    if proven and user is not None:
         return {"name": user["name"]}
     return {"name": "", "new_email": ""}
 

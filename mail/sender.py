@@ -9,6 +9,7 @@ import ssl
 import threading
 import uuid
 from datetime import timedelta
+from email import policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -207,5 +208,5 @@ def _write_eml(message: EmailMessage) -> None:
     # carry it: an encoded word is not allowed in an address.
     utf8 = needs_smtputf8(str(message["To"]))
     with open(path, "wb") as handle:
-        handle.write(message.as_bytes(policy=message.policy.clone(utf8=True)) if utf8 else message.as_bytes())
+        handle.write(message.as_bytes(policy=policy.default.clone(utf8=True)) if utf8 else message.as_bytes())
     log.info("mail written to a file", extra={"fields": {"file": path}})

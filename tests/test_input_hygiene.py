@@ -9,12 +9,14 @@ import time
 
 import pytest
 
-from helpers import INVALID_FIELDS, PASSWORD, assert_envelope, book_form
 import validate
+from helpers import INVALID_FIELDS, PASSWORD, assert_envelope, book_form
 
 UNSAFE_NAME = "Name must not contain control or text-direction characters."
 UNSAFE_TITLE = "Title must not contain control or text-direction characters."
-UNSAFE_DESCRIPTION = "Description must not contain control or text-direction characters (tabs and line breaks are fine)."
+UNSAFE_DESCRIPTION = (
+    "Description must not contain control or text-direction characters (tabs and line breaks are fine)."
+)
 TOO_LONG = "Must be at most 254 characters."
 HUGE_ADDRESS = "a" * (4 * 1024 * 1024 - 20) + "@example.com"
 
@@ -25,7 +27,9 @@ HUGE_ADDRESS = "a" * (4 * 1024 * 1024 - 20) + "@example.com"
 def _requests(client, auth):
     headers = auth.headers()
     return {
-        "sign-up": lambda email: client.post("/users/", json={"name": "Ada Lovelace", "email": email, "password": PASSWORD}),
+        "sign-up": lambda email: client.post(
+            "/users/", json={"name": "Ada Lovelace", "email": email, "password": PASSWORD}
+        ),
         "forgot": lambda email: client.post("/users/password/forgot", json={"email": email}),
         "email change": lambda email: client.put(
             "/users/email", json={"email": email, "password": PASSWORD}, headers=headers
@@ -51,7 +55,9 @@ def test_an_address_over_64_bytes_before_the_at_is_refused_though_it_has_64_char
 
     response = client.post("/users/", json=body)
 
-    assert_envelope(response, 400, INVALID_FIELDS, {"email": "Email address is too long: at most 64 bytes before the @."})
+    assert_envelope(
+        response, 400, INVALID_FIELDS, {"email": "Email address is too long: at most 64 bytes before the @."}
+    )
     body["email"] = "ü" * 32 + "@example.com"
     assert client.post("/users/", json=body).status_code == 201
 
@@ -167,10 +173,14 @@ def test_if_none_match_star_on_a_change_of_an_existing_book_is_412_and_changes_n
 
     for condition in ("*", etag):
         send = getattr(client, method)
-        response = send(f"/books/{book['id']}", json={"title": "Changed"}, headers={**headers, "If-None-Match": condition})
+        response = send(
+            f"/books/{book['id']}", json={"title": "Changed"}, headers={**headers, "If-None-Match": condition}
+        )
         assert_envelope(response, 412, BOOK_EXISTS, "Precondition Failed")
     assert assert_envelope(client.get(f"/books/{book['id']}", headers=headers), 200, "Book.")["title"] == book["title"]
-    other = client.put(f"/books/{book['id']}", json={"title": "Changed"}, headers={**headers, "If-None-Match": '"other"'})
+    other = client.put(
+        f"/books/{book['id']}", json={"title": "Changed"}, headers={**headers, "If-None-Match": '"other"'}
+    )
     assert assert_envelope(other, 200, "Book updated.")["title"] == "Changed"
 
 

@@ -44,7 +44,9 @@ def token_for(client, email="ada@example.com"):
 def verify_address(app, client, smtp, email="ada@example.com"):
     send_due(app)
     [mail] = [m for m in smtp.to(email) if "Confirm your email" in m["Subject"]][-1:]
-    assert_envelope(client.post("/users/email/verify", json={"token": link_token(mail)}), 200, "Email address verified.")
+    assert_envelope(
+        client.post("/users/email/verify", json={"token": link_token(mail)}), 200, "Email address verified."
+    )
 
 
 def greeting(message) -> str:
@@ -79,7 +81,9 @@ def test_the_email_change_link_to_the_new_address_does_not_carry_the_name(app, c
     verify_address(app, client, smtp)
     token = token_for(client)
 
-    response = client.put("/users/email", json={"email": "victim@example.org", "password": PASSWORD}, headers=bearer(token))
+    response = client.put(
+        "/users/email", json={"email": "victim@example.org", "password": PASSWORD}, headers=bearer(token)
+    )
 
     assert response.status_code == 202
     send_due(app)
@@ -149,26 +153,52 @@ def test_the_sign_up_attempt_notice_names_the_device_not_the_raw_user_agent(regi
 @pytest.mark.parametrize(
     ("agent", "device"),
     [
-        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
-         "Chrome on Linux"),
-        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
-         "Safari/537.36 Edg/126.0.2592.56", "Edge on Windows"),
-        ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
-         "Safari/605.1.15", "Safari on macOS"),
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-         "Version/17.5 Mobile/15E148 Safari/604.1", "Safari on iOS"),
-        ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-         "CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1", "Chrome on iOS"),
-        ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.71 "
-         "Mobile Safari/537.36", "Chrome on Android"),
-        ("Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
-         "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36", "Samsung Internet on Android"),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+            "Chrome on Linux",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+            "Safari/537.36 Edg/126.0.2592.56",
+            "Edge on Windows",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
+            "Safari/605.1.15",
+            "Safari on macOS",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/17.5 Mobile/15E148 Safari/604.1",
+            "Safari on iOS",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1",
+            "Chrome on iOS",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.71 "
+            "Mobile Safari/537.36",
+            "Chrome on Android",
+        ),
+        (
+            "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
+            "Samsung Internet on Android",
+        ),
         ("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0", "Firefox on Linux"),
         ("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0", "Firefox on Windows"),
-        ("Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
-         "Safari/537.36", "Chrome on ChromeOS"),
-        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
-         "Safari/537.36 OPR/111.0.0.0", "Opera on Windows"),
+        (
+            "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+            "Safari/537.36",
+            "Chrome on ChromeOS",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 "
+            "Safari/537.36 OPR/111.0.0.0",
+            "Opera on Windows",
+        ),
         ("curl/8.5.0", "curl"),
         ("PostmanRuntime/7.39.0", "Postman"),
         ("python-requests/2.32.3", "Python requests"),
