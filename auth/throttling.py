@@ -71,6 +71,7 @@ class LoginThrottle(Model):
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None  # an upsert returning the document AFTER always has one
         over = doc["count"] - config["LOGIN_LOCKOUT_THRESHOLD"]
         if over >= 0:
             doublings = min(over, LoginThrottle.MAX_DOUBLINGS)
