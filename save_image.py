@@ -10,6 +10,7 @@ from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 THUMBNAIL_SIZE = (150, 150)
 # Format detected from the bytes -> extension of the stored file.
 FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
+UNREADABLE = "Cover image could not be read."
 
 
 class ImageRejected(ValueError):
@@ -67,23 +68,39 @@ def _check_budget(image: Image.Image, fmt: str, max_pixels: int, budget: int) ->
         raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget))
 
 
-def open_cover(stream, max_pixels: int, budget: int) -> Image.Image:
-    """The upload opened from its header alone and checked against `max_pixels` and the
-    decoding `budget` (bytes): cheap, so a view can do it before anything else and decode
-    later. A decompression bomb is refused here without being decoded."""
+def _sampling_valid(image: Image.Image) -> bool:
+    """JPEG sampling factors are 1 to 4 (libjpeg refuses others); decode_cost divides by them."""
+    return bool(image.layer) and all(1 <= layer[1] <= 4 and 1 <= layer[2] <= 4 for layer in image.layer)
+
+
+def _open(stream, max_pixels: int, budget: int) -> Image.Image:
+    """Image.open, with every way it fails on a malformed file turned into ImageRejected."""
     try:
         with warnings.catch_warnings():
-            # Our own limits below decide; Pillow's warning threshold is not ours.
+            # Our own limits decide; Pillow's warning threshold is not ours. Its warnings about
+            # a malformed file it can still read concern the sender, who gets the answer.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream, formats=list(FORMATS))  # an MPO opens as JPEG
+            warnings.simplefilter("ignore", UserWarning)
+            return Image.open(stream, formats=list(FORMATS))  # an MPO opens as JPEG
     except Image.DecompressionBombError:
         raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget)) from None
     except UnidentifiedImageError:
         raise ImageRejected("Cover image must be a JPEG, PNG, GIF or WebP image.") from None
-    except OSError:
-        raise ImageRejected("Cover image could not be read.") from None
+    except (OSError, ValueError):
+        # ValueError: a chunk too short for its kind (IHDR, acTL, fcTL), text over Pillow's limits.
+        raise ImageRejected(UNREADABLE) from None
+
+
+def open_cover(stream, max_pixels: int, budget: int) -> Image.Image:
+    """The upload opened from its header alone and checked against `max_pixels` and the
+    decoding `budget` (bytes): cheap, so a view can do it before anything else and decode
+    later. A decompression bomb is refused here without being decoded."""
+    image = _open(stream, max_pixels, budget)
     try:
-        _check_budget(image, _format(image), max_pixels, budget)
+        fmt = _format(image)
+        if fmt == "JPEG" and not _sampling_valid(image):
+            raise ImageRejected(UNREADABLE)
+        _check_budget(image, fmt, max_pixels, budget)
     except ImageRejected:
         image.close()
         raise
