@@ -65,12 +65,15 @@ def zero_sampling_jpeg() -> bytes:
 OVER_PILLOW = MiB + 1  # Pillow's own limit for one chunk is 1 MiB
 UNDER_PILLOW = MiB - 1
 
-# Each cannot be opened as a cover. Before issue 17, each was a 500.
+# Each cannot be opened as a cover. Before issue 17, each was a 500 or cost up to 64 MiB of inflating.
 HOSTILE = {
     "icc-profile-over-pillows-limit": lambda: png(icc(inflating(OVER_PILLOW))),
     "ztxt-over-pillows-limit": lambda: png(ztxt(inflating(OVER_PILLOW))),
     "itxt-over-pillows-limit": lambda: png(itxt(inflating(OVER_PILLOW))),
     "65-ztxt-of-1-mib-74-kb": lambda: png(*[ztxt(inflating(UNDER_PILLOW), b"k%d" % n) for n in range(65)]),
+    "40-icc-profiles-of-1-mib": lambda: png(*[icc(inflating(UNDER_PILLOW))] * 40),
+    "40-icc-profiles-after-the-pixels": lambda: png(trailer=(icc(inflating(UNDER_PILLOW)),) * 40),
+    "40-ztxt-failing-their-checksum": lambda: png(*[ztxt(inflating(UNDER_PILLOW, checksum_ok=False))] * 40),
     "ihdr-of-5-bytes": lambda: png(header=chunk(b"IHDR", b"\0\0\0\x08\0")),
     "actl-of-2-bytes": lambda: png(chunk(b"acTL", b"\0\0")),
     "fctl-of-10-bytes": lambda: png(chunk(b"acTL", struct.pack(">II", 1, 0)), chunk(b"fcTL", b"\0" * 10)),
@@ -85,10 +88,68 @@ def open_cover(data: bytes) -> Image.Image:
     return save_image.open_cover(io.BytesIO(data), MAX_PIXELS, BUDGET)
 
 
+@pytest.fixture
+def inflated(monkeypatch) -> list[int]:
+    """Bytes inflated through zlib.decompressobj while the test runs: Pillow inflates PNG
+    metadata with it (pixels are inflated in C, and not counted)."""
+    total = [0]
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args, **kwargs):
+            self._inner = real(*args, **kwargs)
+
+        def decompress(self, data, max_length=0):
+            out = self._inner.decompress(data, max_length)
+            total[0] += len(out)
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    return total
+
+
 @pytest.mark.parametrize("make", HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_cover_is_refused_as_unreadable_when_opened(make):
     with pytest.raises(save_image.ImageRejected, match=f"^{UNREADABLE}$"):
         open_cover(make())
+
+
+@pytest.mark.parametrize("make", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_cover_inflates_at_most_4_mib(make, inflated):
+    """At most 16 compressed metadata chunks of 256 KiB: what one upload may make a worker inflate."""
+    cover = make()
+    with pytest.raises(save_image.ImageRejected):
+        save_image.make_thumbnail(io.BytesIO(cover), MAX_PIXELS, BUDGET)
+    assert inflated[0] <= 4 * MiB
+
+
+def test_text_chunks_are_capped_far_below_pillows_default():
+    """Covers keep no text: a 300 KiB comment, under Pillow's own 1 MiB, is refused."""
+    with pytest.raises(save_image.ImageRejected, match=f"^{UNREADABLE}$"):
+        open_cover(png(ztxt(inflating(300 * 1024))))
+
+
+def test_sixteen_compressed_metadata_chunks_are_accepted_and_seventeen_refused():
+    metadata = [icc(inflating(3144))] + [ztxt(inflating(1000), b"k%d" % n) for n in range(16)]
+    assert save_image.make_thumbnail(io.BytesIO(png(*metadata[:16])), MAX_PIXELS, BUDGET)[1] == "png"
+    with pytest.raises(save_image.ImageRejected, match=f"^{UNREADABLE}$"):
+        open_cover(png(*metadata))
+
+
+def test_metadata_a_real_cover_carries_is_accepted():
+    """An sRGB profile, XMP of 20 KB and the text an editor writes."""
+    from PIL import ImageCms, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta>" + "<rdf:li>a</rdf:li>" * 1200 + "</x:xmpmeta>")
+    for key in ("Software", "Author", "date:create", "date:modify"):
+        info.add_text(key, "x" * 200, zip=True)
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    cover = encode(Image.new("RGB", (300, 200), "teal"), "PNG", pnginfo=info, icc_profile=profile)
+    assert save_image.make_thumbnail(io.BytesIO(cover), MAX_PIXELS, BUDGET)[1] == "png"
 
 
 # --- unit: fuzzing ---------------------------------------------------------------------------
