@@ -3,7 +3,7 @@ and the route that serves the thumbnails."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, PreconditionFailed, UnsupportedMediaType
 
@@ -40,6 +40,9 @@ def _cover_from_request():
     if upload is None or upload.stream.read(1) == b"":
         return None
     upload.stream.seek(0)
+    # Counted before the header is read, which a hostile file makes costly too (issue 17);
+    # g.user_id is the caller's, set by token_required.
+    rate_limit("covers", COVER_UPLOAD_RATE_LIMIT=g.user_id)
     config = current_app.config
     return save_image.open_cover(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
 
@@ -64,11 +67,10 @@ def _book_input(load_fields, data, cover_required: bool):
     return fields, cover
 
 
-def _thumbnail(cover, user_id):
-    """Decode the cover (the expensive step, last): counted against the user's upload limit."""
+def _thumbnail(cover):
+    """Decode the cover (the expensive step, last)."""
     if cover is None:
         return None
-    rate_limit("covers", COVER_UPLOAD_RATE_LIMIT=user_id)
     try:
         return save_image.thumbnail(cover)
     except save_image.ImageRejected as exc:
@@ -126,7 +128,7 @@ def create_book(current_user):
     if request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType(MULTIPART_REQUIRED)
     fields, cover = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
-    thumb = _thumbnail(cover, current_user["_id"])
+    thumb = _thumbnail(cover)
     with cover_storage.stored(thumb) as image:
         try:
             book = Books.create(current_user["_id"], fields, image)
@@ -247,7 +249,7 @@ def update_book(current_user, book_id):
         raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
     user_id = current_user["_id"]
     version = _pinned_version(_own_book(book_id, user_id))  # 404 (or 412) before the cover is decoded
-    thumb = _thumbnail(cover, user_id)
+    thumb = _thumbnail(cover)
     with cover_storage.stored(thumb) as image:
         if image is not None:
             fields["image"] = image

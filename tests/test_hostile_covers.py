@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import save_image
-from helpers import INVALID_FIELDS, assert_envelope, book_form, encode
+from helpers import INVALID_FIELDS, assert_429, assert_envelope, book_form, encode, limits
 
 UNREADABLE = "Cover image could not be read."
 MiB = 2**20
@@ -262,3 +262,27 @@ def test_hostile_cover_is_400_on_create_and_on_update(client, auth, make):
 
     assert client.get("/books/", headers=headers).get_json()["meta"]["total"] == 1
     assert client.get(f"/books/{book['id']}", headers=headers).get_json()["data"] == book
+
+
+class TestHeaderParsingCountsAgainstTheCoverLimit:
+    @pytest.fixture
+    def app_config(self):
+        return limits(COVER_UPLOAD_RATE_LIMIT="3 per minute")
+
+    def test_covers_refused_from_their_header_are_counted(self, client, auth):
+        headers = auth.headers()
+        book = assert_envelope(post_cover(client, headers, a_cover()), 201, "Book created.")
+        hostile = HOSTILE["65-ztxt-of-1-mib-74-kb"]()
+        assert_envelope(post_cover(client, headers, hostile, "Emma"), 400, INVALID_FIELDS, {"cover_image": UNREADABLE})
+        assert_envelope(put_cover(client, headers, book, hostile), 400, INVALID_FIELDS, {"cover_image": UNREADABLE})
+
+        assert_429(post_cover(client, headers, a_cover(), "Persuasion"))
+        assert_429(put_cover(client, headers, book, a_cover()))
+
+    def test_once_the_limit_is_used_up_a_cover_is_429_before_its_header_is_read(self, client, auth):
+        headers = auth.headers()
+        for title in ("One", "Two", "Three"):
+            assert_envelope(post_cover(client, headers, a_cover(), title), 201, "Book created.")
+
+        assert_429(post_cover(client, headers, HOSTILE["ihdr-of-5-bytes"](), "Four"))
+        assert_429(post_cover(client, headers, b"not an image at all", "Four"))
