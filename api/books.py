@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from PIL.Image import Image
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, PreconditionFailed, UnsupportedMediaType
@@ -54,6 +54,9 @@ def _cover_from_request() -> Image | None:
     if upload is None or upload.stream.read(1) == b"":
         return None
     upload.stream.seek(0)
+    # Counted before the header is read, which a hostile file makes costly too (issue 17);
+    # g.user_id is the caller's, set by token_required.
+    rate_limit("covers", COVER_UPLOAD_RATE_LIMIT=g.user_id)
     config = current_app.config
     return save_image.open_cover(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
 
@@ -82,11 +85,10 @@ def _book_input(
     return fields, cover
 
 
-def _thumbnail(cover: Image | None, user_id: ObjectId) -> tuple[bytes, str] | None:
-    """Decode the cover (the expensive step, last): counted against the user's upload limit."""
+def _thumbnail(cover: Image | None) -> tuple[bytes, str] | None:
+    """Decode the cover (the expensive step, last)."""
     if cover is None:
         return None
-    rate_limit("covers", COVER_UPLOAD_RATE_LIMIT=user_id)
     try:
         return save_image.thumbnail(cover)
     except save_image.ImageRejected as exc:
@@ -139,7 +141,7 @@ def create_book(current_user: Document) -> Reply:
     if request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType(MULTIPART_REQUIRED)
     fields, cover = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
-    thumb = _thumbnail(cover, current_user["_id"])
+    thumb = _thumbnail(cover)
     with stored(thumb) as image:
         try:
             book = Books.create(current_user["_id"], fields, image, next_book_position(current_user["_id"]))
@@ -261,7 +263,7 @@ def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     user_id = current_user["_id"]
     read = _own_book(book_id, user_id)
     version = _pinned_version(read)  # 404 (or 412) before the cover is decoded
-    thumb = _thumbnail(cover, user_id)
+    thumb = _thumbnail(cover)
     with stored(thumb) as image:
         if image is not None:
             fields["image"] = image
