@@ -7,6 +7,7 @@ import hashlib
 from flask import current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+import body_limit
 import validate
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -36,6 +37,8 @@ def json_body() -> dict:
         raise UnsupportedMediaType("Content-Type must be application/json.")
     try:
         return request.get_json()
+    except body_limit.MalformedBody:  # a BadRequest with its own message: the body could not be read at all
+        raise
     except (BadRequest, RecursionError):  # RecursionError: absurdly deep nesting
         raise validate.InvalidInput({"body": "Request body is not valid JSON."}) from None
 
