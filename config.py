@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
@@ -85,10 +86,12 @@ DEFAULTS = {
     "LINK_TOKEN_RATE_LIMIT": "30 per hour",
     "VERIFY_RESEND_RATE_LIMIT": "3 per hour",
     "EMAIL_CHANGE_RATE_LIMIT": "5 per hour",
+    # Mails of one kind to one address; more are dropped (an event), the request answered as usual.
+    "MAIL_RECIPIENT_RATE_LIMIT": "5 per hour",
 }
 
 
-def _typed(key: str, value):
+def _typed(key: str, value: Any) -> Any:
     """Environment strings become the type of the key's default."""
     default = DEFAULTS.get(key)
     if isinstance(default, bool) and isinstance(value, str):
@@ -98,7 +101,7 @@ def _typed(key: str, value):
     return value
 
 
-def load_config(app: Flask, overrides: dict | None) -> None:
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Defaults, then environment (and .env), then the dict passed to create_app; then every
     value typed and every derived default (an empty value) resolved, once, here."""
     load_dotenv(os.path.join(app.root_path, ".env"))
@@ -149,11 +152,13 @@ def _public_url(value: str, app_env: str) -> str:
 
 def _trusted_hosts(value: str, public_url: str, app_env: str) -> list[str]:
     """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400. By default
-    PUBLIC_URL's host, and in development this machine's names as well."""
-    hosts = [host.strip() for host in value.split(",") if host.strip()]
+    PUBLIC_URL's host, and in development this machine's names as well. In lower case, as
+    policies.LowerCaseHost makes the Host header."""
+    hosts = [host.strip().lower() for host in value.split(",") if host.strip()]
     if hosts:
         return hosts
-    public = [urlsplit(public_url).hostname] if public_url else []
+    host = urlsplit(public_url).hostname  # _public_url made sure a URL has one
+    public = [host] if host else []
     return public if app_env == "production" else public + DEV_TRUSTED_HOSTS
 
 

@@ -54,7 +54,7 @@ def decode(user_id: ObjectId, cursor: str) -> int:
     version, position = _LAYOUT.unpack(body)
     if version != VERSION:
         raise BadCursor()
-    return position
+    return int(position)
 
 
 # --- the audit log's pages: a position in one user's events, newest first ---------------------

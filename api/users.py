@@ -70,7 +70,7 @@ def _sign_up_again(fields: validate.SignUp, password_hash: str) -> None:
         return
     user_id, claim_id = claim
     record("signup_again", user_id)
-    queue("claim_account", fields.email, user_id, claim=claim_id, name=fields.name)
+    queue("claim_account", fields.email, user_id, claim=claim_id)
 
 
 @users.get("/")

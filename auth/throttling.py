@@ -71,6 +71,7 @@ class LoginThrottle(Model):
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None  # an upsert returning the document AFTER always has one
         over = doc["count"] - config["LOGIN_LOCKOUT_THRESHOLD"]
         if over >= 0:
             doublings = min(over, LoginThrottle.MAX_DOUBLINGS)
@@ -97,9 +98,9 @@ def rate_limit(scope: str, **keys: Any) -> None:
     `rate_limit("login", LOGIN_RATE_LIMIT=ip, LOGIN_ACCOUNT_RATE_LIMIT=email)` counts
     the request once per IP and once per account.
     """
-    limiter = auth_state().rate_limiter
-    if limiter is None:  # RATELIMIT_ENABLED is off
+    if not current_app.config["RATELIMIT_ENABLED"]:
         return
+    limiter = auth_state().rate_limiter()
     for setting, key in keys.items():
         limit = parse_limit(current_app.config[setting])
         if limiter.hit(limit, scope, setting, str(key)):
@@ -108,6 +109,15 @@ def rate_limit(scope: str, **keys: Any) -> None:
         if _first_refusal((scope, setting, str(key)), reset_at):
             record("rate_limited", g.get("user_id"), scope=scope, limit=str(limit))
         raise TooManyRequests(RATE_LIMITED, retry_after=max(1, math.ceil(reset_at - time.time())))
+
+
+def within_limit(scope: str, setting: str, key: str) -> bool:
+    """Count one use against a limit without refusing the request: False once it is used up,
+    for what is dropped quietly rather than answered 429."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return True
+    limiter = auth_state().rate_limiter()
+    return bool(limiter.hit(parse_limit(current_app.config[setting]), scope, setting, key))
 
 
 def check_lockout(email: str, user_id: ObjectId | None = None) -> LockState:
