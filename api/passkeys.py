@@ -84,10 +84,7 @@ def passkey_registration_options(current_user: dict[str, Any]) -> Reply:
     assertion); answer within five minutes at POST /users/passkeys."""
     fields = validate.load(validate.PasskeyConfirm, json_body())
     rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=current_user["_id"])
-    if fields.passkey is not None:
-        lock = check_lockout(current_user["email"], current_user["_id"])
-        _check_assertion(fields.passkey, find_passkey(fields.passkey), current_user, lock)
-    elif fields.password is not None:
+    if fields.password is not None:
         confirm_password(
             current_user,
             current_user["email"],
@@ -96,6 +93,9 @@ def passkey_registration_options(current_user: dict[str, Any]) -> Reply:
             event="password_check_failed",
             step="passkey_registration",
         )
+    elif fields.passkey is not None:
+        lock = check_lockout(current_user["email"], current_user["_id"])
+        _check_assertion(fields.passkey, find_passkey(fields.passkey), current_user, lock)
     else:
         raise validate.InvalidInput({"password": CONFIRM})
     options = registration_options(current_user, Passkeys.of_user(current_user["_id"]))
