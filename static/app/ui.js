@@ -63,26 +63,28 @@ function seconds(count) {
   return `${Math.ceil(count / 60)} minutes`;
 }
 
-/** Put an API failure in front of the user: the envelope's message, and each field's message
- * beside its field (or in the message when the form has no such field). */
+/** Put an API failure in front of the user: each field's message beside its field, and in the
+ * message region what is not said there already (the envelope's message when no field could
+ * take it, a field's message the form has no field for, when to try again). */
 export function showError(failure, { form = null, region = $("#alert") } = {}) {
   if (failure instanceof SessionEnded) return; // already reported, with the login form
   if (!(failure instanceof ApiError)) {
     console.error(failure);
     failure = new ApiError("Something went wrong in the app. Reload the page and try again.");
   }
-  const lines = [failure.message];
+  const elsewhere = [];
   let firstInvalid = null;
   for (const [name, message] of Object.entries(failure.fields)) {
     const control = form && form.elements.namedItem(name);
     if (control && control.id) {
       markInvalid(control, message);
       firstInvalid = firstInvalid || control;
-    } else if (!lines.includes(message)) {
-      // e.g. a mailed link's token: the field's message is the envelope's own
-      lines.push(message);
+    } else if (!elsewhere.includes(message)) {
+      elsewhere.push(message); // e.g. a mailed link's token, whose message is the envelope's own
     }
   }
+  // "The request has invalid fields." says nothing the marked fields do not.
+  const lines = firstInvalid ? elsewhere : [failure.message, ...elsewhere.filter((m) => m !== failure.message)];
   if (failure.status === 413) lines.push("Choose a smaller file.");
   if (failure.retryAfter) lines.push(`You can try again in ${seconds(failure.retryAfter)}.`);
   alertText(lines.join(" "), region);
