@@ -6,6 +6,7 @@ import { BooksView } from "./books.js";
 import { config } from "./config.js";
 import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
 import { SessionsView } from "./sessions.js";
+import { SettingsView } from "./settings.js";
 import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
@@ -15,6 +16,7 @@ let api;
 let books;
 let links;
 let sessions;
+let settings;
 let user = null;
 let mfaTicket = null;
 let firstRender = true;
@@ -51,6 +53,7 @@ async function render() {
   try {
     if (name === "books") await books.show({ focus });
     else if (name === "sessions") await sessions.show({ focus });
+    else if (name === "settings") await settings.show({ focus });
     else if (LINK_ROUTES.includes(name)) links.show(name, { focus });
     else showAuthView(name, focus);
   } catch (failure) {
@@ -151,6 +154,7 @@ async function start() {
   $("#api-docs").href = `${api.base}/docs`;
   books = new BooksView(api);
   sessions = new SessionsView(api, { onLoggedOut: loggedOut });
+  settings = new SettingsView(api);
   links = new AccountLinks(api, linkTokens, { loggedIn: () => Boolean(user), onPasswordReset: passwordReset });
   const logout = $("#logout");
   logout.addEventListener("click", () =>

@@ -41,14 +41,13 @@ export function fillCategories(select) {
 
 // --- messages ------------------------------------------------------------------------------
 
-export function notify(text) {
-  const notice = $("#notice");
+export function notify(text, notice = $("#notice")) {
   notice.textContent = text;
   notice.hidden = !text;
 }
 
-export function clearMessages(region = $("#alert")) {
-  notify("");
+export function clearMessages(region = $("#alert"), notice = $("#notice")) {
+  notify("", notice);
   region.textContent = "";
   region.hidden = true;
 }
@@ -112,11 +111,11 @@ export function clearFieldErrors(form) {
 }
 
 /** Run a form's action with its submit button disabled; show any failure in the form. */
-export function onSubmit(form, action, { region = $("#alert") } = {}) {
+export function onSubmit(form, action, { region = $("#alert"), notice = $("#notice") } = {}) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("[type=submit]");
-    clearMessages(region);
+    clearMessages(region, notice);
     clearFieldErrors(form);
     button.disabled = true;
     form.setAttribute("aria-busy", "true");
@@ -129,6 +128,35 @@ export function onSubmit(form, action, { region = $("#alert") } = {}) {
       form.removeAttribute("aria-busy");
     }
   });
+}
+
+/** A part of a page with its own heading and messages (its .notice and .alert), e.g. a section
+ * of the settings. `page.api` is the API. */
+export class Section {
+  constructor(templateId, page) {
+    this.page = page;
+    this.api = page.api;
+    this.element = clone(templateId);
+    this.heading = this.element.querySelector("h2");
+    this.notice = $(".notice", this.element);
+    this.alert = $(".alert", this.element);
+  }
+
+  /** Show the account's state; `user` is GET /users/'s data, as changed since. */
+  update() {}
+
+  /** A form of this section: its failures are shown here. */
+  onSubmit(form, action) {
+    onSubmit(form, action, { region: this.alert, notice: this.notice });
+  }
+
+  say(text) {
+    notify(text, this.notice);
+  }
+
+  clear() {
+    clearMessages(this.alert, this.notice);
+  }
 }
 
 /** Run a button's action with the button disabled; show any failure on the page. */
