@@ -1,10 +1,11 @@
-// The Book Library reference app: routes, the login, sign-up and second-factor forms, and the
-// header. No build step: the browser loads these ES modules as they are.
+// The Book Library reference app: routes, the login (password or passkey), sign-up and second-factor
+// forms, and the header. No build step: the browser loads these ES modules as they are.
 
 import { Api, ApiError, apiBase } from "./api.js";
 import { BooksView } from "./books.js";
 import { config } from "./config.js";
 import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
+import { browserPasskey } from "./passkeys.js";
 import { SessionsView } from "./sessions.js";
 import { SettingsView } from "./settings.js";
 import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
@@ -66,7 +67,11 @@ async function render() {
 function showAuthView(name, focus) {
   const view = clone(`${name}-view`);
   const form = $("form", view);
-  if (name === "login") onSubmit(form, logIn);
+  if (name === "login") {
+    onSubmit(form, logIn);
+    const passkey = $("[data-action=passkey]", view);
+    passkey.addEventListener("click", () => whileBusy(passkey, signInWithPasskey));
+  }
   if (name === "signup") onSubmit(form, signUp);
   if (name === "mfa") onSubmit(form, verifyCode);
   mount(view, { focus });
@@ -81,6 +86,13 @@ async function logIn(form) {
     return;
   }
   welcome(data, `Welcome back, ${data.name}.`);
+}
+
+/** No email and no password: the browser offers this site's passkeys, and a passkey is both factors. */
+async function signInWithPasskey() {
+  const { data } = await api.request("POST", "/users/login/passkey/options", { auth: false });
+  const loggedIn = await api.loginWithPasskey(await browserPasskey("get", data.options));
+  welcome(loggedIn, `Welcome back, ${loggedIn.name}.`);
 }
 
 async function verifyCode(form) {

@@ -2,10 +2,11 @@
 // and messages. To add a section: a template in index.html, a class that extends ui.js's
 // Section (update(user) shows the account's state), and its place in SECTIONS.
 
+import { PasskeysSection } from "./passkeys.js";
 import { TwoFactorSection } from "./two-factor.js";
 import { $, clone, mount } from "./ui.js";
 
-const SECTIONS = [TwoFactorSection];
+const SECTIONS = [TwoFactorSection, PasskeysSection];
 
 export class SettingsView {
   constructor(api) {
