@@ -352,3 +352,29 @@ def test_a_password_reset_ends_sessions_but_keeps_passkeys(app, client, auth, sm
     assert response.status_code == 200, response.get_json()
     assert client.get("/users/passkeys", headers=headers).status_code == 401
     assert passkey_login(client, authenticator.get(login_options(client))).status_code == 200
+
+
+# --- the relying party --------------------------------------------------------------------------
+
+
+def test_the_relying_party_comes_from_the_configured_addresses(make_app):
+    development = make_app(PUBLIC_URL="", MAIL_URL="").config
+    assert development["PASSKEY_RP_ID"] == "localhost"  # not 127.0.0.1: browsers refuse IP addresses
+    assert {"http://127.0.0.1:5000", "http://localhost:5000", "http://localhost:5173"} <= set(
+        development["PASSKEY_ORIGINS"]
+    )
+    split = make_app(PUBLIC_URL="https://api.example.com", FRONTEND_URL="https://books.example.com/").config
+    assert split["PASSKEY_RP_ID"] == "books.example.com"
+    assert split["PASSKEY_ORIGINS"][:2] == ["https://books.example.com", "https://api.example.com"]
+    production = make_app(APP_ENV="production", PUBLIC_URL="https://books.example.com").config
+    assert production["PASSKEY_ORIGINS"] == ["https://books.example.com"]
+    chosen = make_app(PASSKEY_RP_ID="example.com", PASSKEY_ORIGINS="https://a.example.com, https://b.example.com")
+    assert chosen.config["PASSKEY_RP_ID"] == "example.com"
+    assert chosen.config["PASSKEY_ORIGINS"] == ["https://a.example.com", "https://b.example.com"]
+
+
+def test_the_options_name_the_configured_party_whatever_host_the_request_names(client, auth):
+    headers = auth.headers()
+    response = client.post("/users/login/passkey/options", headers={"Host": "localhost:8000"})
+    assert response.get_json()["data"]["options"]["rpId"] == RP_ID
+    assert registration_options(client, headers)["rp"]["id"] == RP_ID
