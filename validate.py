@@ -373,7 +373,15 @@ class PasskeyConfirm(_Schema):
         extra="ignore",
         json_schema_extra={
             "examples": [{"password": "Corr3ct horse battery!"}],
-            "allOf": [{"anyOf": [{"required": ["password"]}, {"required": ["passkey"]}]}],
+            # One of them, not null.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": ["password"], "properties": {"password": {"type": "string"}}},
+                        {"required": ["passkey"], "properties": {"passkey": {"type": "object"}}},
+                    ]
+                }
+            ],
         },
     )
     password: CurrentPassword | None = None

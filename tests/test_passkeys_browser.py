@@ -1,6 +1,6 @@
 """Passkeys in the reference browser app, in headless Chromium with the DevTools WebAuthn virtual
 authenticator (CTAP2, resident keys, user verification): add a passkey in the settings, log out,
-sign in with it (no email, no password), then delete it.
+sign in with it (no email, no password), rename it, then delete it.
 
 The browser and the page come from test_webapp.py; the API listens on a port chosen first, so
 that its PUBLIC_URL, and from it the passkeys' relying party and origin, is the page's address.
@@ -70,7 +70,7 @@ def passkeys_section(page):
     return page.get_by_role("region", name="Passkeys")
 
 
-def test_add_a_passkey_log_out_sign_in_with_it_then_delete_it(page, api, app, authenticator):
+def test_add_a_passkey_log_out_sign_in_with_it_rename_and_delete_it(page, api, app, authenticator):
     email = "passkey@example.com"
     page.goto(f"{api}/app/")
     sign_up(page, email)
@@ -100,13 +100,17 @@ def test_add_a_passkey_log_out_sign_in_with_it_then_delete_it(page, api, app, au
     expect(page.get_by_role("heading", name="Your books")).to_be_visible()
     assert authenticator()[0]["signCount"] >= 1
 
-    # 4. Settings again: the passkey was used; delete it.
+    # 4. Settings again: the passkey was used; rename it, then delete it.
     page.get_by_role("button", name="Settings", exact=True).click()
     section = passkeys_section(page)
     items = section.get_by_role("list", name="Your passkeys").get_by_role("listitem")
     expect(items.first).to_contain_text("last used")
-    section.get_by_role("button", name="Delete the passkey Test laptop").click()
-    expect(section.get_by_role("status")).to_have_text('Passkey "Test laptop" deleted.')
+    section.get_by_label("New name for Test laptop").fill("Work laptop")
+    section.get_by_role("button", name="Rename").click()
+    expect(section.get_by_role("status")).to_have_text("Passkey renamed.")
+    expect(items.first.locator(".device")).to_have_text("Work laptop")
+    section.get_by_role("button", name="Delete the passkey Work laptop").click()
+    expect(section.get_by_role("status")).to_have_text('Passkey "Work laptop" deleted.')
     expect(section.get_by_role("list", name="Your passkeys")).to_contain_text("No passkeys yet.")
 
     # 5. The authenticator still holds it, but the API no longer knows it: refused, with a message.
