@@ -402,6 +402,62 @@ class EmailChange(MfaFactor):
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
 
 
+PASSKEY_NAME_MAX = 64
+PasskeyName = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=PASSKEY_NAME_MAX, description="Your name for the passkey, to tell it apart."),
+]
+Credential = Annotated[
+    dict[str, JsonValue],
+    Field(description="What the browser's navigator.credentials answered, in its JSON form (toJSON())."),
+]
+
+
+class PasskeyConfirm(_Schema):
+    """The sensitive-action check before a new passkey: the password, or an assertion of an
+    existing passkey (answering options from POST /users/login/passkey/options)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"password": "Corr3ct horse battery!"}],
+            # One of them, not null.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": ["password"], "properties": {"password": {"type": "string"}}},
+                        {"required": ["passkey"], "properties": {"passkey": {"type": "object"}}},
+                    ]
+                }
+            ],
+        },
+    )
+    password: CurrentPassword | None = None
+    passkey: Credential | None = None
+
+
+class PasskeyRegistration(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
+    )
+    credential: Credential
+    name: PasskeyName | None = None
+
+
+class PasskeyLogin(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
+    )
+    credential: Credential
+
+
+class PasskeyRename(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "Work laptop"}]})
+    name: PasskeyName
+
+
 class RefreshRequest(_Schema):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
@@ -490,6 +546,7 @@ _MESSAGES = {
     "less_than_equal": "Must be at most {le}.",
     "string_too_long": "Must be at most {max_length} characters.",
     "string_too_short": "Must not be empty.",
+    "dict_type": "Must be a JSON object.",
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field
 
+from auth.passkeys import authenticator_name
 from database.documents import Document, isoformat
 from models import mfa_enabled
 from validate import CURSOR_MAX, PER_PAGE_MAX, RECOVERY_CODES
@@ -128,6 +129,37 @@ class RecoveryCodesOut(BaseModel):
     recovery_codes: list[str] = Field(
         description="Shown only now; each works once.", min_length=RECOVERY_CODES, max_length=RECOVERY_CODES
     )
+
+
+class PasskeyOptionsOut(BaseModel):
+    options: dict[str, Any] = Field(
+        description=(
+            "The publicKey options for navigator.credentials.create() (registration) or .get() (login), "
+            "in their JSON form: binary values are base64url strings. Answer within expires_in seconds, once."
+        )
+    )
+    expires_in: int
+
+
+class PasskeyOut(BaseModel):
+    id: str
+    name: str
+    authenticator: str | None = Field(description="Where the passkey lives, when the authenticator says so.")
+    backed_up: bool = Field(description="Whether the passkey is synced (it survives losing the device).")
+    created_at: str
+    last_used_at: str | None
+
+    @classmethod
+    def of(cls, passkey: Document) -> dict[str, Any]:
+        last_used = passkey.get("last_used_at")
+        return cls(
+            id=str(passkey["_id"]),
+            name=passkey["name"],
+            authenticator=authenticator_name(passkey.get("aaguid")),
+            backed_up=bool(passkey.get("backed_up")),
+            created_at=isoformat(passkey["created_at"]),
+            last_used_at=isoformat(last_used) if last_used else None,
+        ).model_dump()
 
 
 class BookOut(BaseModel):

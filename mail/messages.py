@@ -41,6 +41,8 @@ KINDS: dict[str, Kind] = {
     "mfa_enabled": Kind("Two-factor authentication is on for your {app_name} account"),
     "mfa_disabled": Kind("Two-factor authentication is off for your {app_name} account"),
     "recovery_codes_replaced": Kind("New recovery codes for your {app_name} account"),
+    "passkey_added": Kind("A passkey was added to your {app_name} account"),
+    "passkey_removed": Kind("A passkey was removed from your {app_name} account"),
     "account_disabled": Kind("Your {app_name} account was disabled"),
 }
 

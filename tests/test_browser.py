@@ -51,6 +51,8 @@ SUCCESS = {
     ("GET", "/books/{book_id}"): 200,
     ("PUT", "/books/{book_id}"): 200,
     ("DELETE", "/books/{book_id}"): 204,
+    ("POST", "/users/passkeys"): 201,
+    ("DELETE", "/users/passkeys/{passkey_id}"): 204,
 }
 # The operations anyone may call without a token. Every other one must need an access token, so a
 # new route is protected unless it is deliberately added here.
@@ -65,6 +67,9 @@ PUBLIC = {
     ("POST", "/users/password/forgot"),
     ("POST", "/users/password/reset"),
     ("POST", "/users/email/verify"),
+    # Signing in with a passkey: its signature is the proof.
+    ("POST", "/users/login/passkey/options"),
+    ("POST", "/users/login/passkey"),
 }
 
 

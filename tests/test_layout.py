@@ -126,6 +126,8 @@ def test_every_collection_has_one_owner():
         "login_failures": "LoginThrottle",
         "link_tokens": "LinkTokens",
         "outbox": "Outbox",
+        "passkeys": "Passkeys",
+        "webauthn_challenges": "WebauthnChallenges",
     }
 
 

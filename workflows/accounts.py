@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from bson import ObjectId
 
+from auth.passkeys import Passkeys
 from auth.passwords import hash_password
 from auth.sessions import Sessions
 from covers.storage import covers
@@ -72,10 +73,11 @@ def change_email(user_id: ObjectId, new_email: str, keep_session: str | None) ->
 
 def disable_account(user_id: ObjectId, keep_days: int) -> None:
     """Disable the account: every session ends, it and its books are scheduled for deletion
-    in `keep_days` (the purge TTL indexes), and its covers, public by URL, go at once."""
+    in `keep_days` (the purge TTL indexes) with its passkeys, and its covers, public by URL, go at once."""
     purge_at = utcnow() + timedelta(days=keep_days)
     User.disable(user_id, purge_at)
     Books.schedule_purge(user_id, purge_at)
+    Passkeys.schedule_purge(user_id, purge_at)
     Sessions.revoke_all(user_id, reason="account_disabled")
     covers().remove_many(Books.images(user_id))
 
