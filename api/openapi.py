@@ -13,7 +13,17 @@ from werkzeug.exceptions import RequestEntityTooLarge, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.schemas import ErrorEnvelope, InvalidInputEnvelope
+from auth_middleware import SESSION_ONLY, required_scopes, scope_refusal
 from database.documents import OBJECT_ID_HEX_LENGTH
+from validate import TOKEN_SCOPES
+
+BEARER = (
+    "The `token` of a login (a JWT, 15 minutes), or a personal access token (`blpat_...`, from "
+    "POST /users/tokens) for scripts. Each operation's security requirement lists the scopes a "
+    "personal access token needs for it; an empty list means a login's token only. Scopes: "
+    + "; ".join(f"`{name}`: {text.rstrip('.')}" for name, text in TOKEN_SCOPES.items())
+    + '. A token without the scope gets 403 with `WWW-Authenticate: Bearer error="insufficient_scope"`.'
+)
 
 api = SpecTree(
     "flask",
@@ -31,7 +41,10 @@ api = SpecTree(
     naming_strategy=lambda model: re.sub(r"[^A-Za-z0-9._-]", "_", model.__name__),
     nested_naming_strategy=lambda parent, child: child,
     security_schemes=[
-        SecurityScheme(name="bearerAuth", data=SecuritySchemeData(type="http", scheme="bearer", bearer_format="JWT"))
+        SecurityScheme(
+            name="bearerAuth",
+            data=SecuritySchemeData(type="http", scheme="bearer", bearer_format="JWT", description=BEARER),
+        )
     ],
 )
 
@@ -82,7 +95,8 @@ def documented(
     `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none;
     `exclusive_query`: groups of query parameters that cannot be mixed (one object parameter says so);
     `also`: other successful answers, as (status, schema) pairs."""
-    codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
+    # With a bearer token comes 401 (no valid token) and 403 (a personal access token without the scope).
+    codes = set(errors) | {500} | ({503} if database else set()) | ({401, 403} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
     responses = {f"HTTP_{code}": ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
     for status, schema in (ok, *also):
@@ -91,7 +105,14 @@ def documented(
 
     def decorate(view):
         name = operation_id or _camel_case(view.__name__)
-        _NOTES[name] = {"messages": dict(messages or {}), "optional_body": optional_body, "exclusive": exclusive_query}
+        # OpenAPI 3.1 lets an http scheme's requirement list roles: here, a token's scopes.
+        scopes = list(required_scopes(view) or ())
+        notes = dict(messages or {})
+        if auth:
+            notes.setdefault(403, scope_refusal(scopes) if scopes else SESSION_ONLY)
+        _NOTES[name] = {"messages": notes, "optional_body": optional_body, "exclusive": exclusive_query}
+        if auth:
+            _NOTES[name]["token_note"] = _token_note(scopes)
         return api.validate(
             json=json,
             form=form,
@@ -99,12 +120,18 @@ def documented(
             headers=headers,
             resp=SpecResponse(*bodiless, **responses),
             tags=tags,
-            security={"bearerAuth": []} if auth else {},
+            security={"bearerAuth": scopes} if auth else {},
             skip_validation=True,
             operation_id=name,
         )(view)
 
     return decorate
+
+
+def _token_note(scopes: list[str]) -> str:
+    if scopes:
+        return "Personal access tokens: need the scope " + " and ".join(f"`{scope}`" for scope in scopes) + "."
+    return "Personal access tokens: refused (403); this needs a login."
 
 
 def _camel_case(name: str) -> str:
@@ -126,7 +153,15 @@ def build_document(public_url: str) -> dict[str, Any]:
             _refine_request_body(operation, schemas)
             _refine_responses(operation, schemas)
             _describe_etags(operation)
+            _note_token_scopes(operation)
     return document
+
+
+def _note_token_scopes(operation: dict[str, Any]) -> None:
+    """Say in words, too, what a personal access token needs: not every reader shows security roles."""
+    note = _NOTES.get(operation["operationId"], {}).get("token_note")
+    if note:
+        operation["description"] = (operation.get("description", "") + "\n\n" + note).strip()
 
 
 def _component(media: dict, schemas: dict) -> dict:

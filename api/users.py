@@ -65,7 +65,7 @@ def sign_up() -> Reply:
     errors=(304,),
     headers=validate.IfNoneMatch,
 )
-@token_required
+@token_required(scopes=["account:read"])
 def get_current_user(current_user: dict[str, Any]) -> Response:
     """The caller's account."""
     return conditional(envelope("Current user.", UserOut.of(current_user)))

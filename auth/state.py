@@ -22,6 +22,8 @@ from database.client import state as database_state
 EXTENSION = "book_library.auth"
 # Verified access tokens kept per process (see auth_middleware).
 VERIFIED_TOKENS_KEPT = 4096
+# Personal access tokens whose use this process recorded lately (see auth.access_tokens.note_use).
+TOKEN_USES_KEPT = 4096
 # Refused (limit, key) pairs remembered per process, so a flood of 429s writes one event per window.
 REFUSALS_KEPT = 10_000
 
@@ -57,6 +59,7 @@ class AuthState:
     rate_limiter: MovingWindowRateLimiter | None
     verified_tokens: BoundedCache = field(default_factory=lambda: BoundedCache(VERIFIED_TOKENS_KEPT))
     refusals_recorded: BoundedCache = field(default_factory=lambda: BoundedCache(REFUSALS_KEPT))
+    token_uses: BoundedCache = field(default_factory=lambda: BoundedCache(TOKEN_USES_KEPT))
 
 
 def init_app(app: Flask) -> None:

@@ -37,6 +37,7 @@ KINDS: dict[str, Kind] = {
     "mfa_enabled": Kind("Two-factor authentication is on for your {app_name} account"),
     "mfa_disabled": Kind("Two-factor authentication is off for your {app_name} account"),
     "recovery_codes_replaced": Kind("New recovery codes for your {app_name} account"),
+    "access_token_created": Kind("A personal access token was created for your {app_name} account"),
     "account_disabled": Kind("Your {app_name} account was disabled"),
 }
 
