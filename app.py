@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import click
 import orjson
@@ -19,6 +19,7 @@ from flask.sessions import SessionInterface
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 import validate
 from api import body_limit, docs, policies
@@ -66,7 +67,9 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(orjson.dumps(obj), mimetype=self.mimetype)
+        # Flask types the provider's app as its base class, whose responses take no body.
+        app = cast(Flask, self._app)
+        return app.response_class(orjson.dumps(obj), mimetype=self.mimetype)
 
 
 class NoSessions(SessionInterface):
@@ -161,19 +164,19 @@ def register_database_guard(app: Flask) -> None:
 # --- errors: one JSON envelope for every failure ---------------------------------------
 
 
-def _failure(response: Response, message: str, error: Any) -> None:
+def _failure(response: WerkzeugResponse, message: str, error: Any) -> None:
     response.data = orjson.dumps({"message": message, "data": None, "error": error})
     response.content_type = "application/json"
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> WerkzeugResponse:
         # Start from the exception's own response so WWW-Authenticate, Allow and
         # Retry-After headers survive.
         response = exc.get_response()
         _failure(response, exc.description or "", exc.name)
-        return response  # type: ignore[return-value]
+        return response
 
     @app.errorhandler(validate.InvalidInput)
     def invalid_input(exc: validate.InvalidInput) -> Response:
@@ -183,14 +186,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ConnectionFailure)
     @app.errorhandler(ExecutionTimeout)
-    def database_down(exc: Exception) -> Response:
+    def database_down(exc: Exception) -> WerkzeugResponse:
         log.error("database unavailable", extra={"fields": {**_request_fields(), "error": type(exc).__name__}})
         unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
-        unavailable.retry_after = DATABASE_RETRY_AFTER_SECONDS  # type: ignore[attr-defined]
+        unavailable.retry_after = DATABASE_RETRY_AFTER_SECONDS
         return http_error(unavailable)
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Response:
+    def unexpected(exc: Exception) -> WerkzeugResponse:
         log.exception("unhandled error", extra={"fields": _request_fields()})
         return http_error(InternalServerError("An unexpected error occurred."))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
@@ -91,7 +92,7 @@ DEFAULTS = {
 }
 
 
-def _typed(key: str, value):
+def _typed(key: str, value: Any) -> Any:
     """Environment strings become the type of the key's default."""
     default = DEFAULTS.get(key)
     if isinstance(default, bool) and isinstance(value, str):
@@ -101,7 +102,7 @@ def _typed(key: str, value):
     return value
 
 
-def load_config(app: Flask, overrides: dict | None) -> None:
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Defaults, then environment (and .env), then the dict passed to create_app; then every
     value typed and every derived default (an empty value) resolved, once, here."""
     load_dotenv(os.path.join(app.root_path, ".env"))
@@ -156,7 +157,8 @@ def _trusted_hosts(value: str, public_url: str, app_env: str) -> list[str]:
     hosts = [host.strip() for host in value.split(",") if host.strip()]
     if hosts:
         return hosts
-    public = [urlsplit(public_url).hostname] if public_url else []
+    host = urlsplit(public_url).hostname  # _public_url made sure a URL has one
+    public = [host] if host else []
     return public if app_env == "production" else public + DEV_TRUSTED_HOSTS
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import IO
 
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 
 THUMBNAIL_SIZE = (150, 150)
 # Format detected from the bytes -> extension of the stored file.
@@ -36,6 +38,7 @@ def decode_cost(image: Image.Image, fmt: str) -> int | None:
     if fmt == "JPEG":
         if not image.info.get("progressive"):
             return None
+        assert isinstance(image, JpegImageFile)  # the JPEG plugin opened it (an MPO's is a subclass)
         # A progressive JPEG is decoded at reduced scale too, but only after libjpeg has
         # gathered every scan: 2 bytes per DCT coefficient of each component, at full size.
         h_max = max(layer[1] for layer in image.layer)
@@ -67,7 +70,7 @@ def _check_budget(image: Image.Image, fmt: str, max_pixels: int, budget: int) ->
         raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget))
 
 
-def open_cover(stream, max_pixels: int, budget: int) -> Image.Image:
+def open_cover(stream: IO[bytes], max_pixels: int, budget: int) -> Image.Image:
     """The upload opened from its header alone and checked against `max_pixels` and the
     decoding `budget` (bytes): cheap, so a view can do it before anything else and decode
     later. A decompression bomb is refused here without being decoded."""
@@ -100,13 +103,14 @@ def thumbnail(image: Image.Image) -> tuple[bytes, str]:
             raise ImageRejected("Cover image is damaged or truncated.") from None
 
 
-def make_thumbnail(stream, max_pixels: int, budget: int) -> tuple[bytes, str]:
+def make_thumbnail(stream: IO[bytes], max_pixels: int, budget: int) -> tuple[bytes, str]:
     """open_cover and thumbnail in one go."""
     return thumbnail(open_cover(stream, max_pixels, budget))
 
 
 def _format(image: Image.Image) -> str:
     # A multi-picture JPEG (phone HDR shots) is a JPEG whose first picture is the photo.
+    assert image.format is not None  # opened from a file by one of the FORMATS plugins
     return "JPEG" if image.format == "MPO" else image.format
 
 

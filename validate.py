@@ -6,9 +6,20 @@ import re
 from typing import Annotated, Any, TypeVar
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from spectree.model_adapter.pydantic_adapter import BaseFile as UploadedFile
 from zxcvbn import zxcvbn
 
@@ -114,9 +125,10 @@ def _category(value: str) -> str:
     return value
 
 
-def _doc(description: str, **schema) -> FieldInfo:
+def _doc(description: str, **schema: JsonValue) -> FieldInfo:
     """Describe a field in the OpenAPI document; the validator functions do the checking."""
-    return Field(description=description, json_schema_extra=schema or None)
+    field: FieldInfo = Field(description=description, json_schema_extra=schema or None)
+    return field
 
 
 Name = Annotated[
@@ -165,12 +177,14 @@ Category = Annotated[
 ]
 
 
-def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[dict]:
+def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[JsonValue]:
     """JSON Schema for "at least one of these fields, given as a string" (null counts as absent;
     an empty file part, as Postman sends for a file left blank, too). Inside allOf, so that
     importers still read the object's own properties."""
-    fields = [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]
-    files_ = [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in files]
+    fields: list[JsonValue] = [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]
+    files_: list[JsonValue] = [
+        {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in files
+    ]
     return [{"anyOf": fields + files_}]
 
 
@@ -472,7 +486,7 @@ _MESSAGES = {
 }
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     ctx = error.get("ctx") or {}
     if error["type"] == "value_error":
         return str(ctx.get("error", error["msg"]))
@@ -497,11 +511,11 @@ def load(schema: type[S], data: object, context: dict[str, Any] | None = None) -
         raise InvalidInput(errors) from None
 
 
-def load_book_create(data) -> dict:
+def load_book_create(data: object) -> dict[str, Any]:
     return load(BookCreate, data).model_dump()
 
 
-def load_book_update(data) -> dict:
+def load_book_update(data: object) -> dict[str, Any]:
     """Only the fields the client sent."""
     return load(BookUpdate, data).model_dump(exclude_none=True)
 

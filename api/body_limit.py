@@ -10,27 +10,32 @@ byte beyond the limit arrives.
 from __future__ import annotations
 
 import io
+from typing import IO, TYPE_CHECKING
 
 from flask import Flask, request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer  # what RawIOBase.readinto is given
 
 
 class _CappedStream(io.RawIOBase):
     """Reads through to the server's stream; 413 once more than `limit` bytes came."""
 
-    def __init__(self, stream, limit: int):
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
         self._stream, self._left = stream, limit
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer)
         # One byte more than is allowed: its arrival is what proves the body too large.
-        data = self._stream.read(min(len(buffer), self._left + 1))
+        data = self._stream.read(min(len(view), self._left + 1))
         if len(data) > self._left:
             raise RequestEntityTooLarge()
         self._left -= len(data)
-        buffer[: len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
 
@@ -38,7 +43,7 @@ def install(app: Flask) -> None:
     app.config["MAX_CONTENT_LENGTH"] = None  # checked here instead
 
     @app.before_request
-    def _limit_body():
+    def _limit_body() -> None:
         limit = app.config["MAX_UPLOAD_BYTES"]
         if request.content_length is not None:
             if request.content_length > limit:

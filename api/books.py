@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bson import ObjectId
 from flask import Blueprint, Response, current_app, request
+from PIL.Image import Image
 from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, NotFound, PreconditionFailed, UnsupportedMediaType
 
@@ -45,7 +47,7 @@ def _book_json(book: Document) -> dict[str, Any]:
     return BookOut.of(book, external_url("covers.cover", name=book["image"]))
 
 
-def _cover_from_request():
+def _cover_from_request() -> Image | None:
     """The uploaded cover, opened and checked from its header only, or None when none was sent."""
     upload = request.files.get("cover_image")
     # Postman sends an empty part when the file field is left blank: treat it as absent.
@@ -56,10 +58,14 @@ def _cover_from_request():
     return save_image.open_cover(upload.stream, config["MAX_IMAGE_PIXELS"], config["MAX_IMAGE_DECODE_BYTES"])
 
 
-def _book_input(load_fields, data, cover_required: bool):
+def _book_input(
+    load_fields: Callable[[dict[str, Any]], dict[str, Any]], data: dict[str, Any], cover_required: bool
+) -> tuple[dict[str, Any], Image | None]:
     """Validate the fields and the cover's header together, so every bad field is reported
     at once; nothing is decoded yet."""
-    errors, fields, cover = {}, {}, None
+    errors: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    cover = None
     try:
         fields = load_fields(data)
     except validate.InvalidInput as exc:
@@ -76,7 +82,7 @@ def _book_input(load_fields, data, cover_required: bool):
     return fields, cover
 
 
-def _thumbnail(cover, user_id):
+def _thumbnail(cover: Image | None, user_id: ObjectId) -> tuple[bytes, str] | None:
     """Decode the cover (the expensive step, last): counted against the user's upload limit."""
     if cover is None:
         return None
@@ -87,7 +93,7 @@ def _thumbnail(cover, user_id):
         raise validate.InvalidInput({"cover_image": str(exc)}) from None
 
 
-def _own_book(book_id, user_id) -> dict:
+def _own_book(book_id: ObjectId | None, user_id: ObjectId) -> Document:
     """The caller's book or 404: another user's book, or a malformed id, looks exactly like a missing one."""
     book = Books.get(book_id, user_id) if book_id else None
     if book is None:
@@ -95,12 +101,12 @@ def _own_book(book_id, user_id) -> dict:
     return book
 
 
-def _book_etag(book: dict) -> str:
+def _book_etag(book: Document) -> str:
     """Every change counts the book's version up, so id and version name one state of it."""
     return f"{book['_id']}.v{Books.version(book)}"
 
 
-def _pinned_version(book: dict) -> int | None:
+def _pinned_version(book: Document) -> int | None:
     """The version an If-Match header pins a change to (None without the header);
     412 when the book is no longer in the state the client read."""
     if "If-Match" not in request.headers:
@@ -111,7 +117,7 @@ def _pinned_version(book: dict) -> int | None:
     return Books.version(book)
 
 
-def _vanished_or_changed(book_id, user_id):
+def _vanished_or_changed(book_id: ObjectId | None, user_id: ObjectId) -> NotFound | PreconditionFailed:
     """Why a conditional write matched nothing: the book is gone (404) or has moved on (412)."""
     if Books.get(book_id, user_id) is None:
         return NotFound(BOOK_NOT_FOUND)
@@ -164,7 +170,7 @@ def list_books(current_user: Document) -> Response:
     return conditional(reply)
 
 
-def _numbered_page(user_id, query):
+def _numbered_page(user_id: ObjectId, query: validate.BookQuery) -> Reply:
     items, total = Books.numbered_page(user_id, query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
     meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
@@ -176,7 +182,7 @@ def _numbered_page(user_id, query):
     return response, status
 
 
-def _cursor_page(user: dict, query):
+def _cursor_page(user: Document, query: validate.BookQuery) -> Reply:
     user_id, limit = user["_id"], query.limit or validate.PER_PAGE_DEFAULT
     if query.after is None:
         # The account's newest position is on its record, which token_required just read.
@@ -198,11 +204,11 @@ def _cursor_page(user: dict, query):
     return response, status
 
 
-def _page_links(query, pages: int) -> str:
+def _page_links(query: validate.BookQuery, pages: int) -> str:
     """RFC 8288 links to the first, previous, next and last pages."""
 
     def url(page: int) -> str:
-        args = {"page": page, "per_page": query.per_page}
+        args: dict[str, int | str] = {"page": page, "per_page": query.per_page}
         if query.category is not None:
             args["category"] = query.category
         return external_url("books.list_books", **args)
@@ -253,18 +259,19 @@ def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     if not fields and cover is None:
         raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
     user_id = current_user["_id"]
-    version = _pinned_version(_own_book(book_id, user_id))  # 404 (or 412) before the cover is decoded
+    read = _own_book(book_id, user_id)
+    version = _pinned_version(read)  # 404 (or 412) before the cover is decoded
     thumb = _thumbnail(cover, user_id)
     with stored(thumb) as image:
         if image is not None:
             fields["image"] = image
         try:
-            replaced, book = Books.update(book_id, user_id, fields, version)
+            replaced, book = Books.update(read["_id"], user_id, fields, version)
         except DuplicateKeyError:
             raise Conflict(DUPLICATE_TITLE) from None
         except BookBusy:
             raise Conflict("The book is being changed by other requests; try again.") from None
-        if book is None:  # deleted or changed between the read and the write
+        if replaced is None or book is None:  # (both) deleted or changed between the read and the write
             raise _vanished_or_changed(book_id, user_id)
     if image is not None:
         # The cover this very update replaced: concurrent updates each remove their own

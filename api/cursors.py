@@ -52,4 +52,4 @@ def decode(user_id: ObjectId, cursor: str) -> int:
     version, position = _LAYOUT.unpack(body)
     if version != VERSION:
         raise BadCursor()
-    return position
+    return int(position)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypedDict, TypeVar
 
+from pydantic import BaseModel
 from spectree import Response as SpecResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
 from werkzeug.exceptions import RequestEntityTooLarge, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -43,7 +46,7 @@ api = SpecTree(
     security_schemes=[
         SecurityScheme(
             name="bearerAuth",
-            data=SecuritySchemeData(type="http", scheme="bearer", bearer_format="JWT", description=BEARER),
+            data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", bearer_format="JWT", description=BEARER),
         )
     ],
 )
@@ -64,8 +67,22 @@ ERROR_MESSAGES = {
 }
 INVALID_FIELDS = "The request has invalid fields."
 IMAGE_TYPES = "image/jpeg, image/png, image/gif, image/webp"  # the covers save_image accepts
+P = ParamSpec("P")
+R = TypeVar("R")
+Schema = type[BaseModel]
+# A part of the document (an operation, a schema, a parameter), as spectree builds it.
+Part = dict[str, Any]
+
+
+class _Notes(TypedDict, total=False):
+    messages: dict[int, str]
+    optional_body: bool
+    exclusive: Sequence[Sequence[str]]
+    token_note: str  # what a personal access token needs, in words
+
+
 # What each operation says beyond its schemas (example messages, an optional body), by operationId.
-_NOTES: dict[str, dict] = {}
+_NOTES: dict[str, _Notes] = {}
 
 
 # Answers without a body.
@@ -74,21 +91,21 @@ BODILESS = (304,)
 
 def documented(
     *,
-    tags,
-    ok,
-    json=None,
-    form=None,
-    query=None,
-    headers=None,
-    auth=False,
-    errors=(),
-    messages=None,
-    operation_id=None,
-    optional_body=False,
-    database=True,
-    exclusive_query=(),
-    also=(),
-):
+    tags: list[str],
+    ok: tuple[int, Schema | None],
+    json: Schema | None = None,
+    form: Schema | None = None,
+    query: Schema | None = None,
+    headers: Schema | None = None,
+    auth: bool = False,
+    errors: Iterable[int] = (),
+    messages: Mapping[int, str] | None = None,
+    operation_id: str | None = None,
+    optional_body: bool = False,
+    database: bool = True,
+    exclusive_query: Sequence[Sequence[str]] = (),
+    also: Sequence[tuple[int, Schema | None]] = (),
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
     requests with. Validation itself stays in the views (our envelope, our messages).
     `messages` gives a status its own example; the operationId is the view's name in camelCase.
@@ -98,12 +115,14 @@ def documented(
     # With a bearer token comes 401 (no valid token) and 403 (a personal access token without the scope).
     codes = set(errors) | {500} | ({503} if database else set()) | ({401, 403} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
-    responses = {f"HTTP_{code}": ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
+    responses: dict[str, Schema | None] = {
+        f"HTTP_{code}": ErrorEnvelope for code in codes if code not in (400, *BODILESS)
+    }
     for status, schema in (ok, *also):
         responses[f"HTTP_{status}"] = schema
     bodiless = [f"HTTP_{code}" for code in codes & set(BODILESS)]
 
-    def decorate(view):
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
         name = operation_id or _camel_case(view.__name__)
         # OpenAPI 3.1 lets an http scheme's requirement list roles: here, a token's scopes.
         scopes = list(required_scopes(view) or ())
@@ -113,7 +132,8 @@ def documented(
         _NOTES[name] = {"messages": notes, "optional_body": optional_body, "exclusive": exclusive_query}
         if auth:
             _NOTES[name]["token_note"] = _token_note(scopes)
-        return api.validate(
+        # spectree's decorator keeps the view's signature (functools.wraps) but is typed as a bare Callable.
+        validated: Callable[P, R] = api.validate(
             json=json,
             form=form,
             query=query,
@@ -124,6 +144,7 @@ def documented(
             skip_validation=True,
             operation_id=name,
         )(view)
+        return validated
 
     return decorate
 
@@ -157,18 +178,19 @@ def build_document(public_url: str) -> dict[str, Any]:
     return document
 
 
-def _note_token_scopes(operation: dict[str, Any]) -> None:
+def _note_token_scopes(operation: Part) -> None:
     """Say in words, too, what a personal access token needs: not every reader shows security roles."""
     note = _NOTES.get(operation["operationId"], {}).get("token_note")
     if note:
         operation["description"] = (operation.get("description", "") + "\n\n" + note).strip()
 
 
-def _component(media: dict, schemas: dict) -> dict:
-    return schemas[media["schema"]["$ref"].rsplit("/", 1)[1]]
+def _component(media: Part, schemas: Part) -> Part:
+    component: Part = schemas[media["schema"]["$ref"].rsplit("/", 1)[1]]
+    return component
 
 
-def _refine_parameters(operation: dict) -> None:
+def _refine_parameters(operation: Part) -> None:
     _group_exclusive_parameters(operation)
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
@@ -182,7 +204,7 @@ def _refine_parameters(operation: dict) -> None:
                 parameter["schema"].pop("default", None)
 
 
-def _group_exclusive_parameters(operation: dict) -> None:
+def _group_exclusive_parameters(operation: Part) -> None:
     """Query parameters of which only one group may be sent, as one exploded object parameter
     whose schema allows one group at a time (separate parameters cannot say so)."""
     groups = _NOTES.get(operation["operationId"], {}).get("exclusive")
@@ -209,14 +231,14 @@ def _group_exclusive_parameters(operation: dict) -> None:
     ]
 
 
-def _parameter_schema(parameter: dict) -> dict:
+def _parameter_schema(parameter: Part) -> Part:
     schema = _without_null(parameter["schema"])
     if schema.get("default") is None:
         schema.pop("default", None)
     return schema
 
 
-def _without_null(schema: dict) -> dict:
+def _without_null(schema: Part) -> Part:
     """`X or null` as plain X, for forms and query strings, which have no null."""
     branches = [branch for branch in schema.get("anyOf", []) if branch.get("type") != "null"]
     if "anyOf" not in schema or len(branches) != 1:
@@ -227,7 +249,7 @@ def _without_null(schema: dict) -> dict:
     return {**branches[0], **outer}
 
 
-def _refine_request_body(operation: dict, schemas: dict) -> None:
+def _refine_request_body(operation: Part, schemas: Part) -> None:
     body = operation.get("requestBody")
     if body is None:
         return
@@ -248,12 +270,12 @@ def _refine_request_body(operation: dict, schemas: dict) -> None:
         body["required"] = False
 
 
-def _form_field(field: dict) -> dict:
+def _form_field(field: Part) -> Part:
     """A form field as a form carries it: a string, or a file (format binary), never null."""
     return _without_null(field)
 
 
-def _refine_responses(operation: dict, schemas: dict) -> None:
+def _refine_responses(operation: Part, schemas: Part) -> None:
     responses = operation["responses"]
     takes_input = "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", []))
     if not takes_input:
@@ -276,7 +298,7 @@ def _refine_responses(operation: dict, schemas: dict) -> None:
         }
 
 
-def _field_error(operation: dict, schemas: dict) -> dict:
+def _field_error(operation: Part, schemas: Part) -> Part:
     """A plausible 400 for the operation: its first required field missing, or a query parameter out of range."""
     body = operation.get("requestBody")
     if body is not None:
@@ -287,7 +309,7 @@ def _field_error(operation: dict, schemas: dict) -> dict:
     return {parameter["name"]: f"Must be at least {parameter['schema'].get('minimum', 1)}."}
 
 
-def _describe_etags(operation: dict) -> None:
+def _describe_etags(operation: Part) -> None:
     """Conditional requests: the ETag an answer carries, and what 304 and 412 mean."""
     responses = operation["responses"]
     conditional_get, conditional_change = "304" in responses, "412" in responses

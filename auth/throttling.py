@@ -71,6 +71,7 @@ class LoginThrottle(Model):
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
+        assert doc is not None  # an upsert returning the document AFTER always has one
         over = doc["count"] - config["LOGIN_LOCKOUT_THRESHOLD"]
         if over >= 0:
             doublings = min(over, LoginThrottle.MAX_DOUBLINGS)
@@ -97,9 +98,9 @@ def rate_limit(scope: str, **keys: Any) -> None:
     `rate_limit("login", LOGIN_RATE_LIMIT=ip, LOGIN_ACCOUNT_RATE_LIMIT=email)` counts
     the request once per IP and once per account.
     """
-    limiter = auth_state().rate_limiter
-    if limiter is None:  # RATELIMIT_ENABLED is off
+    if not current_app.config["RATELIMIT_ENABLED"]:
         return
+    limiter = auth_state().rate_limiter()
     for setting, key in keys.items():
         limit = parse_limit(current_app.config[setting])
         if limiter.hit(limit, scope, setting, str(key)):

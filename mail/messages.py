@@ -49,36 +49,39 @@ def prepare(mail: Document) -> tuple[EmailMessage, ObjectId | None] | None:
     if kind in ("password_reset", "signup_attempt"):
         user = User.find_by_email(mail["to"])
         if kind == "password_reset" and mail["attempts"] == 1:
-            event("password_reset_requested", user and user["_id"], mail, **({} if user else {"email": mail["to"]}))
+            event(
+                "password_reset_requested",
+                user["_id"] if user else None,
+                mail,
+                **({} if user else {"email": mail["to"]}),
+            )
         if kind == "signup_attempt" and user is not None and not user.get("email_verified"):
             kind = "verify_email"  # not yet verified: a fresh link is what the owner needs
     elif mail["user_id"] is not None:
         user = User.find_by_id(mail["user_id"])
-    if not _still_wanted(kind, user, mail):
+    if user is None or not _still_wanted(kind, user, mail):
         return None
-    context = {"name": user["name"] if user else "", **mail["params"]}
-    if KINDS[kind].purpose:
-        context["link"], context["expires"] = _link(kind, user, mail)
-    return _message(kind, mail, context), (user["_id"] if user else None)
+    context = {"name": user["name"], **mail["params"]}
+    purpose = KINDS[kind].purpose
+    if purpose:
+        context["link"], context["expires"] = _link(kind, purpose, user, mail)
+    return _message(kind, mail, context), user["_id"]
 
 
-def _still_wanted(kind: str, user: Document | None, mail: Document) -> bool:
-    if user is None:
-        return False
+def _still_wanted(kind: str, user: Document, mail: Document) -> bool:
     if kind == "account_disabled":
         return True
     if user.get("disabled"):
         return False
     if kind == "verify_email":
-        return user["email"] == mail["to"] and not user.get("email_verified")
+        return bool(user["email"] == mail["to"] and not user.get("email_verified"))
     if kind in ("change_email", "email_changed", "email_change_requested"):
         return True  # to the new or the old address, whatever the account's address is now
-    return user["email"] == mail["to"]
+    return bool(user["email"] == mail["to"])
 
 
-def _link(kind: str, user: Document, mail: Document) -> tuple[str, str]:
+def _link(kind: str, purpose: str, user: Document, mail: Document) -> tuple[str, str]:
     """A fresh token for this attempt (it replaces any older one of its purpose), and the link."""
-    purpose = KINDS[kind].purpose
     lifetime = TOKEN_LIFETIMES[purpose]
     data = {"email": mail["to"]}
     if mail["params"].get("session_id"):

@@ -57,7 +57,8 @@ class Outbox(Model):
             "created_at": now,
             "give_up_at": give_up_at,
         }
-        return Outbox._col().insert_one(doc).inserted_id
+        mail_id: ObjectId = Outbox._col().insert_one(doc).inserted_id
+        return mail_id
 
     @staticmethod
     def claim(owner: str, lease: timedelta) -> Document | None:

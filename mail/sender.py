@@ -167,6 +167,7 @@ def _transport(message: EmailMessage) -> None:
 def _send_smtp(server: SmtpServer, message: EmailMessage) -> None:
     timeout = current_app.config["MAIL_TIMEOUT_SECONDS"]
     context = ssl.create_default_context()
+    connection: smtplib.SMTP
     if server.tls == "implicit":
         connection = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
     else:

@@ -105,6 +105,6 @@ def number_books(user_id: ObjectId) -> int:
     for position, book in enumerate(books, start=1):
         if "seq" not in book:
             Books.set_missing_position(book["_id"], user_id, position)
-    last = max([len(books)] + [book.get("seq", 0) for book in books])
+    last: int = max([len(books)] + [book.get("seq", 0) for book in books])
     User.start_book_positions(user_id, last)
     return last
