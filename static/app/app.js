@@ -6,6 +6,7 @@ import { BooksView } from "./books.js";
 import { config } from "./config.js";
 import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
 import { SessionsView } from "./sessions.js";
+import { TokensView } from "./tokens.js";
 import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
@@ -15,6 +16,7 @@ let api;
 let books;
 let links;
 let sessions;
+let tokens;
 let user = null;
 let mfaTicket = null;
 let firstRender = true;
@@ -44,6 +46,7 @@ async function render() {
   try {
     if (name === "books") await books.show({ focus });
     else if (name === "sessions") await sessions.show({ focus });
+    else if (name === "tokens") await tokens.show({ focus });
     else if (LINK_ROUTES.includes(name)) links.show(name, { focus });
     else showAuthView(name, focus);
   } catch (failure) {
@@ -154,6 +157,7 @@ async function start() {
   $("#api-base").textContent = api.base;
   books = new BooksView(api);
   sessions = new SessionsView(api, { onLoggedOut: loggedOut });
+  tokens = new TokensView(api);
   links = new AccountLinks(api, linkTokens, { loggedIn: () => Boolean(user), onPasswordReset: passwordReset });
   const logout = $("#logout");
   logout.addEventListener("click", () =>
