@@ -21,7 +21,7 @@ from auth import access_tokens
 from auth.access_tokens import AccessTokens, Outcome
 from auth.audit import record
 from auth.state import auth_state
-from auth.throttling import rate_limit
+from auth.throttling import count_requests
 from database.documents import Document, parse_object_id
 from models import User
 
@@ -265,7 +265,7 @@ def _access_token_user(token: str, scopes: tuple[str, ...] | None) -> Document:
         raise BearerChallenge(TOKEN_PROBLEMS_BY_OUTCOME[outcome])
     token_id = entry["id"]
     g.user_id, g.session_id, g.access_token_id = user["_id"], None, token_id
-    rate_limit("access_token", TOKEN_RATE_LIMIT=token_id, TOKEN_ACCOUNT_RATE_LIMIT=user["_id"])
+    count_requests("access_token", TOKEN_RATE_LIMIT=token_id, TOKEN_ACCOUNT_RATE_LIMIT=user["_id"])
     if AccessTokens.note_use(token_id, request.remote_addr):
         record("access_token_used", user["_id"], token_id=str(token_id))
     if scopes is None:

@@ -178,8 +178,10 @@ class User(Model):
 
     @staticmethod
     def get_for_access_token(token_hash: str) -> Document | None:
-        """The active account that lists a token with this hash: the whole revocation check."""
-        return User._col().find_one({"access_tokens.hash": token_hash, "disabled": False})
+        """The active account that lists a token with this hash: the whole revocation check.
+        Filtered by the hash alone (the embedded server plans any other condition as a scan)."""
+        user = User._col().find_one({"access_tokens.hash": token_hash})
+        return None if user is None or user.get("disabled") else user
 
     @staticmethod
     def list_access_token(user_id: ObjectId, entry: Document, most: int) -> bool:

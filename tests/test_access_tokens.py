@@ -19,6 +19,7 @@ from bson import ObjectId
 
 from app import create_app
 from auth.access_tokens import SECRET_PATTERN, well_formed
+from database.client import state as database_state
 from database.documents import utcnow
 from helpers import (
     INVALID_FIELDS,
@@ -479,3 +480,47 @@ def test_the_readme_documents_the_pattern_the_code_uses():
     readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
     assert SECRET_PATTERN.pattern.replace("\\b", "") in readme.replace("\\b", "")
     assert re.search(r"blpat_", readme)
+
+
+# --- what a request with a token costs ----------------------------------------------------------------
+
+
+def test_authenticating_a_token_is_one_index_lookup_by_its_hash(client, auth, db, backend):
+    if backend != "secantus":
+        pytest.skip("explain() plans come from the real MongoDB-protocol server")
+    new_token(client, auth.headers())
+    query = {"access_tokens.hash": "0" * 64}
+    plan = db.command("explain", {"find": "users", "filter": query})["queryPlanner"]["winningPlan"]
+    stages = []
+    while plan:
+        stages.append((plan.get("stage"), plan.get("indexName")))
+        plan = plan.get("inputStage")
+    assert ("IXSCAN", "access_token_hash") in stages
+    assert "COLLSCAN" not in [stage for stage, _ in stages]
+
+
+def test_far_from_its_limit_a_tokens_request_writes_its_count_once_a_second(make_app, clock):
+    client = make_app(
+        **limits(TOKEN_RATE_LIMIT="1000 per minute", TOKEN_ACCOUNT_RATE_LIMIT="1000 per minute")
+    ).test_client()
+    headers = AuthActions(client).headers()
+    token = bearer(new_token(client, headers)["token"])
+    db = database_state(client.application).db
+    for _ in range(5):
+        assert client.get("/books/", headers=token).status_code == 200
+    # One write per counter for the first request; the next four were tallied in the process.
+    assert sorted(doc["count"] for doc in db.request_counts.find()) == [1, 1]
+    clock.shift(1)
+    assert client.get("/books/", headers=token).status_code == 200
+    assert sorted(doc["count"] for doc in db.request_counts.find()) == [6, 6]
+
+
+def test_another_app_servers_requests_count_towards_the_same_limit(make_app):
+    settings = limits(TOKEN_RATE_LIMIT="4 per minute")
+    first, second = make_app(**settings).test_client(), make_app(**settings).test_client()
+    headers = AuthActions(first).headers()
+    token = bearer(new_token(first, headers)["token"])
+    for client in (first, second, first, second):
+        assert client.get("/books/", headers=token).status_code == 200
+    assert_429(first.get("/books/", headers=token))
+    assert_429(second.get("/books/", headers=token))

@@ -122,6 +122,7 @@ def test_every_collection_has_one_owner():
         "books": "Books",
         "sessions": "Sessions",
         "access_tokens": "AccessTokens",
+        "request_counts": "RequestCounts",
         "mfa_tickets": "MfaTickets",
         "auth_events": "Events",
         "login_failures": "LoginThrottle",
