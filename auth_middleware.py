@@ -266,7 +266,7 @@ def _access_token_user(token: str, scopes: tuple[str, ...] | None) -> Document:
     token_id = entry["id"]
     g.user_id, g.session_id, g.access_token_id = user["_id"], None, token_id
     count_requests("access_token", TOKEN_RATE_LIMIT=token_id, TOKEN_ACCOUNT_RATE_LIMIT=user["_id"])
-    if AccessTokens.note_use(token_id, request.remote_addr):
+    if AccessTokens.note_use(token_id, user["_id"], request.remote_addr):
         record("access_token_used", user["_id"], token_id=str(token_id))
     if scopes is None:
         raise ScopeChallenge(SESSION_ONLY, ())

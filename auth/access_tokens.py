@@ -164,7 +164,7 @@ class AccessTokens(Model):
         return result.modified_count
 
     @staticmethod
-    def note_use(token_id: ObjectId, ip: str | None) -> bool:
+    def note_use(token_id: ObjectId, user_id: ObjectId, ip: str | None) -> bool:
         """Record a use as the last one, at most once per USE_RECORDED_EVERY per token (across
         every app server: the write is conditional); True when this use was recorded."""
         seen = auth_state().token_uses
@@ -175,7 +175,7 @@ class AccessTokens(Model):
         now = utcnow()
         due = {"$or": [{"last_used_at": None}, {"last_used_at": {"$lte": now - USE_RECORDED_EVERY}}]}
         result = AccessTokens._col().update_one(
-            {"_id": token_id, **due}, {"$set": {"last_used_at": now, "last_used_ip": ip}}
+            {"_id": token_id, "user_id": user_id, **due}, {"$set": {"last_used_at": now, "last_used_ip": ip}}
         )
         return result.modified_count == 1
 
