@@ -9,6 +9,7 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -372,6 +373,11 @@ class EmailChange(MfaFactor):
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
 
 
+def _whole_float(value: object) -> object:
+    """30.0 is an integer to JSON Schema, as it is here; "30" and true are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _token_name(value: str) -> str:
     if len(value) > TOKEN_NAME_MAX or not value.strip():
         raise ValueError(f"Name must be 1 to {TOKEN_NAME_MAX} characters.")
@@ -415,7 +421,7 @@ class AccessTokenCreate(MfaFactor):
             description="What the token may do: " + "; ".join(f"`{k}`: {v}" for k, v in TOKEN_SCOPES.items()),
         ),
     ]
-    expires_in_days: StrictInt = Field(
+    expires_in_days: Annotated[StrictInt, BeforeValidator(_whole_float)] = Field(
         default=TOKEN_DAYS_DEFAULT,
         ge=1,
         le=TOKEN_DAYS_MAX,
