@@ -112,6 +112,15 @@ def rate_limit(scope: str, **keys: Any) -> None:
         raise TooManyRequests(RATE_LIMITED, retry_after=max(1, math.ceil(reset_at - time.time())))
 
 
+def within_limit(scope: str, setting: str, key: str) -> bool:
+    """Count one use against a limit without refusing the request: False once it is used up,
+    for what is dropped quietly rather than answered 429."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return True
+    limiter = auth_state().rate_limiter()
+    return bool(limiter.hit(parse_limit(current_app.config[setting]), scope, setting, key))
+
+
 class RequestCounts(Model):
     """Requests per key and fixed window, shared by every app process (see count_requests)."""
 

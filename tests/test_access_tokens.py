@@ -156,6 +156,10 @@ def test_the_lifetime_defaults_to_30_days_and_is_at_most_a_year(client, auth, cl
             {"expires_in_days": "Must be a whole number."},
         ),
         ({"scopes": ["books:read"]}, {"name": "This field is required."}),
+        (
+            {"name": "backup\u202e", "scopes": ["books:read"]},
+            {"name": "Name must not contain control or text-direction characters."},
+        ),
     ],
 )
 def test_bad_fields_are_each_named(client, auth, body, errors):
