@@ -52,6 +52,9 @@ DEFAULTS = {
     "PASSWORD_RATE_LIMIT": "10 per hour",
     "PASSWORD_ACCOUNT_RATE_LIMIT": "5 per 15 minutes",
     "COVER_UPLOAD_RATE_LIMIT": "20 per minute",
+    # Requests made with personal access tokens: per token, and per account (all its tokens together).
+    "TOKEN_RATE_LIMIT": "300 per minute",
+    "TOKEN_ACCOUNT_RATE_LIMIT": "600 per minute",
     "LOGIN_LOCKOUT_THRESHOLD": 5,
     "LOGIN_LOCKOUT_SECONDS": 60,
     "LOGIN_LOCKOUT_MAX_SECONDS": 15 * 60,

@@ -42,6 +42,8 @@ class User(Model):
         return [
             Index([("email", ASCENDING)], "email_unique", {"unique": True}),
             Index([("purge_at", ASCENDING)], "purge", {"expireAfterSeconds": 0}),
+            # Authenticating a personal access token: one lookup by its hash (auth/access_tokens.py).
+            Index([("access_tokens.hash", ASCENDING)], "access_token_hash", {"sparse": True}),
         ]
 
     @staticmethod
@@ -192,11 +194,12 @@ class User(Model):
 
     @staticmethod
     def disable(user_id: ObjectId, purge_at: datetime) -> None:
-        """Disable the account, end its sessions' listing, and schedule it for deletion (the purge TTL index)."""
+        """Disable the account, empty its session and token lists, and schedule its deletion (the purge TTL index)."""
         now = utcnow()
+        listed: Document = {"sessions": [], "access_tokens": []}
         User._col().update_one(
             {"_id": user_id},
-            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": [], "purge_at": purge_at}},
+            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, **listed, "purge_at": purge_at}},
         )
 
     # --- the session list --------------------------------------------------------------
@@ -221,6 +224,35 @@ class User(Model):
             User._col().update_one({"_id": user_id}, {"$pull": {"sessions": {"sid": {"$ne": keep}}}})
         else:
             User._col().update_one({"_id": user_id}, {"$set": {"sessions": []}})
+
+    # --- the personal access token list (auth/access_tokens.py) ------------------------------
+
+    @staticmethod
+    def get_for_access_token(token_hash: str) -> Document | None:
+        """The active account that lists a token with this hash: the whole revocation check.
+        Filtered by the hash alone (the embedded server plans any other condition as a scan)."""
+        user = User._col().find_one({"access_tokens.hash": token_hash})
+        return None if user is None or user.get("disabled") else user
+
+    @staticmethod
+    def list_access_token(user_id: ObjectId, entry: Document, most: int) -> bool:
+        """Add {id, hash, scopes, exp} to the list, dropping expired entries; False (nothing
+        added) when `most` live ones are listed already."""
+        now = utcnow()
+        User._col().update_one({"_id": user_id}, {"$pull": {"access_tokens": {"exp": {"$lte": now}}}})
+        result = User._col().update_one(
+            {"_id": user_id, "disabled": False, f"access_tokens.{most - 1}": {"$exists": False}},
+            {"$push": {"access_tokens": entry}},
+        )
+        return result.modified_count == 1
+
+    @staticmethod
+    def unlist_access_token(user_id: ObjectId, token_id: ObjectId) -> None:
+        User._col().update_one({"_id": user_id}, {"$pull": {"access_tokens": {"id": token_id}}})
+
+    @staticmethod
+    def unlist_access_tokens(user_id: ObjectId) -> None:
+        User._col().update_one({"_id": user_id}, {"$set": {"access_tokens": []}})
 
     # --- list positions of the user's books -----------------------------------------------
 

@@ -6,7 +6,18 @@ import re
 from typing import Annotated, Any, TypeVar
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictStr, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
@@ -30,6 +41,14 @@ TITLE_MAX, DESCRIPTION_MAX = 200, 2000
 EMAIL_MAX, LOCAL_PART_MAX_BYTES = 254, 64
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
 RECOVERY_CODES = 10
+# Personal access tokens (auth/access_tokens.py): what each scope opens, and their lifetime in days.
+TOKEN_SCOPES = {
+    "books:read": "List and read your books (GET /books/...).",
+    "books:write": "Add, change and delete your books (POST, PUT, DELETE /books/...).",
+    "account:read": "Read your account (GET /users/).",
+}
+TOKEN_DAYS_DEFAULT, TOKEN_DAYS_MAX = 30, 365
+TOKEN_NAME_MAX = 100
 CURSOR_MAX = 100
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
@@ -458,6 +477,66 @@ class PasskeyRename(_Schema):
     name: PasskeyName
 
 
+def _whole_float(value: object) -> object:
+    """30.0 is an integer to JSON Schema, as it is here; "30" and true are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _token_name(value: str) -> str:
+    # As a title: it is shown in mails and pages, so no control or text-direction characters.
+    if len(value) > TOKEN_NAME_MAX or not value.strip():
+        raise ValueError(f"Name must be 1 to {TOKEN_NAME_MAX} characters.")
+    if not re.match(TITLE_PATTERN, value):
+        raise ValueError(f"Name {UNSAFE_TEXT}.")
+    return value.strip()
+
+
+def _scopes(value: list[str]) -> list[str]:
+    unknown = [scope for scope in value if scope not in TOKEN_SCOPES]
+    if unknown or not value:
+        raise ValueError("Give one or more scopes, each one of: " + ", ".join(TOKEN_SCOPES) + ".")
+    return list(dict.fromkeys(value))  # each once, in the order given
+
+
+class AccessTokenCreate(MfaFactor):
+    """A personal access token's name, scopes and lifetime, and the step-up: the password and,
+    with two-factor on, a `code` or `recovery_code`."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "nightly backup script",
+                    "scopes": ["books:read"],
+                    "expires_in_days": 30,
+                    "password": "Corr3ct horse battery!",
+                }
+            ]
+        },
+    )
+    name: Annotated[
+        StrictStr,
+        AfterValidator(_token_name),
+        _doc("What the token is for; not blank.", minLength=1, maxLength=TOKEN_NAME_MAX, pattern=TITLE_PATTERN),
+    ]
+    scopes: Annotated[
+        list[Annotated[StrictStr, _doc("A scope.", enum=list(TOKEN_SCOPES))]],
+        AfterValidator(_scopes),
+        Field(
+            min_length=1,
+            description="What the token may do: " + "; ".join(f"`{k}`: {v}" for k, v in TOKEN_SCOPES.items()),
+        ),
+    ]
+    expires_in_days: Annotated[StrictInt, BeforeValidator(_whole_float)] = Field(
+        default=TOKEN_DAYS_DEFAULT,
+        ge=1,
+        le=TOKEN_DAYS_MAX,
+        description=f"Days until the token stops working ({TOKEN_DAYS_DEFAULT} by default, at most {TOKEN_DAYS_MAX}).",
+    )
+    password: CurrentPassword
+
+
 class RefreshRequest(_Schema):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
@@ -540,6 +619,7 @@ class BookQuery(_Schema):
 _MESSAGES = {
     "missing": "This field is required.",
     "string_type": "Must be a string.",
+    "list_type": "Must be a list.",
     "int_parsing": "Must be a whole number.",
     "int_type": "Must be a whole number.",
     "greater_than_equal": "Must be at least {ge}.",

@@ -147,7 +147,7 @@ def _vanished_or_changed(book_id: ObjectId | None, user_id: ObjectId) -> NotFoun
     errors=(400, 409, 429),
     messages={409: DUPLICATE_TITLE, 415: MULTIPART_REQUIRED},
 )
-@token_required
+@token_required(scopes=["books:write"])
 def create_book(current_user: Document) -> Reply:
     """Add a book with its cover to the caller's library."""
     if request.mimetype not in FORM_TYPES:
@@ -172,7 +172,7 @@ def create_book(current_user: Document) -> Reply:
     headers=validate.IfNoneMatch,
     exclusive_query=(("page", "per_page"), ("limit", "after")),
 )
-@token_required
+@token_required(scopes=["books:read"])
 def list_books(current_user: Document) -> Response:
     """The caller's books, newest first: by page number (with totals), or by cursor
     (`limit`, then `after=meta.next_cursor`), whose pages cost the same however deep."""
@@ -247,7 +247,7 @@ def _page_links(query: validate.BookQuery, pages: int) -> str:
     headers=validate.IfNoneMatch,
     messages={404: BOOK_NOT_FOUND},
 )
-@token_required
+@token_required(scopes=["books:read"])
 def get_book(current_user: Document, book_id: ObjectId | None) -> Response:
     """One of the caller's books; its ETag goes back in If-Match to change it safely."""
     book = _own_book(book_id, current_user["_id"])
@@ -265,7 +265,7 @@ def get_book(current_user: Document, book_id: ObjectId | None) -> Response:
     headers=validate.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 409: DUPLICATE_TITLE, 412: BOOK_CHANGED, 415: FORM_OR_JSON_REQUIRED},
 )
-@token_required
+@token_required(scopes=["books:write"])
 def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     """Change a book's fields and, with multipart, its cover. With If-Match, only if the
     book is still as the client read it."""
@@ -305,7 +305,7 @@ def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     headers=validate.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 412: BOOK_CHANGED},
 )
-@token_required
+@token_required(scopes=["books:write"])
 def delete_book(current_user: Document, book_id: ObjectId | None) -> tuple[str, int]:
     """Delete a book and its cover. With If-Match, only if the book is still as the client read it."""
     user_id = current_user["_id"]

@@ -16,7 +16,17 @@ from werkzeug.exceptions import RequestEntityTooLarge, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.schemas import ErrorEnvelope, InvalidInputEnvelope
+from auth_middleware import SESSION_ONLY, required_scopes, scope_refusal
 from database.documents import OBJECT_ID_HEX_LENGTH
+from validate import TOKEN_SCOPES
+
+BEARER = (
+    "The `token` of a login (a JWT, 15 minutes), or a personal access token (`blpat_...`, from "
+    "POST /users/tokens) for scripts. Each operation's security requirement lists the scopes a "
+    "personal access token needs for it; an empty list means a login's token only. Scopes: "
+    + "; ".join(f"`{name}`: {text.rstrip('.')}" for name, text in TOKEN_SCOPES.items())
+    + '. A token without the scope gets 403 with `WWW-Authenticate: Bearer error="insufficient_scope"`.'
+)
 
 api = SpecTree(
     "flask",
@@ -35,7 +45,8 @@ api = SpecTree(
     nested_naming_strategy=lambda parent, child: child,
     security_schemes=[
         SecurityScheme(
-            name="bearerAuth", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", bearer_format="JWT")
+            name="bearerAuth",
+            data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", bearer_format="JWT", description=BEARER),
         )
     ],
 )
@@ -67,6 +78,7 @@ class _Notes(TypedDict, total=False):
     messages: dict[int, str]
     optional_body: bool
     exclusive: Sequence[Sequence[str]]
+    token_note: str  # what a personal access token needs, in words
 
 
 # What each operation says beyond its schemas (example messages, an optional body), by operationId.
@@ -100,7 +112,8 @@ def documented(
     `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none;
     `exclusive_query`: groups of query parameters that cannot be mixed (one object parameter says so);
     `also`: other successful answers, as (status, schema) pairs."""
-    codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
+    # With a bearer token comes 401 (no valid token) and 403 (a personal access token without the scope).
+    codes = set(errors) | {500} | ({503} if database else set()) | ({401, 403} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
     responses: dict[str, Schema | None] = {
         f"HTTP_{code}": ErrorEnvelope for code in codes if code not in (400, *BODILESS)
@@ -111,7 +124,14 @@ def documented(
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         name = operation_id or _camel_case(view.__name__)
-        _NOTES[name] = {"messages": dict(messages or {}), "optional_body": optional_body, "exclusive": exclusive_query}
+        # OpenAPI 3.1 lets an http scheme's requirement list roles: here, a token's scopes.
+        scopes = list(required_scopes(view) or ())
+        notes = dict(messages or {})
+        if auth:
+            notes.setdefault(403, scope_refusal(scopes) if scopes else SESSION_ONLY)
+        _NOTES[name] = {"messages": notes, "optional_body": optional_body, "exclusive": exclusive_query}
+        if auth:
+            _NOTES[name]["token_note"] = _token_note(scopes)
         # spectree's decorator keeps the view's signature (functools.wraps) but is typed as a bare Callable.
         validated: Callable[P, R] = api.validate(
             json=json,
@@ -120,13 +140,19 @@ def documented(
             headers=headers,
             resp=SpecResponse(*bodiless, **responses),
             tags=tags,
-            security={"bearerAuth": []} if auth else {},
+            security={"bearerAuth": scopes} if auth else {},
             skip_validation=True,
             operation_id=name,
         )(view)
         return validated
 
     return decorate
+
+
+def _token_note(scopes: list[str]) -> str:
+    if scopes:
+        return "Personal access tokens: need the scope " + " and ".join(f"`{scope}`" for scope in scopes) + "."
+    return "Personal access tokens: refused (403); this needs a login."
 
 
 def _camel_case(name: str) -> str:
@@ -148,7 +174,15 @@ def build_document(public_url: str) -> dict[str, Any]:
             _refine_request_body(operation, schemas)
             _refine_responses(operation, schemas)
             _describe_etags(operation)
+            _note_token_scopes(operation)
     return document
+
+
+def _note_token_scopes(operation: Part) -> None:
+    """Say in words, too, what a personal access token needs: not every reader shows security roles."""
+    note = _NOTES.get(operation["operationId"], {}).get("token_note")
+    if note:
+        operation["description"] = (operation.get("description", "") + "\n\n" + note).strip()
 
 
 def _component(media: Part, schemas: Part) -> Part:

@@ -225,6 +225,42 @@ class SessionOut(BaseModel):
         ).model_dump()
 
 
+class AccessTokenOut(BaseModel):
+    """A personal access token as its owner sees it after its creation: never the secret."""
+
+    id: str = Field(description="Names the token in URLs (DELETE /users/tokens/{token_id}); not the secret.")
+    name: str
+    scopes: list[str]
+    prefix: str = Field(description="The secret's first characters, to tell tokens apart.")
+    created_at: str
+    expires_at: str
+    expires_soon: bool = Field(description="True when the token expires within 7 days.")
+    last_used_at: str | None = Field(description="Recorded at most once a minute.")
+    last_used_ip: str | None
+
+    @classmethod
+    def of(cls, token: Document, expires_soon: bool) -> dict[str, Any]:
+        last_used = token.get("last_used_at")
+        return cls(
+            id=str(token["_id"]),
+            name=token["name"],
+            scopes=token["scopes"],
+            prefix=token["prefix"],
+            created_at=isoformat(token["created_at"]),
+            expires_at=isoformat(token["expires_at"]),
+            expires_soon=expires_soon,
+            last_used_at=isoformat(last_used) if last_used else None,
+            last_used_ip=token.get("last_used_ip"),
+        ).model_dump()
+
+
+class AccessTokenCreatedOut(AccessTokenOut):
+    token: str = Field(
+        description="The secret, shown only now: send it as `Authorization: Bearer <token>`. It starts with "
+        "`blpat_`; only its hash is stored."
+    )
+
+
 class EventOut(BaseModel):
     type: str
     at: str

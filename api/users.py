@@ -81,7 +81,7 @@ def _sign_up_again(fields: validate.SignUp, password_hash: str) -> None:
     errors=(304,),
     headers=validate.IfNoneMatch,
 )
-@token_required
+@token_required(scopes=["account:read"])
 def get_current_user(current_user: dict[str, Any]) -> Response:
     """The caller's account."""
     return conditional(envelope("Current user.", UserOut.of(current_user)))

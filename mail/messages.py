@@ -43,6 +43,7 @@ KINDS: dict[str, Kind] = {
     "recovery_codes_replaced": Kind("New recovery codes for your {app_name} account"),
     "passkey_added": Kind("A passkey was added to your {app_name} account"),
     "passkey_removed": Kind("A passkey was removed from your {app_name} account"),
+    "access_token_created": Kind("A personal access token was created for your {app_name} account"),
     "account_disabled": Kind("Your {app_name} account was disabled"),
 }
 

@@ -31,7 +31,14 @@ from PIL import Image
 BASE_URL = os.environ["CONTRACT_BASE_URL"]
 PASSWORD = "Contract tester's 2nd pass!"
 # Operations that ask for the account's password again (step-up); a positive case sends the real one.
-NEEDS_PASSWORD = ("startMfa", "disableAccount", "changeEmail", "disableMfa", "passkeyRegistrationOptions")
+NEEDS_PASSWORD = (
+    "startMfa",
+    "disableAccount",
+    "changeEmail",
+    "disableMfa",
+    "passkeyRegistrationOptions",
+    "createAccessToken",
+)
 SECRETS: dict[str, str] = {}  # TOTP secrets by the Authorization header that enrolled them
 with open(os.path.join(os.path.dirname(__file__), "..", "examples", "postman", "cover.png"), "rb") as _cover:
     COVER = _cover.read()

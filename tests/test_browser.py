@@ -401,19 +401,23 @@ def test_operations_document_bearer_security_exactly_where_the_app_asks_for_a_to
         if response.status_code == 401:
             assert_envelope(response, 401, TOKEN_MISSING, "Unauthorized")
             assert "401" in operation["responses"], (method, rule)
-            assert operation.get("security") == [{"bearerAuth": []}], (method, rule)
+            # The list names the scopes a personal access token needs; empty: a login's token only.
+            [requirement] = operation.get("security")
+            assert list(requirement) == ["bearerAuth"], (method, rule)
         else:
             assert not operation.get("security"), (method, rule, response.status_code)
             public.add((method, rule))
     assert public == PUBLIC
 
 
-def test_bearer_security_scheme_is_jwt(document):
-    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+def test_bearer_security_scheme_is_jwt_or_a_personal_access_token(document):
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert {key: scheme[key] for key in ("type", "scheme", "bearerFormat")} == {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
     }
+    assert "personal access token" in scheme["description"] and "`books:read`" in scheme["description"]
 
 
 def test_sign_up_body_is_json_with_an_example(document):

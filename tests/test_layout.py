@@ -121,6 +121,8 @@ def test_every_collection_has_one_owner():
         "users": "User",
         "books": "Books",
         "sessions": "Sessions",
+        "access_tokens": "AccessTokens",
+        "request_counts": "RequestCounts",
         "mfa_tickets": "MfaTickets",
         "auth_events": "Events",
         "login_failures": "LoginThrottle",

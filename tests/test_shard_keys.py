@@ -1,5 +1,5 @@
 """Sharding readiness: with every endpoint called, every command the app sends about books,
-sessions or auth events names the owning user, so that user_id can be their shard key.
+sessions, auth events or personal access tokens names the owning user, so that user_id can be their shard key.
 
 The app gets a PyMongo client with a command listener (the database's query log, as the
 driver sees it), on the embedded server."""
@@ -21,7 +21,7 @@ from database.client import state as database_state
 from helpers import PASSWORD, book_form, image_bytes, link_token
 from mail.sender import send_due
 
-OWNED = ("books", "sessions", "auth_events")
+OWNED = ("books", "sessions", "auth_events", "access_tokens")
 # Commands that touch no document.
 HOUSEKEEPING = {"createIndexes", "listIndexes", "dropIndexes", "drop", "create", "getMore", "killCursors"}
 NEW_PASSWORD = "N3w!Secret-Lantern"
@@ -154,6 +154,15 @@ def walk_the_account(call, email, auth, refresh_token):
     return auth
 
 
+def walk_the_tokens(call, auth):
+    body = {"name": "script", "scopes": ["books:read"], "password": NEW_PASSWORD}
+    token = call("POST", "/users/tokens", 201, json=body, headers=auth)
+    call("GET", "/books/?limit=1", 200, headers={"Authorization": f"Bearer {token['token']}"})
+    call("GET", "/users/tokens", 200, headers=auth)
+    call("DELETE", f"/users/tokens/{token['id']}", 204, headers=auth)
+    call("POST", "/users/tokens", 201, json=body, headers=auth)  # left for log-out-everywhere to revoke
+
+
 def walk_the_mailed_links(call, email, auth):
     """The routes behind mailed links; a wrong token still runs the lookup that a right one would."""
     call("POST", "/users/password/forgot", 202, json={"email": email})
@@ -206,6 +215,7 @@ def test_every_books_sessions_and_events_command_of_every_endpoint_names_the_use
 
     walk_the_books(call, auth)
     auth = walk_the_account(call, email, auth, tokens["refresh_token"])
+    walk_the_tokens(call, auth)
     walk_the_mailed_links(call, email, auth)
     verify_the_address(app, call, email)
     walk_two_factor(call, email, auth)

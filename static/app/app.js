@@ -8,6 +8,7 @@ import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
 import { browserPasskey } from "./passkeys.js";
 import { SessionsView } from "./sessions.js";
 import { SettingsView } from "./settings.js";
+import { TokensView } from "./tokens.js";
 import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
@@ -18,6 +19,7 @@ let books;
 let links;
 let sessions;
 let settings;
+let tokens;
 let user = null;
 let mfaTicket = null;
 let firstRender = true;
@@ -55,6 +57,7 @@ async function render() {
     if (name === "books") await books.show({ focus });
     else if (name === "sessions") await sessions.show({ focus });
     else if (name === "settings") await settings.show({ focus });
+    else if (name === "tokens") await tokens.show({ focus });
     else if (LINK_ROUTES.includes(name)) links.show(name, { focus });
     else showAuthView(name, focus);
   } catch (failure) {
@@ -167,6 +170,7 @@ async function start() {
   books = new BooksView(api);
   sessions = new SessionsView(api, { onLoggedOut: loggedOut });
   settings = new SettingsView(api);
+  tokens = new TokensView(api);
   links = new AccountLinks(api, linkTokens, { loggedIn: () => Boolean(user), onPasswordReset: passwordReset });
   const logout = $("#logout");
   logout.addEventListener("click", () =>
