@@ -130,6 +130,9 @@ CONVERTER = os.path.join(ROOT, "node_modules", "openapi-to-postmanv2")
 # Postman's import offers two ways to fill requests in: from the document's examples, or
 # made up from the schemas ("Schema", the converter's default).
 EXAMPLE, SCHEMA = {"parametersResolution": "Example"}, {}
+# The import settings the API guide gives: examples, and optional parameters and headers left
+# unticked (each filter, paging mode or condition is then the user's choice to tick).
+GUIDE = {**EXAMPLE, "enableOptionalParameters": False}
 CONVERT = """
 const converter = require(process.argv[1]);
 const input = require("fs").readFileSync(0, "utf8");
@@ -194,11 +197,12 @@ def test_imported_requests_carry_the_documents_examples_not_placeholders(documen
     assert sign_up == {"name": "Ada Lovelace", "email": "ada@example.com", "password": "Corr3ct horse battery!"}
 
 
-@pytest.mark.parametrize("options", [EXAMPLE, SCHEMA], ids=["example", "schema"])
-def test_no_imported_query_parameter_is_an_enabled_placeholder(document, options):
+@pytest.mark.parametrize("options", [GUIDE, {**SCHEMA, "enableOptionalParameters": False}], ids=["guide", "schema"])
+def test_no_imported_optional_parameter_or_header_is_enabled(document, options):
     for name, request in requests_by_name(imported(document, options)).items():
-        for parameter in request["url"].get("query", []):
-            assert parameter.get("disabled") or not PLACEHOLDER.search(parameter["value"]), (name, parameter)
+        for parameter in request["url"].get("query", []) + request.get("header", []):
+            if parameter["key"] not in ("Content-Type", "Accept"):
+                assert parameter.get("disabled"), (name, parameter)
 
 
 @pytest.mark.parametrize("options", [EXAMPLE, SCHEMA], ids=["example", "schema"])
