@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -67,5 +68,32 @@ def test_the_typescript_client_type_checks_strictly_and_runs_the_flow(launcher, 
     assert checked.returncode == 0, "the client does not type-check against the generated types"
     assert run([tsc, "-p", "."], str(tmp_path)).returncode == 0
     flow = run(["node", "build/client.js"], str(tmp_path), API_URL=launcher.base_url, COVER_PATH=COVER)
+    assert flow.returncode == 0, f"--- server log\n{launcher.log()}"
+    assert flow.stdout.rstrip().endswith("ok - the access token no longer works after logging out")
+
+
+def test_the_python_client_type_checks_strictly_and_runs_the_flow(launcher, tmp_path):
+    generator = shutil.which("openapi-python-client", path=os.path.dirname(sys.executable))
+    assert generator, "openapi-python-client is not installed: make install-dev (requirements-dev.txt)"
+    launcher.start()
+    tools = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    print(run([generator, "--version"], str(tmp_path)).stdout.strip())
+    generated = run(
+        [generator, "generate", "--url", f"{launcher.base_url}/openapi.json", "--output-path", "client"],
+        str(tmp_path),
+        PATH=tools,  # it formats what it writes with ruff
+    )
+    assert generated.returncode == 0 and "Warning" not in generated.stdout + generated.stderr
+    package = str(tmp_path / "client")
+    checked = run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--config-file", os.devnull, PYTHON_CLIENT],
+        str(tmp_path),
+        PYTHONPATH=package,
+        MYPY_CACHE_DIR=str(tmp_path / "mypy"),
+    )
+    assert checked.returncode == 0, "the client does not type-check against the generated package"
+    flow = run(
+        [sys.executable, PYTHON_CLIENT], str(tmp_path), PYTHONPATH=package, API_URL=launcher.base_url, COVER_PATH=COVER
+    )
     assert flow.returncode == 0, f"--- server log\n{launcher.log()}"
     assert flow.stdout.rstrip().endswith("ok - the access token no longer works after logging out")
