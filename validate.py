@@ -489,7 +489,8 @@ class IfMatch(BaseModel):
     if_match: str | None = Field(
         default=None,
         alias="If-Match",
-        description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+        description="The book's ETag as you read it: 412, and no change, if it has changed since. `*`: any state.",
+        examples=["*"],  # what an importer fills in must not refuse every change
     )
 
 
