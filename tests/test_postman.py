@@ -238,3 +238,11 @@ def test_newman_runs_the_imported_books_folder_with_the_guides_one_step(launcher
     answers = sorted(codes.values())
     assert 200 in answers, codes  # the list, unfiltered (an imported file field has no file: the user picks one)
     assert not {401, 412, 500} & set(answers), codes
+
+
+@pytest.mark.parametrize("request_name", ["PUT /books/:book_id", "DELETE /books/:book_id"])
+def test_an_imported_if_match_ticked_by_default_matches_any_state(document, request_name):
+    headers = {
+        header["key"]: header for header in requests_by_name(imported(document, EXAMPLE))[request_name]["header"]
+    }
+    assert headers["If-Match"]["value"] == "*"  # accepted: the change goes through (412 only for a stale ETag)
