@@ -1,6 +1,9 @@
 // A client of the Book Library API as a frontend developer writes one: types generated from
 // /openapi.json by openapi-typescript (generate.mjs writes api.d.ts), calls through openapi-fetch.
-// Run against `make run`: API_URL=http://127.0.0.1:5000 node build/client.js (after tsc).
+// With `make run` going, from the repository's folder (after `npm ci`):
+//   node examples/typescript/generate.mjs http://127.0.0.1:5000/openapi.json examples/typescript/api.d.ts
+//   npx tsc --strict -p examples/typescript && node examples/typescript/build/client.js
+// API_URL names another server; COVER_PATH another cover.
 // It signs up, logs in, adds books with covers, walks the list by cursor, updates a book with
 // If-Match, refreshes its tokens, turns the second factor on, logs in with it, and logs out.
 import { createHmac, randomUUID } from "node:crypto";
