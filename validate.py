@@ -602,17 +602,38 @@ class BookUpdate(_Schema):
 
 
 class BookQuery(_Schema):
-    page: int = Field(default=1, ge=1, le=1_000_000, description="Page-number mode: the page (with totals).")
-    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX, description="Page-number mode.")
+    """Two ways to page, one at a time: a mix of them is refused (400)."""
+
+    page: int = Field(
+        default=1,
+        ge=1,
+        le=1_000_000,
+        description="Page-number mode: the page (with totals). Not with limit or after: a mix is refused (400).",
+    )
+    per_page: int = Field(
+        default=PER_PAGE_DEFAULT,
+        ge=1,
+        le=PER_PAGE_MAX,
+        description="Page-number mode: books per page. Not with limit or after: a mix is refused (400).",
+    )
     category: Category | None = None
     limit: int | None = Field(
-        default=None, ge=1, le=PER_PAGE_MAX, description=f"Cursor mode: books per page ({PER_PAGE_DEFAULT} by default)."
+        default=None,
+        ge=1,
+        le=PER_PAGE_MAX,
+        description=(
+            f"Cursor mode: books per page ({PER_PAGE_DEFAULT} when left out). "
+            "Not with page or per_page: a mix is refused (400)."
+        ),
     )
     after: StrictStr | None = Field(
         default=None,
         min_length=1,
         max_length=CURSOR_MAX,
-        description="Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page.",
+        description=(
+            "Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page. "
+            "Not with page or per_page: a mix is refused (400)."
+        ),
     )
 
 
@@ -683,7 +704,8 @@ class IfMatch(BaseModel):
     if_match: str | None = Field(
         default=None,
         alias="If-Match",
-        description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+        description="The book's ETag as you read it: 412, and no change, if it has changed since. `*`: any state.",
+        examples=["*"],  # what an importer fills in must not refuse every change
     )
 
 

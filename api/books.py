@@ -170,7 +170,6 @@ def create_book(current_user: Document) -> Reply:
     auth=True,
     errors=(304, 400),
     headers=validate.IfNoneMatch,
-    exclusive_query=(("page", "per_page"), ("limit", "after")),
 )
 @token_required(scopes=["books:read"])
 def list_books(current_user: Document) -> Response:
@@ -187,7 +186,7 @@ def list_books(current_user: Document) -> Response:
 def _numbered_page(user_id: ObjectId, query: validate.BookQuery) -> Reply:
     items, total = Books.numbered_page(user_id, query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
-    meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
+    meta_info = {"paging": "page", "page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
     response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
     response.headers["X-Total-Count"] = str(total)
     links = _page_links(query, pages)
@@ -208,7 +207,7 @@ def _cursor_page(user: Document, query: validate.BookQuery) -> Reply:
             raise validate.InvalidInput({"after": BAD_CURSOR}) from None
     items, last = Books.after(user_id, below, limit, query.category)
     next_cursor = cursors.encode(user_id, last) if last is not None else None
-    meta_info = {"limit": limit, "next_cursor": next_cursor}
+    meta_info = {"paging": "cursor", "limit": limit, "next_cursor": next_cursor}
     response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
     if next_cursor:
         args = {"limit": limit, "after": next_cursor}

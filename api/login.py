@@ -63,7 +63,7 @@ def login() -> Reply:
     clear_failures(lock)
     tokens = start_session(user)
     record("login", user["_id"])
-    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens})
+    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens, "mfa_required": False})
 
 
 def _mfa_challenge(user: Document) -> Reply:
@@ -173,4 +173,4 @@ def login_mfa() -> Reply:
     clear_failures(lock)
     tokens = start_session(user)
     record("login", user["_id"], mfa=True)
-    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens})
+    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens, "mfa_required": False})

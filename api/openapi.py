@@ -52,7 +52,8 @@ api = SpecTree(
 )
 
 # Failures every operation can meet besides its own: the server in front (gunicorn) answers
-# 414 and 431 itself, in HTML; the app answers 500, and 503 while the database is away (database=True).
+# 414 and 431 itself, in HTML (not described as content: generated clients would type every
+# error as "envelope or string"); the app answers 500, and 503 while the database is away (database=True).
 SERVER_ERRORS = {414: "Request Line is too large", 431: "Error parsing headers"}
 BODY_ERRORS = (413, 415)
 # What each failure says, unless the operation says it more precisely (documented(messages=...)).
@@ -77,7 +78,6 @@ Part = dict[str, Any]
 class _Notes(TypedDict, total=False):
     messages: dict[int, str]
     optional_body: bool
-    exclusive: Sequence[Sequence[str]]
     token_note: str  # what a personal access token needs, in words
 
 
@@ -103,14 +103,12 @@ def documented(
     operation_id: str | None = None,
     optional_body: bool = False,
     database: bool = True,
-    exclusive_query: Sequence[Sequence[str]] = (),
     also: Sequence[tuple[int, Schema | None]] = (),
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
     requests with. Validation itself stays in the views (our envelope, our messages).
     `messages` gives a status its own example; the operationId is the view's name in camelCase.
     `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none;
-    `exclusive_query`: groups of query parameters that cannot be mixed (one object parameter says so);
     `also`: other successful answers, as (status, schema) pairs."""
     # With a bearer token comes 401 (no valid token) and 403 (a personal access token without the scope).
     codes = set(errors) | {500} | ({503} if database else set()) | ({401, 403} if auth else set())
@@ -129,7 +127,7 @@ def documented(
         notes = dict(messages or {})
         if auth:
             notes.setdefault(403, scope_refusal(scopes) if scopes else SESSION_ONLY)
-        _NOTES[name] = {"messages": notes, "optional_body": optional_body, "exclusive": exclusive_query}
+        _NOTES[name] = {"messages": notes, "optional_body": optional_body}
         if auth:
             _NOTES[name]["token_note"] = _token_note(scopes)
         # spectree's decorator keeps the view's signature (functools.wraps) but is typed as a bare Callable.
@@ -175,6 +173,7 @@ def build_document(public_url: str) -> dict[str, Any]:
             _refine_responses(operation, schemas)
             _describe_etags(operation)
             _note_token_scopes(operation)
+    _answers_as_sent(document)
     return document
 
 
@@ -191,51 +190,17 @@ def _component(media: Part, schemas: Part) -> Part:
 
 
 def _refine_parameters(operation: Part) -> None:
-    _group_exclusive_parameters(operation)
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
             parameter["schema"] = {"type": "string", "pattern": f"^[0-9a-fA-F]{{{OBJECT_ID_HEX_LENGTH}}}$"}
         elif parameter["in"] in ("query", "header"):
-            # An optional parameter is left out, never null; its default is its example.
-            parameter["schema"] = _without_null(parameter["schema"])
-            if parameter["schema"].get("default") is not None:
-                parameter["example"] = parameter["schema"]["default"]
-            else:
-                parameter["schema"].pop("default", None)
-
-
-def _group_exclusive_parameters(operation: Part) -> None:
-    """Query parameters of which only one group may be sent, as one exploded object parameter
-    whose schema allows one group at a time (separate parameters cannot say so)."""
-    groups = _NOTES.get(operation["operationId"], {}).get("exclusive")
-    if not groups:
-        return
-    grouped = {name for group in groups for name in group}
-    by_name = {p["name"]: p for p in operation["parameters"] if p["in"] == "query" and p["name"] in grouped}
-    branches = []
-    for group in groups:
-        properties = {name: _parameter_schema(by_name[name]) for name in group}
-        others = [name for other in groups for name in other if name not in group]
-        # Another group's parameter is refused; a parameter the API does not know is ignored.
-        branches.append({"properties": properties, "not": {"anyOf": [{"required": [name]} for name in others]}})
-    operation["parameters"] = [p for p in operation["parameters"] if p["name"] not in by_name] + [
-        {
-            "name": "paging",
-            "in": "query",
-            "required": False,
-            "style": "form",
-            "explode": True,
-            "description": " or ".join("(" + ", ".join(group) + ")" for group in groups) + ": not both.",
-            "schema": {"type": "object", "anyOf": branches},
-        }
-    ]
-
-
-def _parameter_schema(parameter: Part) -> Part:
-    schema = _without_null(parameter["schema"])
-    if schema.get("default") is None:
-        schema.pop("default", None)
-    return schema
+            # An optional parameter is left out, never null. Its default is said in words:
+            # generated clients send a schema's default with every call.
+            parameter["schema"] = schema = _without_null(parameter["schema"])
+            default = schema.pop("default", None)
+            if default is not None:
+                said = (parameter.get("description") or schema.get("description", "")).rstrip(".")
+                parameter["description"] = schema["description"] = f"{said}; {default} when left out.".lstrip("; ")
 
 
 def _without_null(schema: Part) -> Part:
@@ -266,8 +231,16 @@ def _refine_request_body(operation: Part, schemas: Part) -> None:
         component = _component(media, schemas)
         if component.get("examples"):
             media["example"] = component["examples"][0]
+        _leave_out_optional_fields(component)
     if _NOTES.get(operation["operationId"], {}).get("optional_body"):
         body["required"] = False
+
+
+def _leave_out_optional_fields(component: Part) -> None:
+    """A field the client may leave out has no default in the document: generators make a
+    field with a default required (or send the default), so a client would have to send it."""
+    for field in component["properties"].values():
+        field.pop("default", None)
 
 
 def _form_field(field: Part) -> Part:
@@ -292,10 +265,46 @@ def _refine_responses(operation: Part, schemas: Part) -> None:
             example = {"message": message, "data": None, "error": default_exceptions[code]().name}
         response["content"]["application/json"]["example"] = example
     for code, message in SERVER_ERRORS.items():
+        # No content described: a generated client's error type stays the JSON envelope.
         responses[str(code)] = {
-            "description": f"{HTTP_STATUS_CODES[code]}: answered by the server in front of the app, in HTML.",
-            "content": {"text/html": {"schema": {"type": "string"}, "example": f"<html>...{message}...</html>"}},
+            "description": f"{HTTP_STATUS_CODES[code]}: answered by the server in front of the app, in HTML: {message}."
         }
+
+
+def _answers_as_sent(document: Part) -> None:
+    """An answer's fields as they arrive: one with a default is always sent, so it is required;
+    one whose default is null and that may be null is left out instead (the token that one
+    refresh mode does not use), so it is optional and never null."""
+    schemas = document["components"]["schemas"]
+    for name in _referenced(
+        [r for item in document["paths"].values() for o in item.values() for r in o["responses"].values()], schemas
+    ):
+        component = schemas[name]
+        required = component.setdefault("required", [])
+        for field_name, field in component.get("properties", {}).items():
+            if "default" not in field:
+                continue
+            if field.pop("default") is None and any(b.get("type") == "null" for b in field.get("anyOf", ())):
+                field.update(_without_null({"anyOf": field.pop("anyOf")}))
+            elif field_name not in required:
+                required.append(field_name)
+
+
+def _referenced(parts: object, schemas: Part, found: set[str] | None = None) -> set[str]:
+    """The names of the components these parts of the document refer to, directly or not."""
+    found = set() if found is None else found
+    if isinstance(parts, dict):
+        ref = parts.get("$ref", "")
+        name = ref.rsplit("/", 1)[-1]
+        if ref.startswith("#/components/schemas/") and name not in found:
+            found.add(name)
+            _referenced(schemas[name], schemas, found)
+        for value in parts.values():
+            _referenced(value, schemas, found)
+    elif isinstance(parts, list):
+        for value in parts:
+            _referenced(value, schemas, found)
+    return found
 
 
 def _field_error(operation: Part, schemas: Part) -> Part:

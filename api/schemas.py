@@ -3,7 +3,7 @@ and to document it in /openapi.json. Requests are validated by validate.py."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from auth.passkeys import authenticator_name
 from database.documents import Document, isoformat
 from models import mfa_enabled
-from validate import CURSOR_MAX, PER_PAGE_MAX, RECOVERY_CODES
+from validate import CATEGORIES, CURSOR_MAX, PER_PAGE_MAX, RECOVERY_CODES
 
 T = TypeVar("T")
 
@@ -108,13 +108,15 @@ class TokensOut(BaseModel):
 
 
 class LoginOut(UserOut, TokensOut):
-    pass
+    """Logged in. `mfa_required` tells it from MfaChallengeOut, the other answer to a password."""
+
+    mfa_required: Literal[False] = False
 
 
 class MfaChallengeOut(BaseModel):
     """A correct password for an account with a second factor: finish at POST /users/login/mfa."""
 
-    mfa_required: bool = True
+    mfa_required: Literal[True] = True
     mfa_ticket: str
     expires_in: int
 
@@ -166,7 +168,7 @@ class BookOut(BaseModel):
     id: str
     title: str
     description: str
-    category: str
+    category: str = Field(json_schema_extra={"enum": list(CATEGORIES)})
     image_url: str = Field(description="Absolute URL of the 150x150 cover thumbnail.")
     user_id: str
     created_at: str
@@ -187,6 +189,7 @@ class BookOut(BaseModel):
 
 
 class PageMeta(BaseModel):
+    paging: Literal["page"] = Field(default="page", description="Which way this list was paged: by page number.")
     page: int
     per_page: int
     total: int
@@ -194,13 +197,14 @@ class PageMeta(BaseModel):
 
 
 class CursorMeta(BaseModel):
+    paging: Literal["cursor"] = Field(default="cursor", description="Which way this list was paged: by cursor.")
     limit: int
     next_cursor: str | None = Field(description="Send as `after` for the next page; null on the last page.")
 
 
 class BookPage(Envelope[list[BookOut]]):
     data: list[BookOut] = Field(max_length=max(PER_PAGE_MAX, CURSOR_MAX))
-    meta: PageMeta | CursorMeta
+    meta: PageMeta | CursorMeta = Field(discriminator="paging")
 
 
 class SessionOut(BaseModel):

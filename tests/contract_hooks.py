@@ -8,7 +8,10 @@
   POST /users/mfa/totp/verify carries the code an authenticator shows for the secret its account
   enrolled, a cover is a real image (the document can only say which image types), and a list
   cursor (`after`, and the audit log's `before`) is one the server issued for this account (or
-  none, when it has no second page), and an If-Match is the ETag the book has (or none, when it cannot be read).
+  none, when it has no second page), and an If-Match is the ETag the book has (or none, when it
+  cannot be read). A list is paged one way at a time: a positive case that mixes page numbers and
+  a cursor keeps the cursor only (each parameter's description says a mix is refused; separate
+  parameters cannot say it in a schema).
 - Schemathesis reads a multipart form's file part as bytes, not as the string the document says
   a file is, and so reports forms whose only "invalid" field is valid as sent (a number in a text
   field arrives as text). Those reports are dropped after checking the form as the server reads it.
@@ -97,6 +100,8 @@ def after_call(context, case, response):
 @schemathesis.hook
 def before_call(context, case, kwargs):
     positive = case.meta is not None and not case.meta.generation.mode.is_negative
+    if positive and isinstance(case.query, dict) and {"limit", "after"} & set(case.query):
+        case.query = {key: value for key, value in case.query.items() if key not in ("page", "per_page")}
     if positive and isinstance(case.query, dict) and "after" in case.query:
         case.query = _with_issued_cursor(case)
     if positive and isinstance(case.query, dict) and "before" in case.query:
