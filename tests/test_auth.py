@@ -20,6 +20,7 @@ from bson import ObjectId
 
 from app import create_app
 from config import DEFAULTS
+from database.client import state as database_state
 from helpers import (
     ACCESS_TOKEN_SECONDS,
     AN_INSTANT,
@@ -833,4 +834,4 @@ def test_database_down_gives_503_and_the_app_recovers_when_it_is_back(tmp_path, 
         finally:
             server.stop()
     finally:
-        app.extensions["mongo"]["client"].close()  # the app's own client; avoids a ResourceWarning
+        database_state(app).client.close()  # the app's own client; avoids a ResourceWarning

@@ -138,7 +138,7 @@ def test_an_account_from_before_gaps_were_recorded_is_checked_on_its_first_list(
 
     assert listing(client, headers, per_page=2) == (
         ["Book 4", "Book 2"],
-        {"page": 1, "per_page": 2, "total": 3, "pages": 2},
+        {"paging": "page", "page": 1, "per_page": 2, "total": 3, "pages": 2},
     )
 
 
@@ -151,7 +151,7 @@ def test_an_account_from_before_positions_is_numbered_on_its_first_list(client, 
 
     assert listing(client, headers, page=2, per_page=2) == (
         ["Book 2", "Book 1"],
-        {"page": 2, "per_page": 2, "total": 5, "pages": 3},
+        {"paging": "page", "page": 2, "per_page": 2, "total": 5, "pages": 3},
     )
 
 
