@@ -203,7 +203,7 @@ def _numbered_page(user: Document, query: validate.BookQuery) -> Reply:
     if query.category is None:
         items, total = book_list.numbered_page(user, query.page, query.per_page)
     else:
-        items, total = Books.numbered_page(user["_id"], query.page, query.per_page, query.category)
+        items, total = book_list.category_page(user, query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
     meta_info = {"paging": "page", "page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
     response, status = envelope("Books.", _books_json(items), meta=meta_info)

@@ -155,6 +155,18 @@ def test_an_account_from_before_positions_is_numbered_on_its_first_list(client, 
     )
 
 
+def test_a_category_page_of_an_account_from_before_positions_is_in_list_order(client, auth, db):
+    headers = auth.headers()
+    for n in range(4):
+        add(client, headers, f"Book {n}")
+    db.books.update_many({"title": {"$in": ["Book 1", "Book 3"]}}, {"$unset": {"seq": ""}})
+    db.users.update_many({}, {"$unset": {"book_seq": "", "book_gaps": ""}})
+
+    response = client.get("/books/?category=science&per_page=10", headers=headers)
+
+    assert [book["title"] for book in response.get_json()["data"]] == ["Book 3", "Book 2", "Book 1", "Book 0"]
+
+
 # --- on the embedded server: what a page asks the database, and concurrent writes ------------
 
 

@@ -99,6 +99,13 @@ def numbered_page(user: Document, page: int, per_page: int) -> tuple[list[Docume
     return found[:per_page], total
 
 
+def category_page(user: Document, page: int, per_page: int, category: str) -> tuple[list[Document], int]:
+    """Page `page` of the account's books in one category, by skip and limit, and their count:
+    positions hold no category, so this one still costs its offset (bench/README.md)."""
+    book_list(user)  # numbers an account from before positions first, so the order is the list's
+    return Books.numbered_page(user["_id"], page, per_page, category)
+
+
 def _check_marks(user_id: ObjectId, books: list[Document], positions: Iterable[int], gaps: set[int]) -> None:
     """Repair the marks of the positions read: unmark those that hold a book, mark those that
     hold none once a newer book among those read is settled (see SETTLED)."""
