@@ -185,8 +185,9 @@ export class Api {
     return data;
   }
 
-  async loginWithSecondFactor(ticket, code) {
-    const json = { mfa_ticket: ticket, ...secondFactor(code) };
+  /** The second step of a login: `factor` is { code } or { recovery_code }. */
+  async loginWithSecondFactor(ticket, factor) {
+    const json = { mfa_ticket: ticket, ...factor };
     const { data } = await this.request("POST", "/users/login/mfa", { json, auth: false });
     this.startSession(data);
     return data;

@@ -7,7 +7,7 @@ import { config } from "./config.js";
 import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
 import { SessionsView } from "./sessions.js";
 import { SettingsView } from "./settings.js";
-import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
+import { $, alertText, clearFieldErrors, clearMessages, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
 const PUBLIC_ROUTES = ["login", "signup", "mfa"];
@@ -68,7 +68,11 @@ function showAuthView(name, focus) {
   const form = $("form", view);
   if (name === "login") onSubmit(form, logIn);
   if (name === "signup") onSubmit(form, signUp);
-  if (name === "mfa") onSubmit(form, verifyCode);
+  if (name === "mfa") {
+    onSubmit(form, verifyCode);
+    const other = () => ($("#mfa-code", form).name === "code" ? "recovery_code" : "code");
+    $("[data-action=switch]", form).addEventListener("click", () => switchFactor(form, other()));
+  }
   mount(view, { focus });
 }
 
@@ -83,11 +87,44 @@ async function logIn(form) {
   welcome(data, `Welcome back, ${data.name}.`);
 }
 
+// The second step asks for one kind of code at a time, so that the field, its hint and the
+// name the API knows it by match what the user has in hand.
+const FACTORS = {
+  code: {
+    label: "Authenticator code",
+    hint: "The 6-digit code your authenticator app shows now.",
+    inputMode: "numeric",
+    autocomplete: "one-time-code",
+    other: "Use a recovery code instead",
+  },
+  recovery_code: {
+    label: "Recovery code",
+    hint: "One of the recovery codes you saved when you turned two-factor authentication on. Each works once.",
+    inputMode: "text",
+    autocomplete: "off",
+    other: "Use your authenticator app instead",
+  },
+};
+
+function switchFactor(form, name) {
+  const factor = FACTORS[name];
+  const input = $("#mfa-code", form);
+  Object.assign(input, { name, value: "", inputMode: factor.inputMode, autocomplete: factor.autocomplete });
+  $("label[for=mfa-code]", form).textContent = factor.label;
+  $(".hint", form).textContent = factor.hint;
+  $("[data-action=switch]", form).textContent = factor.other;
+  clearFieldErrors(form);
+  clearMessages();
+  input.focus();
+}
+
 async function verifyCode(form) {
+  const input = $("#mfa-code", form);
   try {
-    const data = await api.loginWithSecondFactor(mfaTicket, form.elements.code.value.trim());
+    const data = await api.loginWithSecondFactor(mfaTicket, { [input.name]: input.value.trim() });
     mfaTicket = null;
-    welcome(data, `Welcome back, ${data.name}.`);
+    const used = input.name === "recovery_code" ? " That recovery code is used up: new ones are in Settings." : "";
+    welcome(data, `Welcome back, ${data.name}.${used}`);
   } catch (failure) {
     if (failure instanceof ApiError && /log in again/.test(failure.message)) {
       // The ticket expired or was used up: start over, saying why.
