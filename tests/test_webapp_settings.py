@@ -273,6 +273,9 @@ class TestEmailAndPassword:
         section.get_by_label("Password").fill(WRONG_PASSWORD)
         section.get_by_role("button", name="Change email address").click()
         expect(section.get_by_role("alert")).to_have_text("Invalid email or password.")
+        # A wrong password is not an expired token: sent once, with no refresh.
+        assert page.traffic.responses[-1] == ("PUT", "/users/email", 401)
+        assert ("POST", "/users/token/refresh", 200) not in page.traffic.responses
         section.get_by_label("Password").fill(PASSWORD)
         section.get_by_role("button", name="Change email address").click()
 
