@@ -91,6 +91,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     load_config(app, config)
     body_limit.install(app)
     json_lines.configure()
+    # Inside ProxyFix, so that it sees the host a trusted proxy forwarded too.
+    app.wsgi_app = policies.LowerCaseHost(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

@@ -86,6 +86,8 @@ DEFAULTS = {
     "LINK_TOKEN_RATE_LIMIT": "30 per hour",
     "VERIFY_RESEND_RATE_LIMIT": "3 per hour",
     "EMAIL_CHANGE_RATE_LIMIT": "5 per hour",
+    # Mails of one kind to one address; more are dropped (an event), the request answered as usual.
+    "MAIL_RECIPIENT_RATE_LIMIT": "5 per hour",
 }
 
 
@@ -150,8 +152,9 @@ def _public_url(value: str, app_env: str) -> str:
 
 def _trusted_hosts(value: str, public_url: str, app_env: str) -> list[str]:
     """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400. By default
-    PUBLIC_URL's host, and in development this machine's names as well."""
-    hosts = [host.strip() for host in value.split(",") if host.strip()]
+    PUBLIC_URL's host, and in development this machine's names as well. In lower case, as
+    policies.LowerCaseHost makes the Host header."""
+    hosts = [host.strip().lower() for host in value.split(",") if host.strip()]
     if hosts:
         return hosts
     host = urlsplit(public_url).hostname  # _public_url made sure a URL has one

@@ -26,6 +26,8 @@ CATEGORIES = (
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000
+# RFC 5321's longest path less its angle brackets, and its longest local part (in bytes).
+EMAIL_MAX, LOCAL_PART_MAX_BYTES = 254, 64
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
 RECOVERY_CODES = 10
 CURSOR_MAX = 100
@@ -48,9 +50,25 @@ class InvalidInput(Exception):
 
 
 # Rules the OpenAPI document states as patterns are checked here with the same patterns, so
-# that the document and the server cannot disagree. \s and \S are Unicode-aware in both.
-NAME_PATTERN = rf"^\s*\S+(?:\s+\S+){{{NAME_MIN_WORDS - 1},{NAME_MAX_WORDS - 1}}}\s*$"
-NOT_BLANK_PATTERN = r"\S"
+# that the document and the server cannot disagree. \s and \S are Unicode-aware in both, and
+# agree once the characters below are out.
+#
+# Refused in names and titles: C0 and C1 controls (DEL too), the bidirectional embeddings,
+# overrides and isolates, which reorder the text around them, and U+FEFF, which JavaScript's \s
+# counts as a space and Python's does not. Descriptions keep tab and line breaks.
+UNSAFE = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff"
+UNSAFE_IN_DESCRIPTIONS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+
+
+def _none_of(characters: str) -> str:
+    # A lookahead over [\s\S] ("any character" in both engines, line breaks included).
+    return rf"^(?![\s\S]*[{characters}])"
+
+
+NAME_PATTERN = _none_of(UNSAFE) + rf"\s*\S+(?:\s+\S+){{{NAME_MIN_WORDS - 1},{NAME_MAX_WORDS - 1}}}\s*$"
+TITLE_PATTERN = _none_of(UNSAFE) + r"\s*\S"
+DESCRIPTION_PATTERN = _none_of(UNSAFE_IN_DESCRIPTIONS)
+UNSAFE_TEXT = "must not contain control or text-direction characters"
 # A password needs one of each, in any script ("special": anything but a letter or digit).
 # JSON Schema's regular expressions have no portable Unicode classes, so the document states
 # this rule in words.
@@ -63,6 +81,8 @@ PASSWORD_CLASSES = {
 
 
 def _name(value: str) -> str:
+    if len(value) <= NAME_MAX_CHARS and re.search(f"[{UNSAFE}]", value):
+        raise ValueError(f"Name {UNSAFE_TEXT}.")
     if len(value) > NAME_MAX_CHARS or not re.match(NAME_PATTERN, value):
         raise ValueError(
             f"Name must be {NAME_MIN_WORDS} to {NAME_MAX_WORDS} words and at most {NAME_MAX_CHARS} characters."
@@ -75,6 +95,11 @@ def _email(value: str) -> str:
         checked = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError:
         raise ValueError("Email address is not valid.") from None
+    # SMTP's limits count bytes (RFC 5321, RFC 6531), the checker characters: an address over
+    # them in UTF-8 would be accepted here and refused by mail servers.
+    ascii_form = f"{checked.local_part}@{checked.ascii_domain}".encode()
+    if len(checked.local_part.encode()) > LOCAL_PART_MAX_BYTES or len(ascii_form) > EMAIL_MAX:
+        raise ValueError(f"Email address is too long: at most {LOCAL_PART_MAX_BYTES} bytes before the @.")
     # Stored and compared in one case-folded form, so the unique index sees duplicates.
     return checked.normalized.lower()
 
@@ -91,12 +116,16 @@ def _title(value: str) -> str:
     # Measured as sent, as the document's maxLength measures it; stored without the outer spaces.
     if len(value) > TITLE_MAX or not value.strip():
         raise ValueError(f"Title must be 1 to {TITLE_MAX} characters.")
+    if not re.match(TITLE_PATTERN, value):
+        raise ValueError(f"Title {UNSAFE_TEXT}.")
     return value.strip()
 
 
 def _description(value: str) -> str:
     if len(value) > DESCRIPTION_MAX:
         raise ValueError(f"Description must be at most {DESCRIPTION_MAX} characters.")
+    if not re.match(DESCRIPTION_PATTERN, value):
+        raise ValueError(f"Description {UNSAFE_TEXT} (tabs and line breaks are fine).")
     return value.strip()
 
 
@@ -116,7 +145,11 @@ def _doc(description: str, **schema: JsonValue) -> FieldInfo:
 Name = Annotated[
     StrictStr,
     AfterValidator(_name),
-    _doc(f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words.", maxLength=NAME_MAX_CHARS, pattern=NAME_PATTERN),
+    _doc(
+        f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words; no control characters.",
+        maxLength=NAME_MAX_CHARS,
+        pattern=NAME_PATTERN,
+    ),
 ]
 
 
@@ -131,8 +164,14 @@ EMAIL_PATTERN = (
 )
 Email = Annotated[
     StrictStr,
+    # Checked before the address checker, whose cost grows with the length (seconds for megabytes).
+    Field(max_length=EMAIL_MAX),
     AfterValidator(_email),
-    _doc("Unique, compared case-insensitively; a deliverable domain.", format="email", pattern=EMAIL_PATTERN),
+    _doc(
+        "Unique, compared case-insensitively; a deliverable domain; at most 64 bytes (UTF-8) before the @.",
+        format="email",
+        pattern=EMAIL_PATTERN,
+    ),
 ]
 Password = Annotated[
     StrictStr,
@@ -149,9 +188,18 @@ Password = Annotated[
 Title = Annotated[
     StrictStr,
     AfterValidator(_title),
-    _doc("Unique per user, ignoring case; not blank.", minLength=1, maxLength=TITLE_MAX, pattern=NOT_BLANK_PATTERN),
+    _doc(
+        "Unique per user, ignoring case; not blank; no control characters.",
+        minLength=1,
+        maxLength=TITLE_MAX,
+        pattern=TITLE_PATTERN,
+    ),
 ]
-Description = Annotated[StrictStr, AfterValidator(_description), _doc("Optional.", maxLength=DESCRIPTION_MAX)]
+Description = Annotated[
+    StrictStr,
+    AfterValidator(_description),
+    _doc("Optional; tabs and line breaks are kept.", maxLength=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN),
+]
 Category = Annotated[
     StrictStr,
     AfterValidator(_category),
@@ -469,6 +517,16 @@ class IfMatch(BaseModel):
         default=None,
         alias="If-Match",
         description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+    )
+
+
+class ChangeConditions(IfMatch):
+    """Conditional change: If-Match, and If-None-Match as RFC 9110 defines it for a change."""
+
+    if_none_match: str | None = Field(
+        default=None,
+        alias="If-None-Match",
+        description="`*` (or the book's current ETag): 412, and no change, because the book exists.",
     )
 
 

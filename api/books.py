@@ -37,6 +37,7 @@ DUPLICATE_TITLE = "You already have a book with this title."
 BOOK_NOT_FOUND = "Book not found."
 MULTIPART_REQUIRED = "Content-Type must be multipart/form-data with a cover_image file."
 BOOK_CHANGED = "The book has changed since you read it (its ETag no longer matches); read it again."
+BOOK_EXISTS = "The book exists, and If-None-Match asked for a change only if it did not; nothing was changed."
 BAD_CURSOR = "This cursor is not valid for your list; start again without it."
 MIXED_PAGING = "Use page and per_page, or limit and after, not both."
 
@@ -117,6 +118,17 @@ def _pinned_version(book: Document) -> int | None:
     if not (request.if_match.star_tag or request.if_match.contains(_book_etag(book))):
         raise PreconditionFailed(BOOK_CHANGED)
     return Books.version(book)
+
+
+def _preconditions(book: Document) -> int | None:
+    """If-Match, then If-None-Match (RFC 9110, section 13.2.2): the version a change is pinned
+    to, if any. `If-None-Match: *` (or the book's ETag) on a change asks for it only where no
+    such book exists: here it does, so 412."""
+    version = _pinned_version(book)
+    if "If-None-Match" in request.headers:
+        if request.if_none_match.star_tag or request.if_none_match.contains_weak(_book_etag(book)):
+            raise PreconditionFailed(BOOK_EXISTS)
+    return version
 
 
 def _vanished_or_changed(book_id: ObjectId | None, user_id: ObjectId) -> NotFound | PreconditionFailed:
@@ -250,7 +262,7 @@ def get_book(current_user: Document, book_id: ObjectId | None) -> Response:
     form=validate.BookUpdateForm,
     auth=True,
     errors=(400, 404, 409, 412, 429),
-    headers=validate.IfMatch,
+    headers=validate.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 409: DUPLICATE_TITLE, 412: BOOK_CHANGED, 415: FORM_OR_JSON_REQUIRED},
 )
 @token_required
@@ -262,7 +274,7 @@ def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
         raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
     user_id = current_user["_id"]
     read = _own_book(book_id, user_id)
-    version = _pinned_version(read)  # 404 (or 412) before the cover is decoded
+    version = _preconditions(read)  # 404 (or 412) before the cover is decoded
     thumb = _thumbnail(cover)
     with stored(thumb) as image:
         if image is not None:
@@ -290,14 +302,15 @@ def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     ok=(204, None),
     auth=True,
     errors=(404, 412),
-    headers=validate.IfMatch,
+    headers=validate.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 412: BOOK_CHANGED},
 )
 @token_required
 def delete_book(current_user: Document, book_id: ObjectId | None) -> tuple[str, int]:
     """Delete a book and its cover. With If-Match, only if the book is still as the client read it."""
     user_id = current_user["_id"]
-    version = _pinned_version(_own_book(book_id, user_id)) if "If-Match" in request.headers else None
+    conditional_delete = "If-Match" in request.headers or "If-None-Match" in request.headers
+    version = _preconditions(_own_book(book_id, user_id)) if conditional_delete else None
     book = Books.delete(book_id, user_id, version) if book_id else None
     if book is None:
         raise _vanished_or_changed(book_id, user_id) if version is not None else NotFound(BOOK_NOT_FOUND)

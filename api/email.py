@@ -61,7 +61,8 @@ def _change_email(entry: Document) -> Reply:
     if before is None:
         raise invalid_link(CHANGE_EMAIL)
     record("email_changed", user_id)
-    queue("email_changed", before["email"], user_id, new_email=new_email)
+    proven = bool(before.get("email_verified"))
+    queue("email_changed", before["email"], user_id, new_email=new_email, to_proven=proven)
     return envelope("Email address changed.", _account(user_id))
 
 

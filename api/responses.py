@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 import validate
+from api import body_limit
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FORM_OR_JSON_REQUIRED = (
@@ -41,6 +42,8 @@ def json_body() -> dict[str, Any]:
         raise UnsupportedMediaType("Content-Type must be application/json.")
     try:
         body: dict[str, Any] = request.get_json()
+    except body_limit.MalformedBody:  # a BadRequest with its own message: the body could not be read at all
+        raise
     except (BadRequest, RecursionError):  # RecursionError: absurdly deep nesting
         raise validate.InvalidInput({"body": "Request body is not valid JSON."}) from None
     return body

@@ -111,6 +111,15 @@ def rate_limit(scope: str, **keys: Any) -> None:
         raise TooManyRequests(RATE_LIMITED, retry_after=max(1, math.ceil(reset_at - time.time())))
 
 
+def within_limit(scope: str, setting: str, key: str) -> bool:
+    """Count one use against a limit without refusing the request: False once it is used up,
+    for what is dropped quietly rather than answered 429."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return True
+    limiter = auth_state().rate_limiter()
+    return bool(limiter.hit(parse_limit(current_app.config[setting]), scope, setting, key))
+
+
 def check_lockout(email: str, user_id: ObjectId | None = None) -> LockState:
     """Every check of a password or a second factor starts here: 429 while this email is
     locked out from this IP. Wrong passwords and wrong codes share the one counter."""

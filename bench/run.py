@@ -1045,7 +1045,10 @@ def gunicorn_settings() -> dict:
         import runpy
 
         conf = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
-        return {key: conf[key] for key in ("worker_class", "workers", "threads") if key in conf}
+        settings = {key: conf[key] for key in ("worker_class", "workers", "threads") if key in conf}
+        if isinstance(settings.get("worker_class"), type):  # a worker class of gunicorn.conf.py's own
+            settings["worker_class"] = settings["worker_class"].__name__
+        return settings
     except Exception:
         return {}
 

@@ -14,6 +14,8 @@ from flask import current_app, render_template
 
 from auth.audit import Events
 from database.documents import Document, utcnow
+from mail.addresses import on_the_wire
+from mail.devices import describe
 from mail.link_tokens import CHANGE_EMAIL, RESET_PASSWORD, TOKEN_LIFETIMES, VERIFY_EMAIL, LinkTokens
 from models import User
 
@@ -60,7 +62,7 @@ def prepare(mail: Document) -> tuple[EmailMessage, ObjectId | None] | None:
         user = User.find_by_id(mail["user_id"])
     if user is None or not _still_wanted(kind, user, mail):
         return None
-    context = {"name": user["name"], **mail["params"]}
+    context = {**mail["params"], **_account_text(kind, user, mail)}
     purpose = KINDS[kind].purpose
     if purpose:
         context["link"], context["expires"] = _link(kind, purpose, user, mail)
@@ -77,6 +79,18 @@ def _still_wanted(kind: str, user: Document, mail: Document) -> bool:
     if kind in ("change_email", "email_changed", "email_change_requested"):
         return True  # to the new or the old address, whatever the account's address is now
     return bool(user["email"] == mail["to"])
+
+
+def _account_text(kind: str, user: Document, mail: Document) -> dict[str, str]:
+    """What the account's holder typed (its name, a new address) goes only to an address the
+    account has proven: anyone can sign up with, or move an account to, someone else's address."""
+    if kind == "email_changed":  # to the address the account has just left: proven then or not
+        proven = bool(mail["params"].get("to_proven"))
+    else:
+        proven = user["email"] == mail["to"] and bool(user.get("email_verified")) and not KINDS[kind].purpose
+    if proven:
+        return {"name": str(user["name"])}
+    return {"name": "", "new_email": ""}
 
 
 def _link(kind: str, purpose: str, user: Document, mail: Document) -> tuple[str, str]:
@@ -98,10 +112,11 @@ def _message(kind: str, mail: Document, context: dict[str, Any]) -> EmailMessage
     config = current_app.config
     context = {**context, "app_name": config["APP_NAME"], "frontend_url": config["FRONTEND_URL"], "to": mail["to"]}
     context["at"] = _when(context.get("at"))
+    context["device"] = describe(context.pop("user_agent", None))  # never the header itself
     message = EmailMessage()
     message["Subject"] = KINDS[kind].subject.format(app_name=config["APP_NAME"])
     message["From"] = config["MAIL_FROM"]
-    message["To"] = mail["to"]
+    message["To"] = on_the_wire(mail["to"])
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = mail["message_id"]
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please

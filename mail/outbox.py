@@ -12,6 +12,8 @@ from bson import ObjectId
 from flask import current_app, has_request_context, request
 from pymongo import ASCENDING, ReturnDocument
 
+from auth.audit import Events
+from auth.throttling import within_limit
 from database.documents import Document, Index, Model, utcnow
 from mail.link_tokens import TOKEN_LIFETIMES
 from mail.messages import KINDS
@@ -104,6 +106,10 @@ def queue(kind: str, to: str, user_id: ObjectId | None = None, **params: Any) ->
     if has_request_context():
         params.setdefault("ip", request.remote_addr)
         params.setdefault("user_agent", (request.headers.get("User-Agent") or "")[:300])
+    if not within_limit("mail", "MAIL_RECIPIENT_RATE_LIMIT", f"{kind} {to}"):
+        # Dropped, and the request answered as usual: its answer must not tell what was mailed.
+        Events.record("mail_refused", user_id, params.get("ip"), params.get("user_agent"), mail=kind)
+        return
     domain = parseaddr(current_app.config["MAIL_FROM"])[1].rpartition("@")[2] or "localhost"
     # Not email.utils.make_msgid: it draws on the random module's shared state.
     message_id = f"<{uuid.uuid4().hex}@{domain}>"

@@ -466,7 +466,8 @@ def change_email(client, session, **body):
 
 
 def test_an_email_change_happens_when_the_new_address_confirms_it(app, client, smtp, account):
-    send_due(app)
+    # Verified: notices name the new address only to an address the account has proven.
+    verify(client, link_token(latest(app, smtp, subject_part="Confirm your email")))
     staying, other = tokens(client), tokens(client)
     session = bearer(staying["token"])
 

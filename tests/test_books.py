@@ -258,7 +258,7 @@ def test_create_book_with_duplicate_title_is_409(client, auth, create_book, dupl
 def test_create_book_with_title_differing_only_in_inner_spacing_is_409(client, auth, create_book):
     headers = auth.headers()
     create_book(headers, title="The Left Hand of Darkness")
-    response = client.post("/books/", data=book_form(title="the  left hand\tof darkness"), headers=headers)
+    response = client.post("/books/", data=book_form(title="the  left hand\u00a0of darkness"), headers=headers)
     assert_envelope(response, 409, DUPLICATE_TITLE, "Conflict")
 
 
