@@ -190,6 +190,18 @@ class TestTwoFactor:
         expect(page.get_by_role("heading", name="Your recovery codes")).to_be_focused()
         expect(new_codes.get_by_label("Authenticator code or recovery code")).to_have_value("")
 
+    def test_a_refusal_is_the_apis_message_in_the_section(self, page, app, api, smtp, second_origin):
+        email = "refused@example.com"
+        verified_account(app, smtp, api, email)
+        open_settings(page, "same", api, email, second_origin)
+        two_factor_over_http(app, email)  # meanwhile, elsewhere
+        section = page.get_by_role("region", name="Two-factor authentication")
+        section.get_by_label("Password").fill(PASSWORD)
+        section.get_by_role("button", name="Set up two-factor authentication").click()
+
+        expect(section.get_by_role("alert")).to_have_text("Two-factor authentication is already on.")
+        expect(page.get_by_role("alert")).to_have_count(1)  # in the section only
+
 
 def assert_downloads_the_codes(section, email, shown):
     """The codes as a text file made in the page (a blob: URL), under the page's policy."""
