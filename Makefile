@@ -55,4 +55,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean: ## remove the virtual environment, Node tools and caches (keeps instance/ data)
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache examples/typescript/build examples/typescript/api.d.ts

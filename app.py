@@ -30,8 +30,10 @@ from api.email import email
 from api.login import login_routes
 from api.meta import meta
 from api.mfa import mfa
+from api.passkeys import passkeys
 from api.password import password
 from api.sessions import sessions
+from api.tokens import tokens
 from api.users import users
 from api.web_app import web_app
 from auth import state as auth_state
@@ -46,7 +48,7 @@ from mail import sender as mail_sender
 log = logging.getLogger(f"book_library.{__name__}")
 
 # Routes that use the database: only they wait for the indexes, or answer 503 without one.
-DATABASE_BLUEPRINTS = ("users", "login", "sessions", "password", "email", "mfa", "books")
+DATABASE_BLUEPRINTS = ("users", "login", "sessions", "password", "email", "mfa", "passkeys", "tokens", "books")
 DATABASE_ENDPOINTS = ("meta.healthz",)
 NO_DATABASE = (
     "No database is configured: start the API with `make run` or `make dev` (they start an "
@@ -144,6 +146,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(password, url_prefix="/users")
     app.register_blueprint(email, url_prefix="/users")
     app.register_blueprint(mfa, url_prefix="/users")
+    app.register_blueprint(passkeys, url_prefix="/users")
+    app.register_blueprint(tokens, url_prefix="/users")
     app.register_blueprint(books, url_prefix="/books")
     app.register_blueprint(covers)
     app.register_blueprint(web_app)

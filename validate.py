@@ -6,7 +6,18 @@ import re
 from typing import Annotated, Any, TypeVar
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictStr, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
@@ -30,6 +41,14 @@ TITLE_MAX, DESCRIPTION_MAX = 200, 2000
 EMAIL_MAX, LOCAL_PART_MAX_BYTES = 254, 64
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
 RECOVERY_CODES = 10
+# Personal access tokens (auth/access_tokens.py): what each scope opens, and their lifetime in days.
+TOKEN_SCOPES = {
+    "books:read": "List and read your books (GET /books/...).",
+    "books:write": "Add, change and delete your books (POST, PUT, DELETE /books/...).",
+    "account:read": "Read your account (GET /users/).",
+}
+TOKEN_DAYS_DEFAULT, TOKEN_DAYS_MAX = 30, 365
+TOKEN_NAME_MAX = 100
 CURSOR_MAX = 100
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
@@ -402,6 +421,122 @@ class EmailChange(MfaFactor):
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
 
 
+PASSKEY_NAME_MAX = 64
+PasskeyName = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=PASSKEY_NAME_MAX, description="Your name for the passkey, to tell it apart."),
+]
+Credential = Annotated[
+    dict[str, JsonValue],
+    Field(description="What the browser's navigator.credentials answered, in its JSON form (toJSON())."),
+]
+
+
+class PasskeyConfirm(_Schema):
+    """The sensitive-action check before a new passkey: the password, or an assertion of an
+    existing passkey (answering options from POST /users/login/passkey/options)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"password": "Corr3ct horse battery!"}],
+            # One of them, not null.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": ["password"], "properties": {"password": {"type": "string"}}},
+                        {"required": ["passkey"], "properties": {"passkey": {"type": "object"}}},
+                    ]
+                }
+            ],
+        },
+    )
+    password: CurrentPassword | None = None
+    passkey: Credential | None = None
+
+
+class PasskeyRegistration(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
+    )
+    credential: Credential
+    name: PasskeyName | None = None
+
+
+class PasskeyLogin(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
+    )
+    credential: Credential
+
+
+class PasskeyRename(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "Work laptop"}]})
+    name: PasskeyName
+
+
+def _whole_float(value: object) -> object:
+    """30.0 is an integer to JSON Schema, as it is here; "30" and true are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _token_name(value: str) -> str:
+    # As a title: it is shown in mails and pages, so no control or text-direction characters.
+    if len(value) > TOKEN_NAME_MAX or not value.strip():
+        raise ValueError(f"Name must be 1 to {TOKEN_NAME_MAX} characters.")
+    if not re.match(TITLE_PATTERN, value):
+        raise ValueError(f"Name {UNSAFE_TEXT}.")
+    return value.strip()
+
+
+def _scopes(value: list[str]) -> list[str]:
+    unknown = [scope for scope in value if scope not in TOKEN_SCOPES]
+    if unknown or not value:
+        raise ValueError("Give one or more scopes, each one of: " + ", ".join(TOKEN_SCOPES) + ".")
+    return list(dict.fromkeys(value))  # each once, in the order given
+
+
+class AccessTokenCreate(MfaFactor):
+    """A personal access token's name, scopes and lifetime, and the step-up: the password and,
+    with two-factor on, a `code` or `recovery_code`."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "nightly backup script",
+                    "scopes": ["books:read"],
+                    "expires_in_days": 30,
+                    "password": "Corr3ct horse battery!",
+                }
+            ]
+        },
+    )
+    name: Annotated[
+        StrictStr,
+        AfterValidator(_token_name),
+        _doc("What the token is for; not blank.", minLength=1, maxLength=TOKEN_NAME_MAX, pattern=TITLE_PATTERN),
+    ]
+    scopes: Annotated[
+        list[Annotated[StrictStr, _doc("A scope.", enum=list(TOKEN_SCOPES))]],
+        AfterValidator(_scopes),
+        Field(
+            min_length=1,
+            description="What the token may do: " + "; ".join(f"`{k}`: {v}" for k, v in TOKEN_SCOPES.items()),
+        ),
+    ]
+    expires_in_days: Annotated[StrictInt, BeforeValidator(_whole_float)] = Field(
+        default=TOKEN_DAYS_DEFAULT,
+        ge=1,
+        le=TOKEN_DAYS_MAX,
+        description=f"Days until the token stops working ({TOKEN_DAYS_DEFAULT} by default, at most {TOKEN_DAYS_MAX}).",
+    )
+    password: CurrentPassword
+
+
 class RefreshRequest(_Schema):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
@@ -410,8 +545,38 @@ class RefreshRequest(_Schema):
     refresh_token: StrictStr = Field(min_length=1, max_length=4096)
 
 
+FAILED_LOGINS = ("exclude", "include", "only")
+# An events cursor (api.cursors.encode_event) for the last millisecond of 9999: before it, every event.
+EVENTS_FROM_NEWEST = "AADmd9If2_________________8"
+
+
+def _failed_logins(value: str) -> str:
+    if value not in FAILED_LOGINS:
+        raise ValueError("Must be one of: " + ", ".join(FAILED_LOGINS) + ".")
+    return value
+
+
 class EventsQuery(_Schema):
-    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX)
+    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX, description="Events per page, newest first.")
+    before: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CURSOR_MAX,
+        description="`meta.next_before` of the previous page; leave out for the newest events.",
+        # Documented as the cursor of the end of time, which leaving it out means: an importer
+        # then sends a cursor that works (the first page), never a placeholder.
+        json_schema_extra={"default": EVENTS_FROM_NEWEST},
+    )
+    failed_logins: Annotated[
+        StrictStr,
+        AfterValidator(_failed_logins),
+        _doc(
+            "Wrong passwords and lock-outs at /users/login, which anyone who types the address can cause: "
+            "left out (`exclude`, the default, so that they never push the account's own events off a page), "
+            "listed with the rest (`include`), or listed alone (`only`).",
+            enum=list(FAILED_LOGINS),
+        ),
+    ] = "exclude"
 
 
 class BookCreate(_Schema):
@@ -437,29 +602,52 @@ class BookUpdate(_Schema):
 
 
 class BookQuery(_Schema):
-    page: int = Field(default=1, ge=1, le=1_000_000, description="Page-number mode: the page (with totals).")
-    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX, description="Page-number mode.")
+    """Two ways to page, one at a time: a mix of them is refused (400)."""
+
+    page: int = Field(
+        default=1,
+        ge=1,
+        le=1_000_000,
+        description="Page-number mode: the page (with totals). Not with limit or after: a mix is refused (400).",
+    )
+    per_page: int = Field(
+        default=PER_PAGE_DEFAULT,
+        ge=1,
+        le=PER_PAGE_MAX,
+        description="Page-number mode: books per page. Not with limit or after: a mix is refused (400).",
+    )
     category: Category | None = None
     limit: int | None = Field(
-        default=None, ge=1, le=PER_PAGE_MAX, description=f"Cursor mode: books per page ({PER_PAGE_DEFAULT} by default)."
+        default=None,
+        ge=1,
+        le=PER_PAGE_MAX,
+        description=(
+            f"Cursor mode: books per page ({PER_PAGE_DEFAULT} when left out). "
+            "Not with page or per_page: a mix is refused (400)."
+        ),
     )
     after: StrictStr | None = Field(
         default=None,
         min_length=1,
         max_length=CURSOR_MAX,
-        description="Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page.",
+        description=(
+            "Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page. "
+            "Not with page or per_page: a mix is refused (400)."
+        ),
     )
 
 
 _MESSAGES = {
     "missing": "This field is required.",
     "string_type": "Must be a string.",
+    "list_type": "Must be a list.",
     "int_parsing": "Must be a whole number.",
     "int_type": "Must be a whole number.",
     "greater_than_equal": "Must be at least {ge}.",
     "less_than_equal": "Must be at most {le}.",
     "string_too_long": "Must be at most {max_length} characters.",
     "string_too_short": "Must not be empty.",
+    "dict_type": "Must be a JSON object.",
 }
 
 
@@ -516,7 +704,8 @@ class IfMatch(BaseModel):
     if_match: str | None = Field(
         default=None,
         alias="If-Match",
-        description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+        description="The book's ETag as you read it: 412, and no change, if it has changed since. `*`: any state.",
+        examples=["*"],  # what an importer fills in must not refuse every change
     )
 
 

@@ -147,7 +147,7 @@ def _vanished_or_changed(book_id: ObjectId | None, user_id: ObjectId) -> NotFoun
     errors=(400, 409, 429),
     messages={409: DUPLICATE_TITLE, 415: MULTIPART_REQUIRED},
 )
-@token_required
+@token_required(scopes=["books:write"])
 def create_book(current_user: Document) -> Reply:
     """Add a book with its cover to the caller's library."""
     if request.mimetype not in FORM_TYPES:
@@ -170,9 +170,8 @@ def create_book(current_user: Document) -> Reply:
     auth=True,
     errors=(304, 400),
     headers=validate.IfNoneMatch,
-    exclusive_query=(("page", "per_page"), ("limit", "after")),
 )
-@token_required
+@token_required(scopes=["books:read"])
 def list_books(current_user: Document) -> Response:
     """The caller's books, newest first: by page number (with totals), or by cursor
     (`limit`, then `after=meta.next_cursor`), whose pages cost the same however deep."""
@@ -187,7 +186,7 @@ def list_books(current_user: Document) -> Response:
 def _numbered_page(user_id: ObjectId, query: validate.BookQuery) -> Reply:
     items, total = Books.numbered_page(user_id, query.page, query.per_page, query.category)
     pages = (total + query.per_page - 1) // query.per_page
-    meta_info = {"page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
+    meta_info = {"paging": "page", "page": query.page, "per_page": query.per_page, "total": total, "pages": pages}
     response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
     response.headers["X-Total-Count"] = str(total)
     links = _page_links(query, pages)
@@ -208,7 +207,7 @@ def _cursor_page(user: Document, query: validate.BookQuery) -> Reply:
             raise validate.InvalidInput({"after": BAD_CURSOR}) from None
     items, last = Books.after(user_id, below, limit, query.category)
     next_cursor = cursors.encode(user_id, last) if last is not None else None
-    meta_info = {"limit": limit, "next_cursor": next_cursor}
+    meta_info = {"paging": "cursor", "limit": limit, "next_cursor": next_cursor}
     response, status = envelope("Books.", [_book_json(book) for book in items], meta=meta_info)
     if next_cursor:
         args = {"limit": limit, "after": next_cursor}
@@ -247,7 +246,7 @@ def _page_links(query: validate.BookQuery, pages: int) -> str:
     headers=validate.IfNoneMatch,
     messages={404: BOOK_NOT_FOUND},
 )
-@token_required
+@token_required(scopes=["books:read"])
 def get_book(current_user: Document, book_id: ObjectId | None) -> Response:
     """One of the caller's books; its ETag goes back in If-Match to change it safely."""
     book = _own_book(book_id, current_user["_id"])
@@ -265,7 +264,7 @@ def get_book(current_user: Document, book_id: ObjectId | None) -> Response:
     headers=validate.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 409: DUPLICATE_TITLE, 412: BOOK_CHANGED, 415: FORM_OR_JSON_REQUIRED},
 )
-@token_required
+@token_required(scopes=["books:write"])
 def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     """Change a book's fields and, with multipart, its cover. With If-Match, only if the
     book is still as the client read it."""
@@ -305,7 +304,7 @@ def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     headers=validate.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 412: BOOK_CHANGED},
 )
-@token_required
+@token_required(scopes=["books:write"])
 def delete_book(current_user: Document, book_id: ObjectId | None) -> tuple[str, int]:
     """Delete a book and its cover. With If-Match, only if the book is still as the client read it."""
     user_id = current_user["_id"]

@@ -25,6 +25,10 @@ from database.client import state as database_state
 EXTENSION = "book_library.auth"
 # Verified access tokens kept per process (see auth_middleware).
 VERIFIED_TOKENS_KEPT = 4096
+# Personal access tokens whose use this process recorded lately (see auth.access_tokens.note_use).
+TOKEN_USES_KEPT = 4096
+# Shared request counters this process tallies (see auth.throttling.count_requests).
+TALLIES_KEPT = 10_000
 # Refused (limit, key) pairs remembered per process, so a flood of 429s writes one event per window.
 REFUSALS_KEPT = 10_000
 
@@ -53,6 +57,16 @@ class BoundedCache:
 
 
 @dataclass
+class Tally:
+    """One shared request counter as this process knows it."""
+
+    shared: int = 0  # the counter's total at this process's last write
+    pending: int = 0  # counted here since, not written yet
+    written_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class AuthState:
     hasher: PasswordHasher
     dummy_hash: str  # verified for unknown emails, so timing tells nothing
@@ -60,6 +74,8 @@ class AuthState:
     make_rate_limiter: Callable[[], MovingWindowRateLimiter]
     verified_tokens: BoundedCache = field(default_factory=lambda: BoundedCache(VERIFIED_TOKENS_KEPT))
     refusals_recorded: BoundedCache = field(default_factory=lambda: BoundedCache(REFUSALS_KEPT))
+    token_uses: BoundedCache = field(default_factory=lambda: BoundedCache(TOKEN_USES_KEPT))
+    tallies: BoundedCache = field(default_factory=lambda: BoundedCache(TALLIES_KEPT))
     _rate_limiter: MovingWindowRateLimiter | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -31,6 +31,8 @@ KINDS: dict[str, Kind] = {
     "password_reset": Kind("Reset your {app_name} password", RESET_PASSWORD, "/reset-password"),
     "verify_email": Kind("Confirm your email address for {app_name}", VERIFY_EMAIL, "/verify-email"),
     "change_email": Kind("Confirm your new email address for {app_name}", CHANGE_EMAIL, "/verify-email"),
+    # A sign-up with the address of an account nobody verified: its link makes the account that sign-up's.
+    "claim_account": Kind("Confirm your email address for {app_name}", VERIFY_EMAIL, "/verify-email"),
     "signup_attempt": Kind("Someone tried to sign up to {app_name} with your address"),
     "password_changed": Kind("Your {app_name} password was changed"),
     "password_reset_done": Kind("Your {app_name} password was reset"),
@@ -39,6 +41,9 @@ KINDS: dict[str, Kind] = {
     "mfa_enabled": Kind("Two-factor authentication is on for your {app_name} account"),
     "mfa_disabled": Kind("Two-factor authentication is off for your {app_name} account"),
     "recovery_codes_replaced": Kind("New recovery codes for your {app_name} account"),
+    "passkey_added": Kind("A passkey was added to your {app_name} account"),
+    "passkey_removed": Kind("A passkey was removed from your {app_name} account"),
+    "access_token_created": Kind("A personal access token was created for your {app_name} account"),
     "account_disabled": Kind("Your {app_name} account was disabled"),
 }
 
@@ -74,11 +79,18 @@ def _still_wanted(kind: str, user: Document, mail: Document) -> bool:
         return True
     if user.get("disabled"):
         return False
-    if kind == "verify_email":
-        return bool(user["email"] == mail["to"] and not user.get("email_verified"))
+    if kind in ("verify_email", "claim_account"):
+        return bool(user["email"] == mail["to"] and not user.get("email_verified") and _newest_sign_up(user, mail))
     if kind in ("change_email", "email_changed", "email_change_requested"):
         return True  # to the new or the old address, whatever the account's address is now
     return bool(user["email"] == mail["to"])
+
+
+def _newest_sign_up(user: Document, mail: Document) -> bool:
+    """A link to verify an address is wanted only for the newest sign-up with it: the one that
+    made the account (no claim waits), or the claim waiting now."""
+    waiting = (user.get("claim") or {}).get("id")
+    return bool(waiting == mail["params"].get("claim"))
 
 
 def _account_text(kind: str, user: Document, mail: Document) -> dict[str, str]:
@@ -97,8 +109,9 @@ def _link(kind: str, purpose: str, user: Document, mail: Document) -> tuple[str,
     """A fresh token for this attempt (it replaces any older one of its purpose), and the link."""
     lifetime = TOKEN_LIFETIMES[purpose]
     data = {"email": mail["to"]}
-    if mail["params"].get("session_id"):
-        data["session_id"] = mail["params"]["session_id"]
+    for key in ("session_id", "claim"):
+        if mail["params"].get(key):
+            data[key] = mail["params"][key]
     # The link's life runs from the request, not from this attempt: a mail delayed by an
     # outage says so by expiring sooner, and is given up once its link would be dead.
     expires_at = mail["created_at"] + lifetime

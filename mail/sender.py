@@ -18,6 +18,7 @@ from pymongo.errors import PyMongoError
 
 from database.documents import Document, utcnow
 from mail.addresses import needs_smtputf8
+from mail.link_tokens import LinkTokens
 from mail.messages import KINDS, event, prepare
 from mail.outbox import DROPPED, GIVEN_UP, SENT, Outbox
 from mail.settings import EXTENSION, MailState, SmtpServer, mail_state, parse_mail_url
@@ -132,6 +133,11 @@ def _attempt(mail: Document) -> int:
         Outbox.finish(mail, DROPPED)
         return 0
     message, user_id = prepared
+    purpose = KINDS[mail["kind"]].purpose
+    if purpose and user_id is not None and not Outbox.still_pending(mail):
+        # Cancelled while its link was being made (cancel_queued): that link must not outlive it.
+        LinkTokens.discard(user_id, purpose)
+        return 0
     try:
         _transport(message)
     except Undeliverable as exc:

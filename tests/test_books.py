@@ -365,7 +365,7 @@ def test_wrong_method_on_a_book_is_405_with_allow_header(client, auth, create_bo
 def test_list_of_an_empty_library_is_empty(client, auth):
     data, meta = listed(client, auth.headers())
     assert data == []
-    assert meta == {"page": 1, "per_page": 20, "total": 0, "pages": 0}
+    assert meta == {"paging": "page", "page": 1, "per_page": 20, "total": 0, "pages": 0}
 
 
 def test_list_shows_only_own_books(client, auth, create_book):
@@ -400,7 +400,7 @@ def test_list_defaults_to_20_per_page_with_meta(client, auth, create_book):
     books = create_many(create_book, headers, 21)
     data, meta = listed(client, headers)
     assert [b["id"] for b in data] == [b["id"] for b in reversed(books[1:])]
-    assert meta == {"page": 1, "per_page": 20, "total": 21, "pages": 2}
+    assert meta == {"paging": "page", "page": 1, "per_page": 20, "total": 21, "pages": 2}
 
 
 def test_list_page_2_holds_the_remaining_books(client, auth, create_book):
@@ -408,7 +408,7 @@ def test_list_page_2_holds_the_remaining_books(client, auth, create_book):
     books = create_many(create_book, headers, 21)
     data, meta = listed(client, headers, "?page=2")
     assert [b["id"] for b in data] == [books[0]["id"]]
-    assert meta == {"page": 2, "per_page": 20, "total": 21, "pages": 2}
+    assert meta == {"paging": "page", "page": 2, "per_page": 20, "total": 21, "pages": 2}
 
 
 def test_list_pages_with_a_custom_per_page_cover_every_book_once(client, auth, create_book):
@@ -417,7 +417,7 @@ def test_list_pages_with_a_custom_per_page_cover_every_book_once(client, auth, c
     seen = []
     for page in (1, 2, 3):
         data, meta = listed(client, headers, f"?page={page}&per_page=3")
-        assert meta == {"page": page, "per_page": 3, "total": 7, "pages": 3}
+        assert meta == {"paging": "page", "page": page, "per_page": 3, "total": 7, "pages": 3}
         seen += [b["id"] for b in data]
     assert seen == [b["id"] for b in reversed(books)]
 
@@ -427,7 +427,7 @@ def test_list_per_page_100_is_allowed(client, auth, create_book):
     books = create_many(create_book, headers, 21)
     data, meta = listed(client, headers, "?per_page=100")
     assert len(data) == 21
-    assert meta == {"page": 1, "per_page": 100, "total": len(books), "pages": 1}
+    assert meta == {"paging": "page", "page": 1, "per_page": 100, "total": len(books), "pages": 1}
 
 
 def test_list_page_past_the_end_is_empty(client, auth, create_book):
@@ -435,7 +435,7 @@ def test_list_page_past_the_end_is_empty(client, auth, create_book):
     create_book(headers)
     data, meta = listed(client, headers, "?page=3")
     assert data == []
-    assert meta == {"page": 3, "per_page": 20, "total": 1, "pages": 1}
+    assert meta == {"paging": "page", "page": 3, "per_page": 20, "total": 1, "pages": 1}
 
 
 @pytest.mark.parametrize(
@@ -472,7 +472,7 @@ def test_list_with_a_category_in_any_case_shows_only_that_category(client, auth,
     create_book(headers, title="Romance", category="romance", cover=TINY_COVER)
     data, meta = listed(client, headers, f"?category={category}&per_page=2")
     assert [b["id"] for b in data] == [science[2]["id"], science[1]["id"]]
-    assert meta == {"page": 1, "per_page": 2, "total": 3, "pages": 2}
+    assert meta == {"paging": "page", "page": 1, "per_page": 2, "total": 3, "pages": 2}
 
 
 def test_list_with_a_two_word_category_shows_only_that_category(client, auth, create_book):

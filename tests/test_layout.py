@@ -121,11 +121,15 @@ def test_every_collection_has_one_owner():
         "users": "User",
         "books": "Books",
         "sessions": "Sessions",
+        "access_tokens": "AccessTokens",
+        "request_counts": "RequestCounts",
         "mfa_tickets": "MfaTickets",
         "auth_events": "Events",
         "login_failures": "LoginThrottle",
         "link_tokens": "LinkTokens",
         "outbox": "Outbox",
+        "passkeys": "Passkeys",
+        "webauthn_challenges": "WebauthnChallenges",
     }
 
 

@@ -31,6 +31,7 @@ if CHROMIUM is None:
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from database.client import state as database_state  # noqa: E402
 from helpers import PASSWORD, bearer, book_form, free_port, image_bytes, text_body  # noqa: E402
 from mail.sender import send_due  # noqa: E402
 
@@ -526,6 +527,8 @@ def test_login_with_the_second_factor(page, app, api):
     client = app.test_client()
     email = "mfa@example.com"
     assert client.post("/users/", json={"name": NAME, "email": email, "password": PASSWORD}).status_code == 201
+    # Two-factor needs a proven address (the verification link's page is tested below).
+    database_state(app).db.users.update_one({"email": email}, {"$set": {"email_verified": True}})
     token = api_login(client, email)
     enrolment = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=bearer(token))
     secret = enrolment.get_json()["data"]["secret"]

@@ -201,6 +201,13 @@ export class Api {
     return data;
   }
 
+  /** Log in with a passkey: the browser's answer (see passkeys.js) to /users/login/passkey/options. */
+  async loginWithPasskey(credential) {
+    const { data } = await this.request("POST", "/users/login/passkey", { json: { credential }, auth: false });
+    this.startSession(data);
+    return data;
+  }
+
   /** New tokens for the refresh token (or cookie). Concurrent callers share one request,
    * and a session that has ended is reported once, to onSessionEnded. */
   refresh() {

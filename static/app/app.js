@@ -1,12 +1,14 @@
-// The Book Library reference app: routes, the login, sign-up and second-factor forms, and the
-// header. No build step: the browser loads these ES modules as they are.
+// The Book Library reference app: routes, the login (password or passkey), sign-up and second-factor
+// forms, and the header. No build step: the browser loads these ES modules as they are.
 
 import { Api, ApiError, apiBase } from "./api.js";
 import { BooksView } from "./books.js";
 import { config } from "./config.js";
 import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
+import { browserPasskey } from "./passkeys.js";
 import { SessionsView } from "./sessions.js";
 import { SettingsView } from "./settings.js";
+import { TokensView } from "./tokens.js";
 import { $, alertText, clearFieldErrors, clearMessages, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
@@ -17,6 +19,7 @@ let books;
 let links;
 let sessions;
 let settings;
+let tokens;
 let user = null;
 let mfaTicket = null;
 let firstRender = true;
@@ -54,6 +57,7 @@ async function render() {
     if (name === "books") await books.show({ focus });
     else if (name === "sessions") await sessions.show({ focus });
     else if (name === "settings") await settings.show({ focus });
+    else if (name === "tokens") await tokens.show({ focus });
     else if (LINK_ROUTES.includes(name)) links.show(name, { focus });
     else showAuthView(name, focus);
   } catch (failure) {
@@ -66,7 +70,11 @@ async function render() {
 function showAuthView(name, focus) {
   const view = clone(`${name}-view`);
   const form = $("form", view);
-  if (name === "login") onSubmit(form, logIn);
+  if (name === "login") {
+    onSubmit(form, logIn);
+    const passkey = $("[data-action=passkey]", view);
+    passkey.addEventListener("click", () => whileBusy(passkey, signInWithPasskey));
+  }
   if (name === "signup") onSubmit(form, signUp);
   if (name === "mfa") {
     onSubmit(form, verifyCode);
@@ -116,6 +124,13 @@ function switchFactor(form, name) {
   clearFieldErrors(form);
   clearMessages();
   input.focus();
+}
+
+/** No email and no password: the browser offers this site's passkeys, and a passkey is both factors. */
+async function signInWithPasskey() {
+  const { data } = await api.request("POST", "/users/login/passkey/options", { auth: false });
+  const loggedIn = await api.loginWithPasskey(await browserPasskey("get", data.options));
+  welcome(loggedIn, `Welcome back, ${loggedIn.name}.`);
 }
 
 async function verifyCode(form) {
@@ -192,6 +207,7 @@ async function start() {
   books = new BooksView(api);
   sessions = new SessionsView(api, { onLoggedOut: loggedOut });
   settings = new SettingsView(api);
+  tokens = new TokensView(api);
   links = new AccountLinks(api, linkTokens, { loggedIn: () => Boolean(user), onPasswordReset: passwordReset });
   const logout = $("#logout");
   logout.addEventListener("click", () =>

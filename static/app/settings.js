@@ -3,6 +3,7 @@
 // Section (update(user) shows the account's state), and its place in SECTIONS.
 
 import { secondFactor } from "./api.js";
+import { PasskeysSection } from "./passkeys.js";
 import { TwoFactorSection } from "./two-factor.js";
 import { $, clone, mount, Section } from "./ui.js";
 
@@ -71,7 +72,7 @@ class PasswordSection extends WithFactor {
   }
 }
 
-const SECTIONS = [EmailSection, PasswordSection, TwoFactorSection];
+const SECTIONS = [EmailSection, PasswordSection, TwoFactorSection, PasskeysSection];
 
 export class SettingsView {
   constructor(api) {
