@@ -202,6 +202,17 @@ class TestTwoFactor:
         expect(section.get_by_role("alert")).to_have_text("Two-factor authentication is already on.")
         expect(page.get_by_role("alert")).to_have_count(1)  # in the section only
 
+    def test_an_unverified_address_is_told_to_verify_first(self, page, app, api, second_origin):
+        sign_up_over_http(app.test_client(), "unproved@example.com")
+        open_settings(page, "same", api, "unproved@example.com", second_origin)
+        section = page.get_by_role("region", name="Two-factor authentication")
+        section.get_by_label("Password").fill(PASSWORD)
+        section.get_by_role("button", name="Set up two-factor authentication").click()
+
+        expect(section.get_by_role("alert")).to_have_text(
+            "Verify your email address before turning on two-factor authentication."
+        )
+
 
 def assert_downloads_the_codes(section, email, shown):
     """The codes as a text file made in the page (a blob: URL), under the page's policy."""
