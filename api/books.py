@@ -14,7 +14,7 @@ from werkzeug.exceptions import Conflict, NotFound, PreconditionFailed, Unsuppor
 
 import save_image
 import validate
-from api import cursors
+from api import book_requests, cursors
 from api.openapi import documented
 from api.responses import (
     FORM_OR_JSON_REQUIRED,
@@ -158,7 +158,7 @@ def _vanished_or_changed(book_id: ObjectId | None, user_id: ObjectId) -> NotFoun
 @documented(
     tags=["books"],
     ok=(201, Envelope[BookOut]),
-    form=validate.BookCreateForm,
+    form=book_requests.BookCreateForm,
     auth=True,
     errors=(400, 409, 429),
     messages={409: DUPLICATE_TITLE, 415: MULTIPART_REQUIRED},
@@ -168,7 +168,7 @@ def create_book(current_user: Document) -> Reply:
     """Add a book with its cover to the caller's library."""
     if request.mimetype not in FORM_TYPES:
         raise UnsupportedMediaType(MULTIPART_REQUIRED)
-    fields, cover = _book_input(validate.load_book_create, request.form.to_dict(), cover_required=True)
+    fields, cover = _book_input(book_requests.load_book_create, request.form.to_dict(), cover_required=True)
     thumb = _thumbnail(cover)
     with stored(thumb) as image:
         try:
@@ -182,16 +182,16 @@ def create_book(current_user: Document) -> Reply:
 @documented(
     tags=["books"],
     ok=(200, BookPage),
-    query=validate.BookQuery,
+    query=book_requests.BookQuery,
     auth=True,
     errors=(304, 400),
-    headers=validate.IfNoneMatch,
+    headers=book_requests.IfNoneMatch,
 )
 @token_required(scopes=["books:read"])
 def list_books(current_user: Document) -> Response:
     """The caller's books, newest first: by page number (with totals), or by cursor
     (`limit`, then `after=meta.next_cursor`), whose pages cost the same however deep."""
-    query = validate.load(validate.BookQuery, query_args(validate.BookQuery))
+    query = validate.load(book_requests.BookQuery, query_args(book_requests.BookQuery))
     by_cursor = query.model_fields_set & {"limit", "after"}
     if by_cursor and query.model_fields_set & {"page", "per_page"}:
         raise validate.InvalidInput({"page": MIXED_PAGING})
@@ -199,7 +199,7 @@ def list_books(current_user: Document) -> Response:
     return conditional(reply)
 
 
-def _numbered_page(user: Document, query: validate.BookQuery) -> Reply:
+def _numbered_page(user: Document, query: book_requests.BookQuery) -> Reply:
     if query.category is None:
         items, total = book_list.numbered_page(user, query.page, query.per_page)
     else:
@@ -214,7 +214,7 @@ def _numbered_page(user: Document, query: validate.BookQuery) -> Reply:
     return response, status
 
 
-def _cursor_page(user: Document, query: validate.BookQuery) -> Reply:
+def _cursor_page(user: Document, query: book_requests.BookQuery) -> Reply:
     user_id, limit = user["_id"], query.limit or validate.PER_PAGE_DEFAULT
     if query.after is None:
         # The account's newest position is on its record, which token_required just read.
@@ -236,7 +236,7 @@ def _cursor_page(user: Document, query: validate.BookQuery) -> Reply:
     return response, status
 
 
-def _page_links(query: validate.BookQuery, pages: int) -> str:
+def _page_links(query: book_requests.BookQuery, pages: int) -> str:
     """RFC 8288 links to the first, previous, next and last pages."""
 
     def url(page: int) -> str:
@@ -262,7 +262,7 @@ def _page_links(query: validate.BookQuery, pages: int) -> str:
     ok=(200, Envelope[BookOut]),
     auth=True,
     errors=(304, 404),
-    headers=validate.IfNoneMatch,
+    headers=book_requests.IfNoneMatch,
     messages={404: BOOK_NOT_FOUND},
 )
 @token_required(scopes=["books:read"])
@@ -276,18 +276,18 @@ def get_book(current_user: Document, book_id: ObjectId | None) -> Response:
 @documented(
     tags=["books"],
     ok=(200, Envelope[BookOut]),
-    json=validate.BookUpdate,
-    form=validate.BookUpdateForm,
+    json=book_requests.BookUpdate,
+    form=book_requests.BookUpdateForm,
     auth=True,
     errors=(400, 404, 409, 412, 429),
-    headers=validate.ChangeConditions,
+    headers=book_requests.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 409: DUPLICATE_TITLE, 412: BOOK_CHANGED, 415: FORM_OR_JSON_REQUIRED},
 )
 @token_required(scopes=["books:write"])
 def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     """Change a book's fields and, with multipart, its cover. With If-Match, only if the
     book is still as the client read it."""
-    fields, cover = _book_input(validate.load_book_update, form_or_json(), cover_required=False)
+    fields, cover = _book_input(book_requests.load_book_update, form_or_json(), cover_required=False)
     if not fields and cover is None:
         raise validate.InvalidInput({"body": "Send at least one of title, description, category or cover_image."})
     user_id = current_user["_id"]
@@ -320,7 +320,7 @@ def update_book(current_user: Document, book_id: ObjectId | None) -> Reply:
     ok=(204, None),
     auth=True,
     errors=(404, 412),
-    headers=validate.ChangeConditions,
+    headers=book_requests.ChangeConditions,
     messages={404: BOOK_NOT_FOUND, 412: BOOK_CHANGED},
 )
 @token_required(scopes=["books:write"])
