@@ -15,6 +15,7 @@ from database.client import state as database_state
 os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 
 from app import create_app  # noqa: E402
+from config import DEFAULTS  # noqa: E402
 from helpers import (  # noqa: E402
     AN_INSTANT,
     AuthActions,
@@ -154,6 +155,14 @@ def create_book(client):
         return response.get_json()["data"]
 
     return _create
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No configuration inherited from the shell running the tests."""
+    for name in ("SECRET_KEY", "INSTANCE_PATH", *DEFAULTS):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
 
 
 @pytest.fixture

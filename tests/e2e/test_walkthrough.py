@@ -13,11 +13,10 @@ import uuid
 
 import pytest
 
-from helpers import PASSWORD, assert_envelope, descendants, group_processes, http_request, wait_until_gone
+from helpers import PASSWORD, ROOT, assert_envelope, descendants, group_processes, http_request, wait_until_gone
 
 pytestmark = pytest.mark.e2e
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "examples", "walkthrough.sh")
 README = os.path.join(ROOT, "README.md")
 

@@ -4,20 +4,13 @@ with no database that says how to get one."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from app import NO_DATABASE, create_app
 from helpers import (
     INVALID_FIELDS,
-    ROOT,
-    LoggedProcess,
     assert_envelope,
     config_for_tests,
-    free_port,
-    http_request,
-    server_env,
 )
 
 ORIGIN = "http://localhost:5173"
@@ -93,22 +86,3 @@ def test_without_a_database_the_banner_and_the_document_still_answer(app_without
 def test_without_a_database_start_up_logs_how_to_start_one_once(app_without_database, log_lines):
     app_without_database.test_client().get("/books/")
     assert sum(NO_DATABASE in line for line in log_lines) == 1
-
-
-@pytest.mark.e2e
-def test_flask_run_without_a_database_answers_503_saying_how_to_start_one(tmp_path):
-    port = free_port()
-    server = LoggedProcess(
-        "flask run",
-        [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)],
-        tmp_path / "flask.log",
-        cwd=ROOT,
-        env=server_env(config_for_tests(tmp_path, DATABASE_URL=""), FLASK_SKIP_DOTENV="1"),
-    )
-    try:
-        server.wait_for(r"Running on http", 30)
-        reply = http_request("GET", f"http://127.0.0.1:{port}/books/")
-        assert_envelope(reply, 503, NO_DATABASE, "Service Unavailable")
-        assert server.log().count(NO_DATABASE) == 1
-    finally:
-        server.stop(10)

@@ -1,6 +1,7 @@
 """A Flask developer's habits, on the real server started as `make run` and `make dev` start it:
 Ctrl-C and SIGTERM stop it promptly and quietly, a request in flight is still answered, a taken
-port fails at once, and `make dev` reloads an edited module."""
+port fails at once, and `make dev` reloads an edited module; `flask run` with no database says how
+to get one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,18 @@ import uuid
 
 import pytest
 
-from helpers import PASSWORD, ROOT, Launcher, http_request
+from app import NO_DATABASE
+from helpers import (
+    PASSWORD,
+    ROOT,
+    Launcher,
+    LoggedProcess,
+    assert_envelope,
+    config_for_tests,
+    free_port,
+    http_request,
+    server_env,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -144,3 +156,24 @@ def test_make_dev_reloads_an_edited_module_and_stops_quietly(tmp_path):
         assert_quiet(log)
     finally:
         launcher.kill()
+
+
+# --- flask run, as Flask's tutorial starts an app ----------------------------------------------
+
+
+def test_flask_run_without_a_database_answers_503_saying_how_to_start_one(tmp_path):
+    port = free_port()
+    server = LoggedProcess(
+        "flask run",
+        [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)],
+        tmp_path / "flask.log",
+        cwd=ROOT,
+        env=server_env(config_for_tests(tmp_path, DATABASE_URL=""), FLASK_SKIP_DOTENV="1"),
+    )
+    try:
+        server.wait_for(r"Running on http", 30)
+        reply = http_request("GET", f"http://127.0.0.1:{port}/books/")
+        assert_envelope(reply, 503, NO_DATABASE, "Service Unavailable")
+        assert server.log().count(NO_DATABASE) == 1
+    finally:
+        server.stop(10)

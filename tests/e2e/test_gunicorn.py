@@ -24,6 +24,7 @@ from PIL import Image
 
 from helpers import (
     PASSWORD,
+    ROOT,
     LoggedProcess,
     assert_envelope,
     config_for_tests,
@@ -34,7 +35,6 @@ from helpers import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = str(Path(__file__).resolve().parent.parent)
 START_SECONDS = 30
 STOP_SECONDS = 15
 LOG_SECONDS = 10

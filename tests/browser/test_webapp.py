@@ -31,10 +31,9 @@ if CHROMIUM is None:
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from helpers import PASSWORD, bearer, book_form, free_port, image_bytes, text_body  # noqa: E402
+from helpers import PASSWORD, ROOT, bearer, book_form, free_port, image_bytes, text_body  # noqa: E402
 from mail.sender import send_due  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP_FOLDER = os.path.join(ROOT, "static", "app")
 ACCESS_SECONDS = 60
 # Past the access token's lifetime and the server's leeway.

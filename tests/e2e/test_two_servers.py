@@ -26,6 +26,7 @@ from helpers import (
     RATE_LIMITED,
     REFRESH_INVALID,
     REFRESH_REUSED,
+    ROOT,
     SESSION_ENDED,
     WRONG_CREDENTIALS,
     LoggedProcess,
@@ -40,7 +41,6 @@ from helpers import (
 
 pytestmark = pytest.mark.e2e
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 START_SECONDS = 30
 STOP_SECONDS = 15

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app import create_app
 from database.client import state as database_state
-from helpers import PASSWORD, TEST_SECRET, SmtpTestServer, bearer, free_port, html_body, link_token, text_body
+from helpers import PASSWORD, SmtpTestServer, bearer, free_port, html_body, link_token, text_body
 from mail.sender import send_due
 
 PUBLIC_URL = "https://api.example.com"
@@ -322,20 +321,6 @@ def test_a_server_whose_certificate_is_not_trusted_gets_nothing_and_the_mail_wai
     assert tls_server.messages == []
     entry = database_state(application).db.outbox.find_one()
     assert (entry["status"], entry["last_error"]) == ("pending", "SSLCertVerificationError")
-
-
-@pytest.mark.parametrize(
-    "url",
-    ["http://mail.example.com", "smtp://", "mail.example.com:25", "smtps:///nohost"],
-)
-def test_a_malformed_mail_url_stops_the_start(url):
-    with pytest.raises(ValueError, match="MAIL_URL must look like"):
-        create_app({"SECRET_KEY": TEST_SECRET, "MAIL_URL": url, "TESTING": True})
-
-
-def test_production_with_mail_on_and_no_public_url_refuses_to_start():
-    with pytest.raises(RuntimeError, match="PUBLIC_URL must be set in production"):
-        create_app({"APP_ENV": "production", "SECRET_KEY": TEST_SECRET, "MAIL_URL": "smtp://127.0.0.1:25"})
 
 
 def test_links_use_the_configured_addresses_never_the_requests_host(app, client, smtp):
