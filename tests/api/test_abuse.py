@@ -55,6 +55,7 @@ def account(client):
 # --- rate limits: login ---------------------------------------------------------------
 
 
+@pytest.mark.each_database
 class TestLoginRateLimitPerIp:
     @pytest.fixture
     def app_config(self):
@@ -85,6 +86,7 @@ class TestLoginRateLimitPerIp:
         assert db.login_failures.find_one(failures_of(account))["count"] == 3
 
 
+@pytest.mark.each_database
 class TestLoginRateLimitWindow:
     @pytest.fixture
     def app_config(self):
@@ -102,6 +104,7 @@ class TestLoginRateLimitWindow:
         assert_envelope(login(client, account), 200, "Logged in.")
 
 
+@pytest.mark.each_database
 class TestLoginRateLimitPerAccount:
     @pytest.fixture
     def app_config(self):
@@ -130,6 +133,7 @@ class TestLoginRateLimitPerAccount:
 # --- rate limits: sign-up, refresh, password change --------------------------------------
 
 
+@pytest.mark.each_database
 class TestSignUpRateLimitPerIp:
     @pytest.fixture
     def app_config(self):
@@ -157,6 +161,7 @@ def refresh(client, refresh_token, addr=1):
     return client.post("/users/token/refresh", json={"refresh_token": refresh_token}, environ_base=ip(addr))
 
 
+@pytest.mark.each_database
 class TestRefreshRateLimitPerIp:
     @pytest.fixture
     def app_config(self):
@@ -176,6 +181,7 @@ class TestRefreshRateLimitPerIp:
         assert_envelope(response, 200, "Tokens refreshed.")
 
 
+@pytest.mark.each_database
 class TestRefreshRateLimitPerSession:
     @pytest.fixture
     def app_config(self):
@@ -224,6 +230,7 @@ def change_password(client, headers, current, new=STRONG, addr=1):
 WRONG_CURRENT = {"current_password": "Current password is incorrect."}
 
 
+@pytest.mark.each_database
 class TestPasswordChangeRateLimit:
     @pytest.fixture
     def app_config(self):
@@ -313,6 +320,7 @@ def locked_retry_after(response) -> int:
     return assert_429(response, LOCKED)
 
 
+@pytest.mark.each_database
 class TestLockOut:
     @pytest.fixture(autouse=True)
     def stopped_clock(self, clock):

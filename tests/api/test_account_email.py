@@ -102,6 +102,7 @@ def event_types(client, token) -> list[str]:
 # --- forgot and reset ------------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_forgot_mails_a_reset_link_and_the_token_sets_a_new_password(app, client, smtp, account):
     response = forgot(client)
     assert_envelope(response, 202, FORGOT_SENT)
@@ -138,6 +139,7 @@ def test_forgot_for_a_disabled_account_mails_nothing(app, client, smtp, account)
     assert smtp.messages == []
 
 
+@pytest.mark.each_database
 def test_a_reset_ends_every_session(app, client, smtp, account):
     first, second = tokens(client), tokens(client)
 
@@ -189,6 +191,7 @@ def test_a_bad_reset_token_is_400_with_one_message_for_every_kind(app, client, s
     tokens(client, password=NEW_PASSWORD if make_token is used_token else PASSWORD)
 
 
+@pytest.mark.each_database
 def test_a_reset_link_lives_30_minutes(app, client, smtp, clock, account):
     token = reset_token(app, client, smtp)
     clock.shift(30 * 60 - 5)
@@ -196,6 +199,7 @@ def test_a_reset_link_lives_30_minutes(app, client, smtp, clock, account):
     assert_envelope(reset(client, token), 200, RESET_DONE)
 
 
+@pytest.mark.each_database
 def test_a_password_change_by_another_route_kills_the_reset_link(app, client, smtp, account):
     token = reset_token(app, client, smtp)
     session = tokens(client)["token"]
@@ -280,6 +284,7 @@ def test_a_reset_proves_the_address(app, client, smtp, account):
     assert tokens(client, password=NEW_PASSWORD)["email_verified"] is True
 
 
+@pytest.mark.each_database
 def test_a_reset_mail_is_given_up_once_its_link_would_have_expired(app, client, db, smtp, clock, account):
     send_due(app)  # the sign-up's verification mail
     smtp.stop()
@@ -296,6 +301,7 @@ def test_a_reset_mail_is_given_up_once_its_link_would_have_expired(app, client, 
     assert (given_up["mail"], given_up["reason"]) == ("password_reset", "expired")
 
 
+@pytest.mark.each_database
 def test_smtp_down_during_a_reset_request_then_back_the_mail_arrives(app, client, smtp, clock, account):
     send_due(app)
     smtp.stop()
@@ -354,6 +360,7 @@ def test_sign_up_mails_a_verification_link_that_verifies_the_address(app, client
     assert_envelope(verify(client, token), 400, INVALID_LINK, {"token": INVALID_LINK})  # used
 
 
+@pytest.mark.each_database
 def test_a_verification_link_lives_24_hours(app, client, smtp, clock):
     sign_up(client)
     token = verification_token(app, smtp)
@@ -374,6 +381,7 @@ def test_verify_with_a_made_up_token_is_400(client):
     assert_envelope(verify(client, secrets.token_urlsafe(32)), 400, INVALID_LINK, {"token": INVALID_LINK})
 
 
+@pytest.mark.each_database
 def test_resend_mails_a_new_link_and_the_old_one_stops_working(app, client, smtp, account):
     old = verification_token(app, smtp)
     session = bearer(tokens(client)["token"])
@@ -465,6 +473,7 @@ def change_email(client, session, **body):
     return client.put("/users/email", json={"password": PASSWORD, **body}, headers=session)
 
 
+@pytest.mark.each_database
 def test_an_email_change_happens_when_the_new_address_confirms_it(app, client, smtp, account):
     send_due(app)
     staying, other = tokens(client), tokens(client)
@@ -504,6 +513,7 @@ def test_an_email_change_with_a_wrong_password_is_401_like_login_and_counts_towa
     assert_429(change_email(client, session, email="ada@example.org"), LOCKED)
 
 
+@pytest.mark.each_database
 def test_a_password_reset_kills_a_pending_email_change_link(app, client, smtp, account):
     """Whoever asked to move the account elsewhere is evicted by the owner's reset, link and all."""
     send_due(app)
@@ -531,6 +541,7 @@ def test_an_email_change_with_two_factor_on_needs_a_code(app, client, smtp, acco
     assert change_email(client, session, email="ada@example.org", code=next_code).status_code == 202
 
 
+@pytest.mark.each_database
 def test_an_address_taken_meanwhile_is_409_when_the_link_is_used(app, client, smtp, account):
     session = bearer(tokens(client)["token"])
     change_email(client, session, email="ada@example.org")

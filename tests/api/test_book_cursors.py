@@ -16,6 +16,9 @@ from models import Books
 TINY = image_bytes("PNG", size=(4, 4))
 BAD_CURSOR = "This cursor is not valid for your list; start again without it."
 
+# Pages are queries: each runs on both databases.
+pytestmark = pytest.mark.each_database
+
 
 def add(client, headers, title, category="science"):
     form = book_form(title=title, category=category, cover=TINY)

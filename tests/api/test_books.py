@@ -22,13 +22,6 @@ from helpers import (
     image_bytes,
 )
 
-
-@pytest.fixture(params=["local", "gridfs"])
-def cover_storage(request):
-    """Every book test runs with covers in a folder and in GridFS."""
-    return request.param
-
-
 TINY_COVER = image_bytes("PNG", size=(8, 8))
 BLANK_FILE = object()  # stands for Postman's blank file field, built afresh for each request
 OTHER_ID = "5f0c9a1b2c3d4e5f6a7b8c9d"  # a well-formed ObjectId that no book has
@@ -103,6 +96,7 @@ def test_create_book_is_201_with_the_book(client, auth):
     assert len(book["id"]) == 24
 
 
+@pytest.mark.each_cover_storage
 def test_create_book_image_url_is_absolute_and_serves_the_cover(client, auth, create_book):
     book = create_book(auth.headers(), cover=image_bytes("PNG", size=(300, 200)))
     url = urlsplit(book["image_url"])
@@ -121,6 +115,7 @@ def test_create_book_timestamps_are_the_moment_of_creation_in_iso_utc(client, au
     assert parse_time(book["created_at"]) == parse_time(book["updated_at"]) == AN_INSTANT
 
 
+@pytest.mark.each_database
 def test_create_book_owner_is_the_caller_even_if_form_sends_user_id(client, auth):
     headers, other = auth.headers(), auth.headers()
     form = book_form()
@@ -246,6 +241,7 @@ def test_create_book_without_a_form_is_415(client, auth, request_kwargs):
     assert listed(client, headers)[1]["total"] == 0
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("duplicate", ["Dune", "dune", "  DUNE  ", "DuNe"])
 def test_create_book_with_duplicate_title_is_409(client, auth, create_book, duplicate):
     headers = auth.headers()
@@ -255,6 +251,7 @@ def test_create_book_with_duplicate_title_is_409(client, auth, create_book, dupl
     assert listed(client, headers)[1]["total"] == 1
 
 
+@pytest.mark.each_database
 def test_create_book_with_title_differing_only_in_inner_spacing_is_409(client, auth, create_book):
     headers = auth.headers()
     create_book(headers, title="The Left Hand of Darkness")
@@ -262,6 +259,7 @@ def test_create_book_with_title_differing_only_in_inner_spacing_is_409(client, a
     assert_envelope(response, 409, DUPLICATE_TITLE, "Conflict")
 
 
+@pytest.mark.each_database
 def test_same_title_for_another_user_is_allowed(client, auth, create_book):
     first, second = auth.headers(), auth.headers()
     create_book(first, title="Dune")
@@ -271,6 +269,7 @@ def test_same_title_for_another_user_is_allowed(client, auth, create_book):
     assert listed(client, second)[1]["total"] == 1
 
 
+@pytest.mark.each_database
 def test_title_is_free_again_after_the_book_is_deleted(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers, title="Dune")
@@ -287,12 +286,14 @@ def test_get_own_book_is_200(client, auth, create_book):
     assert get_book(client, headers, book) == book
 
 
+@pytest.mark.each_database
 def test_get_book_of_another_user_is_404(client, auth, create_book):
     owner, stranger = auth.headers(), auth.headers()
     book = create_book(owner)
     assert_envelope(client.get(book_url(book), headers=stranger), 404, BOOK_NOT_FOUND, "Not Found")
 
 
+@pytest.mark.each_database
 def test_update_book_of_another_user_is_404_and_book_unchanged(client, auth, create_book):
     owner, stranger = auth.headers(), auth.headers()
     book = create_book(owner)
@@ -303,6 +304,7 @@ def test_update_book_of_another_user_is_404_and_book_unchanged(client, auth, cre
     assert get_book(client, owner, book) == book
 
 
+@pytest.mark.each_database
 def test_update_book_of_another_user_with_a_form_is_404_and_book_unchanged(client, auth, create_book):
     owner, stranger = auth.headers(), auth.headers()
     book = create_book(owner)
@@ -313,6 +315,7 @@ def test_update_book_of_another_user_with_a_form_is_404_and_book_unchanged(clien
     assert get_book(client, owner, book) == book
 
 
+@pytest.mark.each_cover_storage
 def test_delete_book_of_another_user_is_404_and_book_kept(client, auth, create_book):
     owner, stranger = auth.headers(), auth.headers()
     book = create_book(owner)
@@ -334,6 +337,7 @@ def test_malformed_book_id_is_the_same_json_404_as_a_missing_book(client, auth, 
     assert_envelope(response, 404, BOOK_NOT_FOUND, "Not Found")
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
 def test_nonexistent_book_id_is_404(client, auth, create_book, method):
     headers = auth.headers()
@@ -362,12 +366,14 @@ def test_wrong_method_on_a_book_is_405_with_allow_header(client, auth, create_bo
 # --- list ---------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_list_of_an_empty_library_is_empty(client, auth):
     data, meta = listed(client, auth.headers())
     assert data == []
     assert meta == {"page": 1, "per_page": 20, "total": 0, "pages": 0}
 
 
+@pytest.mark.each_database
 def test_list_shows_only_own_books(client, auth, create_book):
     mine, theirs = auth.headers(), auth.headers()
     own = [create_book(mine, title="Dune"), create_book(mine, title="Emma")]
@@ -378,6 +384,7 @@ def test_list_shows_only_own_books(client, auth, create_book):
     assert meta["total"] == 2
 
 
+@pytest.mark.each_database
 def test_list_is_newest_first(client, auth, create_book):
     headers = auth.headers()
     books = create_many(create_book, headers, 5)
@@ -386,6 +393,7 @@ def test_list_is_newest_first(client, auth, create_book):
     assert data[0] == books[-1]
 
 
+@pytest.mark.each_database
 def test_list_order_is_by_creation_not_by_update(client, auth, create_book):
     headers = auth.headers()
     books = create_many(create_book, headers, 3)
@@ -395,6 +403,7 @@ def test_list_order_is_by_creation_not_by_update(client, auth, create_book):
     assert [b["id"] for b in data] == [b["id"] for b in reversed(books)]
 
 
+@pytest.mark.each_database
 def test_list_defaults_to_20_per_page_with_meta(client, auth, create_book):
     headers = auth.headers()
     books = create_many(create_book, headers, 21)
@@ -403,6 +412,7 @@ def test_list_defaults_to_20_per_page_with_meta(client, auth, create_book):
     assert meta == {"page": 1, "per_page": 20, "total": 21, "pages": 2}
 
 
+@pytest.mark.each_database
 def test_list_page_2_holds_the_remaining_books(client, auth, create_book):
     headers = auth.headers()
     books = create_many(create_book, headers, 21)
@@ -411,6 +421,7 @@ def test_list_page_2_holds_the_remaining_books(client, auth, create_book):
     assert meta == {"page": 2, "per_page": 20, "total": 21, "pages": 2}
 
 
+@pytest.mark.each_database
 def test_list_pages_with_a_custom_per_page_cover_every_book_once(client, auth, create_book):
     headers = auth.headers()
     books = create_many(create_book, headers, 7)
@@ -422,6 +433,7 @@ def test_list_pages_with_a_custom_per_page_cover_every_book_once(client, auth, c
     assert seen == [b["id"] for b in reversed(books)]
 
 
+@pytest.mark.each_database
 def test_list_per_page_100_is_allowed(client, auth, create_book):
     headers = auth.headers()
     books = create_many(create_book, headers, 21)
@@ -430,6 +442,7 @@ def test_list_per_page_100_is_allowed(client, auth, create_book):
     assert meta == {"page": 1, "per_page": 100, "total": len(books), "pages": 1}
 
 
+@pytest.mark.each_database
 def test_list_page_past_the_end_is_empty(client, auth, create_book):
     headers = auth.headers()
     create_book(headers)
@@ -465,6 +478,7 @@ def test_list_with_several_invalid_parameters_names_each(client, auth):
     assert_envelope(response, 400, INVALID_FIELDS, expected)
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("category", ["science", "SCIENCE", "Science"])
 def test_list_with_a_category_in_any_case_shows_only_that_category(client, auth, create_book, category):
     headers = auth.headers()
@@ -475,6 +489,7 @@ def test_list_with_a_category_in_any_case_shows_only_that_category(client, auth,
     assert meta == {"page": 1, "per_page": 2, "total": 3, "pages": 2}
 
 
+@pytest.mark.each_database
 def test_list_with_a_two_word_category_shows_only_that_category(client, auth, create_book):
     headers = auth.headers()
     picture = create_book(headers, title="Gruffalo", category="picture book")
@@ -520,6 +535,7 @@ def test_update_book_with_an_urlencoded_form_changes_only_the_sent_field(client,
     assert get_book(client, headers, book) == updated
 
 
+@pytest.mark.each_cover_storage
 def test_update_book_with_multipart_fields_and_no_file_keeps_the_cover(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
@@ -538,6 +554,7 @@ def test_update_book_with_multipart_fields_and_no_file_keeps_the_cover(client, a
     assert updated["image_url"] == book["image_url"]
 
 
+@pytest.mark.each_cover_storage
 def test_update_book_with_multipart_fields_and_a_new_cover_replaces_both(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers, cover=image_bytes("PNG"))
@@ -552,6 +569,7 @@ def test_update_book_with_multipart_fields_and_a_new_cover_replaces_both(client,
     assert get_book(client, headers, book) == updated
 
 
+@pytest.mark.each_cover_storage
 def test_update_book_with_only_a_new_cover_keeps_the_fields(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
@@ -684,6 +702,7 @@ def test_update_book_with_malformed_json_is_400(client, auth, create_book, body,
     assert get_book(client, headers, book) == book
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("other_title", ["Emma", "emma", "  EMMA "])
 def test_update_title_to_another_own_title_is_409_and_book_unchanged(client, auth, create_book, other_title):
     headers = auth.headers()
@@ -694,6 +713,7 @@ def test_update_title_to_another_own_title_is_409_and_book_unchanged(client, aut
     assert get_book(client, headers, book) == book
 
 
+@pytest.mark.each_database
 def test_update_title_to_a_title_of_another_user_is_allowed(client, auth, create_book):
     headers, other = auth.headers(), auth.headers()
     book = create_book(headers, title="Dune")
@@ -702,6 +722,7 @@ def test_update_title_to_a_title_of_another_user_is_allowed(client, auth, create
     assert assert_envelope(response, 200, "Book updated.")["title"] == "Emma"
 
 
+@pytest.mark.each_database
 def test_update_title_to_its_own_title_in_another_case_is_allowed(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers, title="Dune")
@@ -712,6 +733,7 @@ def test_update_title_to_its_own_title_in_another_case_is_allowed(client, auth, 
     assert_envelope(response, 409, DUPLICATE_TITLE, "Conflict")
 
 
+@pytest.mark.each_database
 def test_update_of_the_title_frees_the_old_title(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers, title="Dune")
@@ -721,6 +743,7 @@ def test_update_of_the_title_frees_the_old_title(client, auth, create_book):
     assert_envelope(response, 409, DUPLICATE_TITLE, "Conflict")
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("as_form", [False, True], ids=["json", "form"])
 def test_update_book_ignores_user_id(client, auth, create_book, as_form):
     headers, other = auth.headers(), auth.headers()
@@ -753,6 +776,7 @@ def test_update_book_minutes_later_moves_updated_at_and_keeps_created_at(client,
 # --- delete -------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_delete_book_is_204_then_get_is_404(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
@@ -763,6 +787,7 @@ def test_delete_book_is_204_then_get_is_404(client, auth, create_book):
     assert listed(client, headers)[1]["total"] == 0
 
 
+@pytest.mark.each_database
 def test_delete_book_twice_is_404(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)
@@ -770,6 +795,7 @@ def test_delete_book_twice_is_404(client, auth, create_book):
     assert_envelope(client.delete(book_url(book), headers=headers), 404, BOOK_NOT_FOUND, "Not Found")
 
 
+@pytest.mark.each_database
 def test_delete_book_leaves_the_other_books(client, auth, create_book):
     headers = auth.headers()
     books = create_many(create_book, headers, 3)

@@ -720,6 +720,7 @@ def test_hsts_is_sent_over_https(client, path):
 # --- covers ------------------------------------------------------------------------------
 
 
+@pytest.mark.each_cover_storage
 def test_cover_is_served_as_png_with_a_long_immutable_cache(client, auth, create_book):
     book = create_book(auth.headers(), cover=image_bytes("PNG"), filename="cover.png")
     with client.get(book["image_url"]) as response:
@@ -733,6 +734,7 @@ def test_cover_is_served_as_png_with_a_long_immutable_cache(client, auth, create
         assert not cache.no_store
 
 
+@pytest.mark.each_cover_storage
 def test_missing_cover_is_a_404_envelope_that_is_not_cached(client):
     with client.get("/static/images/books/" + "0" * 32 + ".png") as response:
         assert_envelope(response, 404, COVER_NOT_FOUND, "Not Found")

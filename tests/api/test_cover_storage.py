@@ -16,9 +16,7 @@ COVERS = "/static/images/books/"
 YEAR = 31536000
 
 
-@pytest.fixture(params=["local", "gridfs"])
-def cover_storage(request):
-    return request.param
+pytestmark = pytest.mark.each_cover_storage
 
 
 def add_book(client, headers, title="Dune", fmt="PNG"):

@@ -9,6 +9,9 @@ import pytest
 
 from helpers import AN_INSTANT, COVER_NOT_FOUND, PASSWORD, assert_envelope, book_form
 
+# The purge is a TTL index: each test runs on both databases.
+pytestmark = pytest.mark.each_database
+
 
 def disable(client, headers):
     return client.delete("/users/", json={"password": PASSWORD}, headers=headers)

@@ -71,6 +71,7 @@ def test_etag_is_the_same_on_every_read_of_an_unchanged_state(client, headers, b
         assert etag_of(client, headers, url) == etag_of(client, headers, url)
 
 
+@pytest.mark.each_database
 def test_list_etag_changes_when_a_book_is_added_or_deleted(client, headers, book):
     before = etag_of(client, headers, "/books/?limit=10")
     other = assert_envelope(client.post("/books/", data=book_form(title="Emma"), headers=headers), 201, "Book created.")
@@ -104,6 +105,7 @@ def delete(client, headers, book, if_match=None):
     return client.delete(f"/books/{book['id']}", headers={**headers, **extra})
 
 
+@pytest.mark.each_database
 def test_put_with_the_current_etag_changes_the_book_and_returns_the_new_etag(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
 
@@ -114,6 +116,7 @@ def test_put_with_the_current_etag_changes_the_book_and_returns_the_new_etag(cli
     assert response.headers["ETag"] == etag_of(client, headers, f"/books/{book['id']}")
 
 
+@pytest.mark.each_database
 def test_second_tab_editing_with_the_same_etag_gets_412_and_changes_nothing(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
     updated(put(client, headers, book, etag, json={"title": "First tab"}))
@@ -124,6 +127,7 @@ def test_second_tab_editing_with_the_same_etag_gets_412_and_changes_nothing(clie
     assert read(client, headers, book)["title"] == "First tab"
 
 
+@pytest.mark.each_cover_storage
 def test_stale_put_with_a_new_cover_is_412_and_keeps_the_old_cover(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
     updated(put(client, headers, book, json={"description": "Changed elsewhere."}))
@@ -145,6 +149,7 @@ def test_put_and_delete_without_if_match_behave_as_before(client, headers, book)
     assert_envelope(delete(client, headers, book, etag), 404, BOOK_NOT_FOUND, "Not Found")
 
 
+@pytest.mark.each_database
 def test_delete_with_a_stale_etag_is_412_and_the_book_stays(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
     updated(put(client, headers, book, json={"category": "fantasy"}))
@@ -153,6 +158,7 @@ def test_delete_with_a_stale_etag_is_412_and_the_book_stays(client, headers, boo
     assert read(client, headers, book)["category"] == "fantasy"
 
 
+@pytest.mark.each_database
 def test_delete_with_the_current_etag_deletes_the_book(client, headers, book):
     etag = etag_of(client, headers, f"/books/{book['id']}")
     assert delete(client, headers, book, etag).status_code == 204
@@ -192,6 +198,7 @@ def test_if_match_on_another_users_book_is_404(client, auth, headers, book):
     assert_envelope(delete(client, stranger, book, etag), 404, BOOK_NOT_FOUND, "Not Found")
 
 
+@pytest.mark.each_database
 def test_book_from_before_versions_is_matched_by_its_etag(client, headers, book, db):
     db.books.update_many({}, {"$unset": {"version": ""}})
     etag = etag_of(client, headers, f"/books/{book['id']}")

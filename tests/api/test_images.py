@@ -71,12 +71,6 @@ CATEGORY_UNKNOWN = (
 )
 
 
-@pytest.fixture(params=["local", "gridfs"])
-def cover_storage(request):
-    """Every cover test runs with covers in a folder and in GridFS."""
-    return request.param
-
-
 # --- helpers --------------------------------------------------------------------
 
 
@@ -169,6 +163,7 @@ def cover_status(client, url) -> int:
 # --- formats ----------------------------------------------------------------------
 
 
+@pytest.mark.each_cover_storage
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_cover_in_each_allowed_format_is_stored_in_that_format(client, auth, app, fmt):
     extension, mimetype = FORMATS[fmt]
@@ -664,6 +659,7 @@ class TestDecodeBudget:
 # --- files on disk ----------------------------------------------------------------
 
 
+@pytest.mark.each_cover_storage
 def test_replacing_the_cover_removes_the_old_file_and_serves_the_new(client, auth, app):
     headers = auth.headers()
     book = created_book(post_cover(client, headers, image_bytes("PNG")))
@@ -674,6 +670,7 @@ def test_replacing_the_cover_removes_the_old_file_and_serves_the_new(client, aut
     assert (image.format, served_type) == ("WEBP", "image/webp")
 
 
+@pytest.mark.each_cover_storage
 def test_updating_fields_only_keeps_the_cover_file(client, auth, app):
     headers = auth.headers()
     book = created_book(post_cover(client, headers, image_bytes("PNG")))
@@ -682,6 +679,7 @@ def test_updating_fields_only_keeps_the_cover_file(client, auth, app):
     assert cover_status(client, book["image_url"]) == 200
 
 
+@pytest.mark.each_cover_storage
 def test_deleting_a_book_removes_its_cover_file(client, auth, app):
     headers = auth.headers()
     keep = created_book(post_cover(client, headers, image_bytes("PNG"), title="Keep"))
@@ -692,6 +690,7 @@ def test_deleting_a_book_removes_its_cover_file(client, auth, app):
     assert cover_status(client, keep["image_url"]) == 200
 
 
+@pytest.mark.each_cover_storage
 def test_create_with_duplicate_title_leaves_no_file_or_document(client, auth, app):
     headers = auth.headers()
     book = created_book(post_cover(client, headers, image_bytes("PNG"), title="Dune"))
@@ -701,6 +700,7 @@ def test_create_with_duplicate_title_leaves_no_file_or_document(client, auth, ap
     assert total_books(client, headers) == 1
 
 
+@pytest.mark.each_cover_storage
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
@@ -719,6 +719,7 @@ def test_create_with_invalid_field_and_valid_cover_leaves_no_file_or_document(
     assert total_books(client, headers) == 0
 
 
+@pytest.mark.each_cover_storage
 def test_update_with_duplicate_title_and_new_cover_keeps_the_old_file_and_adds_none(client, auth, app):
     headers = auth.headers()
     book = created_book(post_cover(client, headers, image_bytes("PNG"), title="Dune"))
@@ -730,6 +731,7 @@ def test_update_with_duplicate_title_and_new_cover_keeps_the_old_file_and_adds_n
     assert cover_status(client, book["image_url"]) == 200
 
 
+@pytest.mark.each_cover_storage
 def test_update_with_invalid_field_and_new_cover_keeps_the_old_file_and_adds_none(client, auth, app):
     headers = auth.headers()
     book = created_book(post_cover(client, headers, image_bytes("PNG")))
@@ -739,6 +741,7 @@ def test_update_with_invalid_field_and_new_cover_keeps_the_old_file_and_adds_non
     assert get_book(client, headers, book) == book
 
 
+@pytest.mark.each_cover_storage
 def test_update_with_invalid_cover_is_400_and_keeps_the_old_cover(client, auth, app):
     headers = auth.headers()
     book = created_book(post_cover(client, headers, image_bytes("PNG")))
@@ -748,6 +751,7 @@ def test_update_with_invalid_cover_is_400_and_keeps_the_old_cover(client, auth, 
     assert get_book(client, headers, book) == book
 
 
+@pytest.mark.each_cover_storage
 def test_update_of_another_users_book_with_a_cover_is_404_and_adds_no_file(client, auth, app):
     owner, stranger = auth.headers(), auth.headers()
     book = created_book(post_cover(client, owner, image_bytes("PNG")))
@@ -757,6 +761,7 @@ def test_update_of_another_users_book_with_a_cover_is_404_and_adds_no_file(clien
     assert get_book(client, owner, book) == book
 
 
+@pytest.mark.each_cover_storage
 def test_update_of_a_missing_book_with_a_cover_is_404_and_adds_no_file(client, auth, app):
     headers = auth.headers()
     missing = {"id": "5f0c9a1b2c3d4e5f6a7b8c9d"}
@@ -769,6 +774,7 @@ def damaged_cover() -> bytes:
     return image_bytes("PNG", size=(600, 400))[:-200]  # a valid header, truncated pixels
 
 
+@pytest.mark.each_cover_storage
 def test_update_of_a_missing_book_with_a_damaged_cover_is_404_not_400(client, auth, app):
     """What the header shows is checked with the fields; decoding waits for the book to be found."""
     headers = auth.headers()
@@ -780,6 +786,7 @@ def test_update_of_a_missing_book_with_a_damaged_cover_is_404_not_400(client, au
     assert stored(app) == set()
 
 
+@pytest.mark.each_cover_storage
 def test_update_of_another_users_book_with_a_damaged_cover_is_404_not_400(client, auth, app):
     owner, stranger = auth.headers(), auth.headers()
     book = created_book(post_cover(client, owner, image_bytes("PNG")))
@@ -855,6 +862,7 @@ def age(app, name: str, seconds: float) -> None:
     files.update_one({"_id": name}, {"$set": {"uploadDate": datetime.fromtimestamp(written, UTC)}})
 
 
+@pytest.mark.each_cover_storage
 def test_prune_covers_removes_only_old_covers_no_book_references_from_both_storages(client, auth, app):
     kept = created_book(post_cover(client, auth.headers(), image_bytes("PNG")))
     age(app, file_name(kept), 2 * 3600)  # old but referenced
@@ -881,6 +889,7 @@ def test_prune_covers_removes_only_old_covers_no_book_references_from_both_stora
     assert cover_status(client, kept["image_url"]) == 200
 
 
+@pytest.mark.each_cover_storage
 def test_prune_covers_with_no_grace_removes_every_unreferenced_cover(client, auth, app, cover_storage):
     kept = created_book(post_cover(client, auth.headers(), image_bytes("PNG")))
     plant(app, "fedcba9876543210fedcba9876543210.png", cover_storage)
@@ -894,12 +903,14 @@ def test_prune_covers_with_no_grace_removes_every_unreferenced_cover(client, aut
 # --- serving ----------------------------------------------------------------------
 
 
+@pytest.mark.each_cover_storage
 @pytest.mark.parametrize("name", ["0123456789abcdef0123456789abcdef.png", "missing.jpg", ".upload-abc"])
 def test_missing_cover_is_404_envelope(client, name):
     with client.get(f"/static/images/books/{name}") as response:
         assert_envelope(response, 404, COVER_NOT_FOUND, "Not Found")
 
 
+@pytest.mark.each_cover_storage
 @pytest.mark.parametrize(
     "path",
     [

@@ -88,6 +88,7 @@ def test_html_body_escapes_what_the_user_typed(app, client, smtp):
 # --- the outbox --------------------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_a_mail_queued_while_smtp_is_down_arrives_after_it_is_back_and_the_app_restarted(
     app, app_factory, client, db, smtp, clock
 ):
@@ -106,6 +107,7 @@ def test_a_mail_queued_while_smtp_is_down_arrives_after_it_is_back_and_the_app_r
     assert send_due(restarted) == 0  # delivered once, never again
 
 
+@pytest.mark.each_database
 def test_retries_back_off_doubling_from_15_seconds(app, client, smtp, clock):
     smtp.stop()
     sign_up(client)
@@ -125,6 +127,7 @@ def test_retries_back_off_doubling_from_15_seconds(app, client, smtp, clock):
     assert waits == [15, 30, 60, 120]
 
 
+@pytest.mark.each_database
 def test_a_mail_that_cannot_be_sent_for_a_day_is_given_up_and_that_is_an_event(app, client, db, smtp, clock):
     smtp.stop()
     sign_up(client)
@@ -141,6 +144,7 @@ def test_a_mail_that_cannot_be_sent_for_a_day_is_given_up_and_that_is_an_event(a
     assert given_up and given_up[0]["detail"]["mail"] == "verify_email"
 
 
+@pytest.mark.each_database
 def test_a_mail_for_an_address_the_account_no_longer_has_is_not_sent(app, client, db, smtp):
     sign_up(client)
     db.users.update_one({"email": "ada@example.com"}, {"$set": {"email": "ada@example.org"}})
@@ -161,6 +165,7 @@ def test_a_sent_mail_records_an_event_without_its_address_or_link(app, client, s
 # --- two processes ---------------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_two_app_processes_never_send_one_mail_twice(app, app_factory, client, smtp):
     other = app_factory()
     sign_up(client)
@@ -179,9 +184,9 @@ def test_two_app_processes_never_send_one_mail_twice(app, app_factory, client, s
     assert len(smtp.messages) == 1
 
 
-def test_many_mails_from_two_processes_at_once_each_arrive_exactly_once(app, app_factory, client, smtp, backend):
-    if backend == "mongomock":
-        pytest.skip("concurrent claims need a real server's atomic find_one_and_update")
+# Concurrent claims need a real server's atomic find_one_and_update.
+@pytest.mark.parametrize("backend", ["secantus"], indirect=True)
+def test_many_mails_from_two_processes_at_once_each_arrive_exactly_once(app, app_factory, client, smtp):
     other = app_factory()
     for n in range(12):
         sign_up(client, f"reader{n}@example.com")

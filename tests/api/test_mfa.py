@@ -262,6 +262,7 @@ def test_verify_with_a_body_that_is_not_json_is_415(client, auth):
     assert_envelope(response, 415, JSON_ONLY, "Unsupported Media Type")
 
 
+@pytest.mark.each_database
 def test_only_the_latest_enrolment_secret_can_be_verified(client, auth):
     headers = auth.headers()
     first = enrol(client, headers)["secret"]
@@ -405,6 +406,7 @@ def test_ticket_and_the_next_steps_code_log_in_with_working_tokens(client, mfa_u
     assert assert_envelope(refreshed, 200, "Tokens refreshed.")["token"]
 
 
+@pytest.mark.each_database
 def test_a_ticket_works_once(client, mfa_user):
     ticket = ticket_for(client, mfa_user.email)
     assert login_mfa(client, ticket, code=at(mfa_user.secret, 1)).status_code == 200
@@ -414,6 +416,7 @@ def test_a_ticket_works_once(client, mfa_user):
     assert_envelope(response, 401, TICKET_SPENT, "Unauthorized")
 
 
+@pytest.mark.each_database
 def test_a_used_code_is_refused_with_a_new_ticket(client, mfa_user):
     code = at(mfa_user.secret, 1)
     assert login_mfa(client, ticket_for(client, mfa_user.email), code=code).status_code == 200
@@ -423,12 +426,14 @@ def test_a_used_code_is_refused_with_a_new_ticket(client, mfa_user):
     assert_envelope(response, 401, CODE_NOT_VALID, "Unauthorized")
 
 
+@pytest.mark.each_database
 def test_the_code_used_to_turn_mfa_on_cannot_log_in(client, mfa_user):
     response = login_mfa(client, ticket_for(client, mfa_user.email), code=mfa_user.used_code)
 
     assert_envelope(response, 401, CODE_NOT_VALID, "Unauthorized")
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("steps_ago", [2, 3])
 def test_a_code_from_steps_ago_is_401_even_when_no_later_code_was_used(client, db, mfa_user, steps_ago):
     # Forget the step spent at verification, so only the time window can refuse the code.
@@ -451,6 +456,7 @@ def test_a_code_from_the_next_step_is_accepted_for_clock_drift(client, mfa_user)
     assert_envelope(response, 200, "Logged in.")
 
 
+@pytest.mark.each_database
 def test_wrong_codes_kill_the_ticket_after_five_tries_and_a_new_login_still_works(client, mfa_user):
     ticket = ticket_for(client, mfa_user.email)
     for _ in range(TICKET_ATTEMPTS):
@@ -469,6 +475,7 @@ def test_wrong_codes_kill_the_ticket_after_five_tries_and_a_new_login_still_work
     assert_envelope(login_mfa(client, fresh, addr=2, code=good), 200, "Logged in.")
 
 
+@pytest.mark.each_database
 def test_a_wrong_code_counts_against_the_ticket_in_the_database(client, db, mfa_user):
     ticket = ticket_for(client, mfa_user.email)
     jti = jwt.decode(ticket, options={"verify_signature": False})["jti"]
@@ -489,6 +496,7 @@ def test_a_ticket_past_its_expiry_is_401(client, mfa_user):
     assert_envelope(response, 401, TICKET_INVALID, "Unauthorized")
 
 
+@pytest.mark.each_database
 def test_a_ticket_whose_record_has_expired_is_401_and_the_code_is_not_spent(client, db, mfa_user):
     ticket = ticket_for(client, mfa_user.email)
     jti = jwt.decode(ticket, options={"verify_signature": False})["jti"]
@@ -537,6 +545,7 @@ def test_a_forged_or_wrong_kind_of_ticket_is_401(client, mfa_user, forge):
     assert login_mfa(client, ticket, code=at(mfa_user.secret, 1)).status_code == 200
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize("kind", ["a new jti", "an access token's claims"])
 def test_a_genuinely_signed_ticket_that_was_never_issued_is_401(client, mfa_user, kind):
     ticket = ticket_for(client, mfa_user.email)
@@ -630,6 +639,7 @@ def test_login_mfa_with_a_form_body_is_415(client):
 # --- recovery codes --------------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_a_recovery_code_logs_in_once_and_the_others_still_work(client, mfa_user):
     first, second = mfa_user.recovery_codes[:2]
 
@@ -656,6 +666,7 @@ def test_a_made_up_recovery_code_is_401(client, mfa_user):
     assert_envelope(response, 401, CODE_NOT_VALID, "Unauthorized")
 
 
+@pytest.mark.each_database
 def test_another_users_recovery_code_is_401(client, auth, mfa_user):
     other_headers = auth.headers()
     other_secret = enrol(client, other_headers)["secret"]
@@ -666,6 +677,7 @@ def test_another_users_recovery_code_is_401(client, auth, mfa_user):
     assert_envelope(response, 401, CODE_NOT_VALID, "Unauthorized")
 
 
+@pytest.mark.each_database
 def test_new_recovery_codes_replace_the_old_set(client, mfa_user):
     response = client.post("/users/mfa/recovery-codes", json={"code": at(mfa_user.secret, 1)}, headers=mfa_user.headers)
 
@@ -738,6 +750,7 @@ def test_password_change_with_mfa_on_and_a_valid_code_is_200(client, mfa_user):
     assert_envelope(login(client, mfa_user.email, NEW_PASSWORD), 200, CHALLENGE_MESSAGE)
 
 
+@pytest.mark.each_database
 def test_password_change_with_a_wrong_current_password_does_not_spend_the_code(client, mfa_user):
     code = at(mfa_user.secret, 1)
     body = {"current_password": WRONG_PASSWORD, "new_password": NEW_PASSWORD, "code": code}
@@ -794,6 +807,7 @@ def disable_mfa(client, headers, **body):
     return client.delete("/users/mfa/totp", json=body, headers=headers)
 
 
+@pytest.mark.each_database
 def test_disable_mfa_with_a_wrong_password_is_400_and_does_not_spend_the_code(client, mfa_user):
     code = at(mfa_user.secret, 1)
 
@@ -844,6 +858,7 @@ def test_disable_mfa_when_it_is_off_is_409(client, auth):
     assert_envelope(disable_mfa(client, auth.headers(), password=PASSWORD), 409, NOT_ON, "Conflict")
 
 
+@pytest.mark.each_database
 def test_mfa_can_be_turned_on_again_with_a_new_secret_after_disabling(client, mfa_user):
     assert disable_mfa(client, mfa_user.headers, password=PASSWORD, code=at(mfa_user.secret, 1)).status_code == 204
 
@@ -860,6 +875,7 @@ def test_mfa_can_be_turned_on_again_with_a_new_secret_after_disabling(client, mf
 # --- auth events -------------------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_events_record_enrolment_activation_challenge_failure_recovery_use_and_disabling(client, auth):
     email = auth.signup()
     headers = auth.headers(email)
@@ -1119,6 +1135,7 @@ class TestLoginMfaRateLimitPerAccount:
         assert_429(login_mfa(client, ticket, addr=4, code=at(mfa_user.secret, 1)))
 
 
+@pytest.mark.each_database
 class TestWrongCodesCountAgainstTheAccount:
     @pytest.fixture
     def app_config(self):

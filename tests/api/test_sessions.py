@@ -137,6 +137,7 @@ def test_login_returns_an_access_token_a_refresh_token_expires_in_and_token_type
     assert_works(client, session_from(data))
 
 
+@pytest.mark.each_database
 def test_each_login_starts_its_own_session(client, email):
     first, second = log_in(client, email), log_in(client, email)
 
@@ -158,6 +159,7 @@ def test_refresh_token_is_stored_only_as_a_hash(client, db, email):
 # --- refresh ------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_refresh_gives_new_tokens_for_the_same_session_and_the_old_refresh_token_stops_working(client, email, clock):
     session = log_in(client, email)
 
@@ -176,6 +178,7 @@ def test_refresh_gives_new_tokens_for_the_same_session_and_the_old_refresh_token
     assert_envelope(refresh(client, session.refresh_token), 401, REFRESH_REUSED, "Unauthorized")
 
 
+@pytest.mark.each_database
 def test_refresh_can_be_repeated_along_the_chain(client, email):
     session = log_in(client, email)
 
@@ -185,6 +188,7 @@ def test_refresh_can_be_repeated_along_the_chain(client, email):
     assert_works(client, session)
 
 
+@pytest.mark.each_database
 def test_reused_refresh_token_revokes_the_whole_session_and_is_recorded(client, email):
     bystander = log_in(client, email, user_agent="other-device")
     stolen = log_in(client, email)
@@ -206,6 +210,7 @@ def test_reused_refresh_token_revokes_the_whole_session_and_is_recorded(client, 
     assert reuse[0]["detail"]["session_id"] == stolen.id
 
 
+@pytest.mark.each_database
 def test_refresh_token_used_twice_in_a_row_is_refused_the_second_time(client, email, clock):
     session = log_in(client, email)
     assert refresh(client, session.refresh_token).status_code == 200
@@ -227,6 +232,7 @@ def secret(session) -> str:
 # --- refresh from several tabs: the reuse interval ------------------------------------------
 
 
+@pytest.mark.each_database
 def test_a_repeat_within_the_interval_gets_the_same_refresh_token_and_the_session_goes_on(client, email, clock):
     """Two tabs refresh with the same token; the second answer must not end the session."""
     session = log_in(client, email)
@@ -246,6 +252,7 @@ def test_a_repeat_within_the_interval_gets_the_same_refresh_token_and_the_sessio
     ]
 
 
+@pytest.mark.each_database
 def test_a_repeat_at_the_end_of_the_interval_still_counts_as_another_tab(client, email, clock):
     session = log_in(client, email)
     first = refreshed(client, session)
@@ -254,6 +261,7 @@ def test_a_repeat_at_the_end_of_the_interval_still_counts_as_another_tab(client,
     assert refreshed(client, session).refresh_token == first.refresh_token
 
 
+@pytest.mark.each_database
 def test_a_repeat_after_the_interval_is_theft_and_ends_the_session(client, email, clock):
     session = log_in(client, email)
     first = refreshed(client, session)
@@ -265,6 +273,7 @@ def test_a_repeat_after_the_interval_is_theft_and_ends_the_session(client, email
     assert_envelope(refresh(client, first.refresh_token), 401, REFRESH_INVALID, "Unauthorized")
 
 
+@pytest.mark.each_database
 def test_only_the_token_exchanged_last_may_be_repeated(client, email, clock):
     session = log_in(client, email)
     first = refreshed(client, session)
@@ -275,6 +284,7 @@ def test_only_the_token_exchanged_last_may_be_repeated(client, email, clock):
     assert_session_ended(me(client, second.token))
 
 
+@pytest.mark.each_database
 class TestNoReuseInterval:
     @pytest.fixture
     def app_config(self):
@@ -359,6 +369,7 @@ def test_refresh_with_a_body_that_is_not_json_is_415(client, email):
     assert_works(client, refreshed(client, session))
 
 
+@pytest.mark.each_database
 def test_refresh_of_an_expired_session_is_401_and_it_is_no_longer_listed(client, db, email):
     keeper = log_in(client, email)
     session = log_in(client, email)
@@ -371,6 +382,7 @@ def test_refresh_of_an_expired_session_is_401_and_it_is_no_longer_listed(client,
     assert [s["id"] for s in sessions_of(client, keeper)] == [keeper.id]
 
 
+@pytest.mark.each_database
 def test_refresh_keeps_the_session_expiry_fixed(client, db, email):
     """Refreshing does not stretch the session: it ends REFRESH_TOKEN_EXPIRES_SECONDS after login."""
     session = log_in(client, email)
@@ -383,6 +395,7 @@ def test_refresh_keeps_the_session_expiry_fixed(client, db, email):
     assert (before - created).total_seconds() == REFRESH_TOKEN_SECONDS
 
 
+@pytest.mark.each_database
 def test_an_access_token_never_outlives_its_session(client, db, email):
     session = log_in(client, email)
     ends = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=2)
@@ -400,6 +413,7 @@ def test_an_access_token_never_outlives_its_session(client, db, email):
 # --- logout -------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_logout_is_204_and_the_access_token_fails_at_once(client, email):
     other_device = log_in(client, email)
     session = log_in(client, email)
@@ -417,6 +431,7 @@ def test_logout_is_204_and_the_access_token_fails_at_once(client, email):
     assert [s["id"] for s in sessions_of(client, other_device)] == [other_device.id]
 
 
+@pytest.mark.each_database
 def test_logout_all_ends_every_session(client, email, other_email):
     first, second = log_in(client, email), log_in(client, email)
     stranger = log_in(client, other_email)
@@ -436,6 +451,7 @@ def test_logout_all_ends_every_session(client, email, other_email):
 # --- the session list -----------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_sessions_lists_the_active_sessions_and_marks_the_current_one(client, email, other_email):
     laptop = log_in(client, email, user_agent="Laptop Firefox/128.0")
     phone = log_in(client, email, user_agent="Phone Safari/17.0")
@@ -466,6 +482,7 @@ def test_sessions_lists_the_active_sessions_and_marks_the_current_one(client, em
     assert [s["id"] for s in sessions_of(client, laptop) if s["current"]] == [laptop.id]
 
 
+@pytest.mark.each_database
 def test_refresh_updates_last_used_and_the_user_agent_of_the_session(client, email):
     session = log_in(client, email, user_agent="Before/1.0")
     before = {s["id"]: s for s in sessions_of(client, session)}[session.id]
@@ -479,6 +496,7 @@ def test_refresh_updates_last_used_and_the_user_agent_of_the_session(client, ema
     assert after["created_at"] == before["created_at"]
 
 
+@pytest.mark.each_database
 def test_delete_session_ends_that_session_only(client, email):
     laptop, phone = log_in(client, email), log_in(client, email)
 
@@ -492,6 +510,7 @@ def test_delete_session_ends_that_session_only(client, email):
     assert [s["id"] for s in sessions_of(client, phone)] == [phone.id]
 
 
+@pytest.mark.each_database
 def test_delete_the_current_session_ends_it(client, email):
     session = log_in(client, email)
 
@@ -501,6 +520,7 @@ def test_delete_the_current_session_ends_it(client, email):
     assert_session_ended(me(client, session.token))
 
 
+@pytest.mark.each_database
 def test_delete_session_of_another_user_is_404_and_leaves_it_alone(client, email, other_email):
     mine, theirs = log_in(client, email), log_in(client, other_email)
 
@@ -536,6 +556,7 @@ def test_delete_session_with_a_malformed_id_is_the_same_404_as_a_missing_one(cli
     assert_works(client, session)
 
 
+@pytest.mark.each_database
 def test_login_beyond_the_session_cap_ends_the_oldest_session_and_the_list_agrees(client, email):
     """A user keeps at most 50 sessions: the 51st login ends the oldest, and the list shows
     exactly the sessions whose tokens work, also once there is room again."""
@@ -554,6 +575,7 @@ def test_login_beyond_the_session_cap_ends_the_oldest_session_and_the_list_agree
     assert sorted(listed) == sorted(s.id for s in live[:-1])
 
 
+@pytest.mark.each_database
 def test_a_full_session_list_drops_an_expired_session_before_a_live_one(client, db, email):
     oldest = log_in(client, email)
     others = [log_in(client, email) for _ in range(49)]
@@ -570,6 +592,7 @@ def test_a_full_session_list_drops_an_expired_session_before_a_live_one(client, 
     assert sorted(listed) == sorted(s.id for s in [oldest, *others, newest] if s is not expired)
 
 
+@pytest.mark.each_database
 def test_a_session_off_the_user_list_is_not_listed_usable_or_endable(client, db, email):
     """The user's list of session ids is the truth, even where a session record was
     left open (a login racing the cap can leave one so)."""
@@ -691,6 +714,7 @@ def test_password_change_with_missing_fields_is_400(client, email, body, expecte
     assert_envelope(response, 400, INVALID_FIELDS, expected)
 
 
+@pytest.mark.each_database
 def test_password_change_ends_other_sessions_and_gives_this_one_fresh_tokens(client, auth, email, other_email):
     other_device = log_in(client, email)
     session = log_in(client, email)
@@ -743,6 +767,7 @@ def test_access_tokens_from_before_each_password_change_fail_and_later_ones_work
     assert_works(client, log_in(client, email))
 
 
+@pytest.mark.each_database
 def test_a_session_that_logged_in_with_a_password_changed_since_cannot_refresh(client, db, email):
     """A login racing a password change: it checked the old password, and its session was
     added after the change ended the others. Its refresh token must not carry it on."""
@@ -769,6 +794,7 @@ def test_password_change_is_recorded_without_the_passwords(client, email):
 # --- disabling the account -------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_delete_user_ends_every_session(client, auth, email):
     first, second = log_in(client, email), log_in(client, email)
 
@@ -783,6 +809,7 @@ def test_delete_user_ends_every_session(client, auth, email):
 # --- audit events ---------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_events_list_the_callers_own_events_newest_first(client, auth, email, other_email):
     first = log_in(client, email)
     assert_envelope(auth.login(email, WRONG_PASSWORD), 401, WRONG_CREDENTIALS, "Unauthorized")
@@ -843,6 +870,7 @@ def test_events_never_contain_passwords_or_tokens(client, auth, email):
         assert secret.split(".")[-1] not in raw  # nor the secret half of a refresh token
 
 
+@pytest.mark.each_database
 def test_events_limit_returns_the_newest(client, email):
     session = log_in(client, email)
     session = refreshed(client, session)
@@ -871,6 +899,7 @@ def test_events_limit_out_of_range_or_not_a_number_is_400(client, email, limit, 
     assert_envelope(response, 400, INVALID_FIELDS, {"limit": message})
 
 
+@pytest.mark.each_database
 def test_events_recorded_in_the_same_millisecond_are_still_newest_first(client, db, email):
     """Timestamps have millisecond precision, so two requests can share one; the order must not flip."""
     session = log_in(client, email)

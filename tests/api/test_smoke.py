@@ -1,5 +1,7 @@
 """The first thing to run: the app answers, and a book goes in and comes back out."""
 
+import pytest
+
 from helpers import assert_envelope
 
 
@@ -7,6 +9,7 @@ def test_banner_answers_200_in_the_envelope(client):
     assert assert_envelope(client.get("/"), 200, "Book Library API")["name"] == "book-library"
 
 
+@pytest.mark.each_cover_storage
 def test_a_created_book_is_listed_and_its_cover_served(client, auth, create_book):
     headers = auth.headers()
     book = create_book(headers)

@@ -83,6 +83,7 @@ def test_sign_up_is_201_with_the_user_and_no_password_anywhere(client, db, email
     assert PASSWORD not in raw
 
 
+@pytest.mark.each_database
 def test_sign_up_stores_email_trimmed_and_lowercase(client, auth, email):
     shouted = "  " + email.replace("ada-", "Ada.Lovelace-").upper() + " "
 
@@ -231,6 +232,7 @@ def test_sign_up_with_a_128_character_password_of_look_alike_symbols_is_answered
     assert response.status_code in (201, 400), response.get_json()
 
 
+@pytest.mark.each_database
 @pytest.mark.parametrize(
     "variant",
     [
@@ -403,6 +405,7 @@ def test_hash_with_older_parameters_is_upgraded_at_the_next_successful_login(cli
     assert db.users.find_one({"email": email})["password"] == upgraded  # upgraded once, then left alone
 
 
+@pytest.mark.each_database
 def test_each_test_runs_on_its_own_database_named_in_database_url(app, db):
     """The app fixture names a fresh database per test in DATABASE_URL and drops it afterwards.
 
@@ -524,6 +527,7 @@ def test_update_user_with_bad_json_is_400(client, auth, raw, message):
 # --- disabling ------------------------------------------------------------------
 
 
+@pytest.mark.each_database
 def test_delete_user_is_204_then_its_token_and_its_login_are_401(client, auth, db):
     email = auth.signup()
     headers = auth.headers(email)
@@ -547,6 +551,7 @@ def test_delete_user_is_204_then_its_token_and_its_login_are_401(client, auth, d
     assert db.users.find_one({"email": email})["disabled"] is True
 
 
+@pytest.mark.each_database
 def test_delete_user_leaves_other_users_working(client, auth):
     leaving = auth.headers()
     staying_email = auth.signup(name="Grace Hopper")
