@@ -140,7 +140,7 @@ def test_make_dev_reloads_an_edited_module_and_stops_quietly(tmp_path):
         launcher.start()
         assert banner(launcher.base_url) == "Book Library API"
         some_traffic(launcher.base_url)
-        meta = os.path.join(copy, "meta.py")
+        meta = os.path.join(copy, "api", "meta.py")
         with open(meta, encoding="utf-8") as handle:
             source = handle.read()
         assert source.count('envelope("Book Library API"') == 1
