@@ -31,7 +31,7 @@ if CHROMIUM is None:
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from helpers import PASSWORD, ROOT, bearer, book_form, free_port, image_bytes, text_body  # noqa: E402
+from helpers import PASSWORD, ROOT, bearer, book_form, free_port, image_bytes, limits, text_body  # noqa: E402
 from mail.sender import send_due  # noqa: E402
 
 APP_FOLDER = os.path.join(ROOT, "static", "app")
@@ -167,12 +167,19 @@ def mode(request):
 
 
 @pytest.fixture
-def app_config(mode, other_origin):
+def settings():
+    """Settings one test adds (it parametrises this): the app reads them once, when it is made."""
+    return {}
+
+
+@pytest.fixture
+def app_config(mode, other_origin, settings):
     return {
         "REFRESH_TOKEN_COOKIE": mode == "cookie",
         "CORS_ORIGINS": other_origin,
         "ACCESS_TOKEN_EXPIRES_SECONDS": ACCESS_SECONDS,
         "REQUEST_LOG": False,
+        **settings,
     }
 
 
@@ -623,8 +630,8 @@ def test_account_errors_are_the_apis_messages(page, api):
 
 
 @pytest.mark.parametrize("mode", ["token"])
-def test_too_many_logins_say_when_to_try_again(page, app, api):
-    app.config.update(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute")
+@pytest.mark.parametrize("settings", [limits(LOGIN_RATE_LIMIT="2 per minute")], ids=["limits"])
+def test_too_many_logins_say_when_to_try_again(page, api):
     page.goto(app_url("same", api))
     for _ in range(2):
         log_in(page, "nobody@example.com")
