@@ -15,6 +15,7 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from database.client import state as database_state
+from database.documents import Model
 from helpers import (
     COMMON,
     GUESSABLE,
@@ -406,13 +407,22 @@ def test_hash_with_older_parameters_is_upgraded_at_the_next_successful_login(cli
 
 
 @pytest.mark.each_database
-def test_each_test_runs_on_its_own_database_named_in_database_url(app, db):
-    """The app fixture names a fresh database per test in DATABASE_URL and drops it afterwards.
+def test_the_app_uses_the_database_named_in_database_url_even_when_handed_a_client(app, db):
+    """The app fixture hands in the process's client and names the tests' database in DATABASE_URL.
 
-    If the app ignores that name when handed MONGO_CLIENT, every SecantusDB-backed test
-    shares one database and the teardown drops a database nobody used.
+    If the app ignored that name when handed MONGO_CLIENT, it would write to another database
+    than the one emptied before each test.
     """
     assert db.name == urlparse(app.config["DATABASE_URL"]).path.lstrip("/")
+
+
+@pytest.mark.each_database
+def test_each_test_starts_on_an_empty_database_with_every_index(app, db):
+    """The database is kept for the whole run and emptied before each test, its indexes kept."""
+    assert [name for name in db.list_collection_names() if db[name].estimated_document_count()] == []
+    with app.app_context():
+        for name, model in Model.owners.items():
+            assert {index.name for index in model.indexes()} <= set(db[name].index_information()), name
 
 
 # --- the current user ---------------------------------------------------------
