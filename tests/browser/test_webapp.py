@@ -795,6 +795,8 @@ class TestMailedLinks:
 
         expect(status(page)).to_have_text("Email address changed.")
         page.get_by_role("button", name="Log in").click()
+        # The verify panel ("...email address") is labelled "Email" too until the login form replaces it.
+        expect(page.get_by_role("heading", name="Log in")).to_be_visible()
         log_in(page, "new@example.com")
         expect(status(page)).to_have_text(f"Welcome back, {NAME}.")
 
