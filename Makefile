@@ -14,17 +14,19 @@ run: $(VENV)/.installed ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-
 dev: $(VENV)/.installed ## the same address, with Flask's reloader: an edit is live on save
 	$(BIN)/python launcher.py --dev
 
-test: $(VENV)/.installed-dev $(NODE_TOOLS) ## lint, then run the whole test suite
+test: $(VENV)/.installed-dev $(NODE_TOOLS) ## lint and type-check, then run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 coverage: $(VENV)/.installed-dev $(NODE_TOOLS) ## the whole suite, then the application's line coverage (the tests' own lines not counted)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --cov=. --cov-report=term
 
-lint: $(VENV)/.installed-dev ## ruff: lint and check formatting (make test runs this first)
+lint: $(VENV)/.installed-dev ## ruff and mypy: lint, check formatting and types (make test runs this first)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev ## ruff: fix what can be fixed and format every file
 	$(BIN)/ruff check --fix .
@@ -56,4 +58,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean: ## remove the virtual environment, Node tools and caches (keeps instance/ data)
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache examples/typescript/build examples/typescript/api.d.ts

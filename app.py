@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 import click
 import orjson
@@ -19,6 +19,7 @@ from flask.sessions import SessionInterface
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 import validate
 from api import body_limit, docs, policies
@@ -29,8 +30,10 @@ from api.email import email
 from api.login import login_routes
 from api.meta import meta
 from api.mfa import mfa
+from api.passkeys import passkeys
 from api.password import password
 from api.sessions import sessions
+from api.tokens import tokens
 from api.users import users
 from api.web_app import web_app
 from auth import state as auth_state
@@ -45,7 +48,7 @@ from mail import sender as mail_sender
 log = logging.getLogger(f"book_library.{__name__}")
 
 # Routes that use the database: only they wait for the indexes, or answer 503 without one.
-DATABASE_BLUEPRINTS = ("users", "login", "sessions", "password", "email", "mfa", "books")
+DATABASE_BLUEPRINTS = ("users", "login", "sessions", "password", "email", "mfa", "passkeys", "tokens", "books")
 DATABASE_ENDPOINTS = ("meta.healthz",)
 NO_DATABASE = (
     "No database is configured: start the API with `make run` or `make dev` (they start an "
@@ -65,7 +68,9 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(orjson.dumps(obj), mimetype=self.mimetype)
+        # Flask types the provider's app as its base class, whose responses take no body.
+        app = cast(Flask, self._app)
+        return app.response_class(orjson.dumps(obj), mimetype=self.mimetype)
 
 
 class NoSessions(SessionInterface):
@@ -88,6 +93,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     load_config(app, config)
     body_limit.install(app)
     json_lines.configure()
+    # Inside ProxyFix, so that it sees the host a trusted proxy forwarded too.
+    app.wsgi_app = policies.LowerCaseHost(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
@@ -139,6 +146,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(password, url_prefix="/users")
     app.register_blueprint(email, url_prefix="/users")
     app.register_blueprint(mfa, url_prefix="/users")
+    app.register_blueprint(passkeys, url_prefix="/users")
+    app.register_blueprint(tokens, url_prefix="/users")
     app.register_blueprint(books, url_prefix="/books")
     app.register_blueprint(covers)
     app.register_blueprint(web_app)
@@ -159,19 +168,19 @@ def register_database_guard(app: Flask) -> None:
 # --- errors: one JSON envelope for every failure ---------------------------------------
 
 
-def _failure(response: Response, message: str, error: Any) -> None:
+def _failure(response: WerkzeugResponse, message: str, error: Any) -> None:
     response.data = orjson.dumps({"message": message, "data": None, "error": error})
     response.content_type = "application/json"
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException) -> Response:
+    def http_error(exc: HTTPException) -> WerkzeugResponse:
         # Start from the exception's own response so WWW-Authenticate, Allow and
         # Retry-After headers survive.
         response = exc.get_response()
         _failure(response, exc.description or "", exc.name)
-        return response  # type: ignore[return-value]
+        return response
 
     @app.errorhandler(validate.InvalidInput)
     def invalid_input(exc: validate.InvalidInput) -> Response:
@@ -181,14 +190,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ConnectionFailure)
     @app.errorhandler(ExecutionTimeout)
-    def database_down(exc: Exception) -> Response:
+    def database_down(exc: Exception) -> WerkzeugResponse:
         log.error("database unavailable", extra={"fields": {**_request_fields(), "error": type(exc).__name__}})
         unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
-        unavailable.retry_after = DATABASE_RETRY_AFTER_SECONDS  # type: ignore[attr-defined]
+        unavailable.retry_after = DATABASE_RETRY_AFTER_SECONDS
         return http_error(unavailable)
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception) -> Response:
+    def unexpected(exc: Exception) -> WerkzeugResponse:
         log.exception("unhandled error", extra={"fields": _request_fields()})
         return http_error(InternalServerError("An unexpected error occurred."))
 

@@ -3,9 +3,11 @@ derived values (an empty setting means "derive it"), resolved once at start-up."
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import tempfile
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
@@ -50,6 +52,9 @@ DEFAULTS = {
     "PASSWORD_RATE_LIMIT": "10 per hour",
     "PASSWORD_ACCOUNT_RATE_LIMIT": "5 per 15 minutes",
     "COVER_UPLOAD_RATE_LIMIT": "20 per minute",
+    # Requests made with personal access tokens: per token, and per account (all its tokens together).
+    "TOKEN_RATE_LIMIT": "300 per minute",
+    "TOKEN_ACCOUNT_RATE_LIMIT": "600 per minute",
     "LOGIN_LOCKOUT_THRESHOLD": 5,
     "LOGIN_LOCKOUT_SECONDS": 60,
     "LOGIN_LOCKOUT_MAX_SECONDS": 15 * 60,
@@ -85,10 +90,18 @@ DEFAULTS = {
     "LINK_TOKEN_RATE_LIMIT": "30 per hour",
     "VERIFY_RESEND_RATE_LIMIT": "3 per hour",
     "EMAIL_CHANGE_RATE_LIMIT": "5 per hour",
+    # Mails of one kind to one address; more are dropped (an event), the request answered as usual.
+    "MAIL_RECIPIENT_RATE_LIMIT": "5 per hour",
+    # Passkeys (WebAuthn): the relying party id, a host name; empty: FRONTEND_URL's host
+    # ("localhost" in development when that host is an IP address, which browsers refuse).
+    "PASSKEY_RP_ID": "",
+    # Origins a passkey ceremony may come from (comma-separated); empty: FRONTEND_URL's and
+    # PUBLIC_URL's, and in development their localhost forms and the development CORS origins.
+    "PASSKEY_ORIGINS": "",
 }
 
 
-def _typed(key: str, value):
+def _typed(key: str, value: Any) -> Any:
     """Environment strings become the type of the key's default."""
     default = DEFAULTS.get(key)
     if isinstance(default, bool) and isinstance(value, str):
@@ -98,7 +111,7 @@ def _typed(key: str, value):
     return value
 
 
-def load_config(app: Flask, overrides: dict | None) -> None:
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Defaults, then environment (and .env), then the dict passed to create_app; then every
     value typed and every derived default (an empty value) resolved, once, here."""
     load_dotenv(os.path.join(app.root_path, ".env"))
@@ -128,6 +141,7 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     config["TRUSTED_HOSTS"] = _trusted_hosts(config["TRUSTED_HOSTS"], public_url, config["APP_ENV"])
     listen_address = f"{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}"
     resolve_settings(config, app.root_path, listen_address)
+    config["PASSKEY_RP_ID"], config["PASSKEY_ORIGINS"] = _passkey_party(config)
 
 
 DEV_TRUSTED_HOSTS = ["localhost", "127.0.0.1"]
@@ -149,12 +163,45 @@ def _public_url(value: str, app_env: str) -> str:
 
 def _trusted_hosts(value: str, public_url: str, app_env: str) -> list[str]:
     """Flask's TRUSTED_HOSTS: the Host headers the app answers; others get 400. By default
-    PUBLIC_URL's host, and in development this machine's names as well."""
-    hosts = [host.strip() for host in value.split(",") if host.strip()]
+    PUBLIC_URL's host, and in development this machine's names as well. In lower case, as
+    policies.LowerCaseHost makes the Host header."""
+    hosts = [host.strip().lower() for host in value.split(",") if host.strip()]
     if hosts:
         return hosts
-    public = [urlsplit(public_url).hostname] if public_url else []
+    host = urlsplit(public_url).hostname  # _public_url made sure a URL has one
+    public = [host] if host else []
     return public if app_env == "production" else public + DEV_TRUSTED_HOSTS
+
+
+def _origin(url: str, host: str | None = None) -> str:
+    parts = urlsplit(url)
+    netloc = f"{host}:{parts.port}" if host and parts.port else host or parts.netloc
+    return f"{parts.scheme}://{netloc}"
+
+
+def _passkey_party(config: Any) -> tuple[str, list[str]]:
+    """The passkeys' relying party id and allowed origins, from the configured addresses only:
+    never from a request's headers, which a client chooses."""
+    development = config["APP_ENV"] != "production"
+    urls = [config["FRONTEND_URL"], config["PUBLIC_URL"]]
+    rp_id = config["PASSKEY_RP_ID"].strip() or urlsplit(urls[0]).hostname or "localhost"
+    if development and _is_ip(rp_id):
+        rp_id = "localhost"
+    origins = [origin.strip() for origin in config["PASSKEY_ORIGINS"].split(",") if origin.strip()]
+    if not origins:
+        origins = [_origin(url) for url in urls]
+        if development:
+            origins += [_origin(url, "localhost") for url in urls] + list(config["CORS_ORIGINS"])
+    return rp_id, list(dict.fromkeys(origins))
+
+
+def _is_ip(host: str) -> bool:
+    """An IPv4 or IPv6 literal, which browsers refuse as a relying party id."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 SAME_SITE_VALUES = ("Strict", "Lax", "None")

@@ -7,12 +7,38 @@ import multiprocessing
 import os
 
 import gunicorn.http.wsgi
+from gunicorn import util
 from gunicorn.glogging import Logger
+from gunicorn.workers.ggevent import GeventWorker
 
-# Sync workers: each request does blocking PyMongo I/O and Pillow work; processes
-# give real parallelism on both. Two per core keeps a core busy while its peer waits on the database.
+
+class ClosingGeventWorker(GeventWorker):
+    """gunicorn's gevent worker, closing a connection after its last answer the way the sync worker
+    does: write side first, then what the client still sends is read and dropped (at most 64 KiB,
+    2 s). gevent's worker closes at once, and a body left unread (a 413, a malformed chunk) makes the
+    kernel reset the connection, so the client may lose the answer it was sent."""
+
+    def handle_request(self, listener_name, req, sock, addr):
+        try:
+            keep_alive = super().handle_request(listener_name, req, sock, addr)
+        except StopIteration:  # the answer said Connection: close
+            util.close_graceful(sock)
+            raise
+        if getattr(req.body, "failed", False):  # the body could not be read: no next request on it
+            util.close_graceful(sock)
+            raise StopIteration()
+        return keep_alive
+
+
+# gevent workers: a connection waiting on a slow client (headers or body trickling in) or on the
+# database holds a greenlet, not a process, so a few hundred slow connections from one client cannot
+# take every worker (a sync worker is held for as long as its client takes). A request's headers
+# must arrive within `keepalive` seconds. PyMongo and the mail sender's thread cooperate once gevent
+# has patched the worker, which happens before the app is loaded. Argon2 and Pillow run in C without
+# yielding: processes still give the parallelism on those, two per core, and a worker decodes one
+# cover at a time, so the per-cover memory budget still bounds a worker.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-worker_class = "sync"
+worker_class = ClosingGeventWorker
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 keepalive = 5

@@ -21,6 +21,8 @@ import socket
 import subprocess
 import sys
 import time
+from types import FrameType
+from typing import Any
 
 from dotenv import load_dotenv
 from pymongo import MongoClient
@@ -37,7 +39,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def check_port(host: str, port: int, command: str) -> None:
@@ -59,7 +62,7 @@ def check_port(host: str, port: int, command: str) -> None:
             ) from None
 
 
-def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str, int]:
+def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen[bytes], str, int]:
     """Start secantusd-py on a free loopback port with its data under the instance folder."""
     storage = os.path.join(instance_path, "secantus")
     os.makedirs(storage, exist_ok=True)
@@ -80,8 +83,9 @@ def start_embedded_database(instance_path: str) -> tuple[subprocess.Popen, str, 
     return process, url, port
 
 
-def wait_for_database(process: subprocess.Popen, url: str, storage: str) -> None:
+def wait_for_database(process: subprocess.Popen[bytes], url: str, storage: str) -> None:
     deadline = time.monotonic() + DB_START_SECONDS
+    client: MongoClient[dict[str, Any]]
     with MongoClient(url, serverSelectionTimeoutMS=250) as client:
         while True:
             if process.poll() is not None:
@@ -97,7 +101,7 @@ def wait_for_database(process: subprocess.Popen, url: str, storage: str) -> None
                     raise SystemExit("The embedded database did not start in time.") from None
 
 
-def stop(process: subprocess.Popen | None, timeout: float = 15) -> None:
+def stop(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
     if process is None or process.poll() is not None:
         return
     process.terminate()
@@ -108,7 +112,7 @@ def stop(process: subprocess.Popen | None, timeout: float = 15) -> None:
         process.wait()
 
 
-def stop_database(process: subprocess.Popen | None, port: int, timeout: float = 15) -> None:
+def stop_database(process: subprocess.Popen[bytes] | None, port: int, timeout: float = 15) -> None:
     """SIGTERM (it stops cleanly, data flushed), then a connection now and then: its accept
     loop notices the stop only when a client arrives, and would otherwise wait seconds."""
     if process is None or process.poll() is not None:
@@ -159,7 +163,7 @@ def server_command(host: str, port: str, dev: bool) -> list[str]:
     ]
 
 
-def serve(command: list[str], env: dict, dev: bool) -> int:
+def serve(command: list[str], env: dict[str, str], dev: bool) -> int:
     """Run the server until it exits; the first stop signal stops it gracefully, a second at once."""
     server = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     try:
@@ -168,10 +172,10 @@ def serve(command: list[str], env: dict, dev: bool) -> int:
         stop(server, timeout=35)
 
 
-def wait_forwarding_signals(server: subprocess.Popen, dev: bool) -> int:
+def wait_forwarding_signals(server: subprocess.Popen[bytes], dev: bool) -> int:
     stops = 0
 
-    def forward(_signum, _frame):
+    def forward(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stops
         stops += 1
         if dev:  # the reloader and its child stop on Ctrl-C, as in a terminal of their own

@@ -42,6 +42,8 @@ class User(Model):
         return [
             Index([("email", ASCENDING)], "email_unique", {"unique": True}),
             Index([("purge_at", ASCENDING)], "purge", {"expireAfterSeconds": 0}),
+            # Authenticating a personal access token: one lookup by its hash (auth/access_tokens.py).
+            Index([("access_tokens.hash", ASCENDING)], "access_token_hash", {"sparse": True}),
         ]
 
     @staticmethod
@@ -108,17 +110,68 @@ class User(Model):
         return User._col().find_one_and_update(
             {"_id": user_id},
             {"$set": {"password": password_hash, "updated_at": utcnow()}, "$inc": {"token_version": 1}},
-            projection={"token_version": 1},
+            projection={"token_version": 1, "email": 1},
             return_document=ReturnDocument.AFTER,
         )
 
     @staticmethod
     def mark_email_verified(user_id: ObjectId, email: str) -> bool:
-        """Record that the owner of `email` proved it; False when the account's address is another now."""
+        """Record that the owner of `email` proved it; False when the account's address is another
+        now, or a later sign-up with the address waits for its own link (see add_claim)."""
         result = User._col().update_one(
-            {"_id": user_id, "email": email, "disabled": False},
+            {"_id": user_id, "email": email, "disabled": False, "claim": {"$exists": False}},
             {"$set": {"email_verified": True, "updated_at": utcnow()}},
         )
+        return result.matched_count == 1
+
+    # --- an unverified account, and whoever proves its address -------------------------------
+
+    @staticmethod
+    def add_claim(email: str, name: str, password_hash: str) -> tuple[ObjectId, str] | None:
+        """A sign-up with the address of an account nobody has verified: kept beside it until its
+        own link is used (it replaces any earlier one). Returns (account id, claim id); None when
+        no live unverified account has the address."""
+        claim_id = str(ObjectId())
+        claim = {"id": claim_id, "name": name, "password": password_hash, "at": utcnow()}
+        user = User._col().find_one_and_update(
+            {"email": email, "email_verified": False, "disabled": False},
+            {"$set": {"claim": claim}},
+            projection={"_id": 1},
+        )
+        return None if user is None else (user["_id"], claim_id)
+
+    @staticmethod
+    def apply_claim(user_id: ObjectId, email: str, claim_id: str) -> bool:
+        """The claim's link was used: the account becomes that sign-up's (its name and password),
+        verified, with no second factor and no session; every token signed before stops working.
+        False when the claim is no longer the account's newest, or the account changed meanwhile."""
+        query = {"_id": user_id, "email": email, "email_verified": False, "disabled": False, "claim.id": claim_id}
+        user = User._col().find_one(query, {"claim": 1})
+        if user is None:
+            return False
+        claim = user["claim"]
+        result = User._col().update_one(
+            query,
+            {
+                "$set": {
+                    "name": claim["name"],
+                    "password": claim["password"],
+                    "email_verified": True,
+                    "sessions": [],
+                    "updated_at": utcnow(),
+                },
+                "$unset": {"claim": "", "mfa": ""},
+                "$inc": {"token_version": 1},
+            },
+        )
+        return result.modified_count == 1
+
+    @staticmethod
+    def discard_unproven(user_id: ObjectId) -> bool:
+        """Before a reset link proves the address of an account nobody had verified: whatever its
+        unproven holder set up goes (a second factor, enrolled or pending, and a waiting sign-up).
+        False when the account is verified (its second factor then stays)."""
+        result = User._col().update_one({"_id": user_id, "email_verified": False}, {"$unset": {"mfa": "", "claim": ""}})
         return result.matched_count == 1
 
     @staticmethod
@@ -141,11 +194,12 @@ class User(Model):
 
     @staticmethod
     def disable(user_id: ObjectId, purge_at: datetime) -> None:
-        """Disable the account, end its sessions' listing, and schedule it for deletion (the purge TTL index)."""
+        """Disable the account, empty its session and token lists, and schedule its deletion (the purge TTL index)."""
         now = utcnow()
+        listed: Document = {"sessions": [], "access_tokens": []}
         User._col().update_one(
             {"_id": user_id},
-            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, "sessions": [], "purge_at": purge_at}},
+            {"$set": {"disabled": True, "disabled_at": now, "updated_at": now, **listed, "purge_at": purge_at}},
         )
 
     # --- the session list --------------------------------------------------------------
@@ -170,6 +224,35 @@ class User(Model):
             User._col().update_one({"_id": user_id}, {"$pull": {"sessions": {"sid": {"$ne": keep}}}})
         else:
             User._col().update_one({"_id": user_id}, {"$set": {"sessions": []}})
+
+    # --- the personal access token list (auth/access_tokens.py) ------------------------------
+
+    @staticmethod
+    def get_for_access_token(token_hash: str) -> Document | None:
+        """The active account that lists a token with this hash: the whole revocation check.
+        Filtered by the hash alone (the embedded server plans any other condition as a scan)."""
+        user = User._col().find_one({"access_tokens.hash": token_hash})
+        return None if user is None or user.get("disabled") else user
+
+    @staticmethod
+    def list_access_token(user_id: ObjectId, entry: Document, most: int) -> bool:
+        """Add {id, hash, scopes, exp} to the list, dropping expired entries; False (nothing
+        added) when `most` live ones are listed already."""
+        now = utcnow()
+        User._col().update_one({"_id": user_id}, {"$pull": {"access_tokens": {"exp": {"$lte": now}}}})
+        result = User._col().update_one(
+            {"_id": user_id, "disabled": False, f"access_tokens.{most - 1}": {"$exists": False}},
+            {"$push": {"access_tokens": entry}},
+        )
+        return result.modified_count == 1
+
+    @staticmethod
+    def unlist_access_token(user_id: ObjectId, token_id: ObjectId) -> None:
+        User._col().update_one({"_id": user_id}, {"$pull": {"access_tokens": {"id": token_id}}})
+
+    @staticmethod
+    def unlist_access_tokens(user_id: ObjectId) -> None:
+        User._col().update_one({"_id": user_id}, {"$set": {"access_tokens": []}})
 
     # --- list positions of the user's books -----------------------------------------------
 

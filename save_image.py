@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+from collections.abc import Iterator
+from typing import IO
 
-from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL.JpegImagePlugin import JpegImageFile
 
 THUMBNAIL_SIZE = (150, 150)
 # Format detected from the bytes -> extension of the stored file.
 FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp"}
+UNREADABLE = "Cover image could not be read."
+
+# Covers keep no text and no ICC profile, yet Pillow inflates both while it reads a PNG's
+# header. Its limits (1 MiB a chunk, 64 MiB of text in all) are module globals, lowered here
+# for every PNG this process opens: covers are the only images the app reads. ICC profiles
+# share the per-chunk limit, which stays far above an RGB profile's size (sRGB: 3 KB).
+PngImagePlugin.MAX_TEXT_CHUNK = 256 * 1024
+PngImagePlugin.MAX_TEXT_MEMORY = 1024 * 1024
+# Pillow's total counts neither ICC profiles nor text that fails its checksum once inflated:
+# repeated, either made a 5 MiB upload inflate 5 GiB. Counted from the chunk headers, the
+# compressed metadata of one cover inflates at most 16 x 256 KiB.
+MAX_COMPRESSED_METADATA = 16
+COMPRESSED_METADATA = {b"iCCP", b"zTXt", b"iTXt"}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ImageRejected(ValueError):
@@ -36,6 +54,7 @@ def decode_cost(image: Image.Image, fmt: str) -> int | None:
     if fmt == "JPEG":
         if not image.info.get("progressive"):
             return None
+        assert isinstance(image, JpegImageFile)  # the JPEG plugin opened it (an MPO's is a subclass)
         # A progressive JPEG is decoded at reduced scale too, but only after libjpeg has
         # gathered every scan: 2 bytes per DCT coefficient of each component, at full size.
         h_max = max(layer[1] for layer in image.layer)
@@ -67,23 +86,67 @@ def _check_budget(image: Image.Image, fmt: str, max_pixels: int, budget: int) ->
         raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget))
 
 
-def open_cover(stream, max_pixels: int, budget: int) -> Image.Image:
-    """The upload opened from its header alone and checked against `max_pixels` and the
-    decoding `budget` (bytes): cheap, so a view can do it before anything else and decode
-    later. A decompression bomb is refused here without being decoded."""
+def _sampling_valid(image: Image.Image) -> bool:
+    """JPEG sampling factors are 1 to 4 (libjpeg refuses others); decode_cost divides by them."""
+    assert isinstance(image, JpegImageFile)  # the JPEG plugin opened it (an MPO's is a subclass)
+    return bool(image.layer) and all(1 <= layer[1] <= 4 and 1 <= layer[2] <= 4 for layer in image.layer)
+
+
+def _png_chunk_types(stream: IO[bytes]) -> Iterator[bytes]:
+    """The type of each chunk after a PNG's signature, read from the 8-byte chunk headers
+    (the data is skipped), up to IEND or the end of the file."""
+    while len(header := stream.read(8)) == 8:
+        length, kind = struct.unpack(">I4s", header)
+        yield kind
+        if kind == b"IEND":
+            return
+        stream.seek(length + 4, io.SEEK_CUR)  # the data and its checksum
+
+
+def _check_png_metadata(stream: IO[bytes]) -> None:
+    """Refuse a PNG with more compressed metadata chunks than MAX_COMPRESSED_METADATA, before
+    Pillow inflates any, wherever they are (Pillow reads those after the pixels as it decodes)."""
+    try:
+        if stream.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+            return
+        compressed = 0
+        for kind in _png_chunk_types(stream):
+            compressed += kind in COMPRESSED_METADATA
+            if compressed > MAX_COMPRESSED_METADATA:
+                raise ImageRejected(UNREADABLE)
+    finally:
+        stream.seek(0)
+
+
+def _open(stream: IO[bytes], max_pixels: int, budget: int) -> Image.Image:
+    """Image.open, with every way it fails on a malformed file turned into ImageRejected."""
     try:
         with warnings.catch_warnings():
-            # Our own limits below decide; Pillow's warning threshold is not ours.
+            # Our own limits decide; Pillow's warning threshold is not ours. Its warnings about
+            # a malformed file it can still read concern the sender, who gets the answer.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(stream, formats=list(FORMATS))  # an MPO opens as JPEG
+            warnings.simplefilter("ignore", UserWarning)
+            return Image.open(stream, formats=list(FORMATS))  # an MPO opens as JPEG
     except Image.DecompressionBombError:
         raise ImageRejected("Cover image is too large to process. " + limits_message(max_pixels, budget)) from None
     except UnidentifiedImageError:
         raise ImageRejected("Cover image must be a JPEG, PNG, GIF or WebP image.") from None
-    except OSError:
-        raise ImageRejected("Cover image could not be read.") from None
+    except (OSError, ValueError):
+        # ValueError: a chunk too short for its kind (IHDR, acTL, fcTL), text over the limits.
+        raise ImageRejected(UNREADABLE) from None
+
+
+def open_cover(stream: IO[bytes], max_pixels: int, budget: int) -> Image.Image:
+    """The upload opened from its header alone and checked against `max_pixels` and the
+    decoding `budget` (bytes): cheap, so a view can do it before anything else and decode
+    later. A decompression bomb is refused here without being decoded."""
+    _check_png_metadata(stream)
+    image = _open(stream, max_pixels, budget)
     try:
-        _check_budget(image, _format(image), max_pixels, budget)
+        fmt = _format(image)
+        if fmt == "JPEG" and not _sampling_valid(image):
+            raise ImageRejected(UNREADABLE)
+        _check_budget(image, fmt, max_pixels, budget)
     except ImageRejected:
         image.close()
         raise
@@ -100,13 +163,14 @@ def thumbnail(image: Image.Image) -> tuple[bytes, str]:
             raise ImageRejected("Cover image is damaged or truncated.") from None
 
 
-def make_thumbnail(stream, max_pixels: int, budget: int) -> tuple[bytes, str]:
+def make_thumbnail(stream: IO[bytes], max_pixels: int, budget: int) -> tuple[bytes, str]:
     """open_cover and thumbnail in one go."""
     return thumbnail(open_cover(stream, max_pixels, budget))
 
 
 def _format(image: Image.Image) -> str:
     # A multi-picture JPEG (phone HDR shots) is a JPEG whose first picture is the photo.
+    assert image.format is not None  # opened from a file by one of the FORMATS plugins
     return "JPEG" if image.format == "MPO" else image.format
 
 

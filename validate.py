@@ -6,9 +6,21 @@ import re
 from typing import Annotated, Any, TypeVar
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from spectree.model_adapter.pydantic_adapter import BaseFile as UploadedFile
 from zxcvbn import zxcvbn
 
@@ -25,8 +37,18 @@ CATEGORIES = (
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 NAME_MIN_WORDS, NAME_MAX_WORDS, NAME_MAX_CHARS = 2, 30, 300
 TITLE_MAX, DESCRIPTION_MAX = 200, 2000
+# RFC 5321's longest path less its angle brackets, and its longest local part (in bytes).
+EMAIL_MAX, LOCAL_PART_MAX_BYTES = 254, 64
 PER_PAGE_DEFAULT, PER_PAGE_MAX = 20, 100
 RECOVERY_CODES = 10
+# Personal access tokens (auth/access_tokens.py): what each scope opens, and their lifetime in days.
+TOKEN_SCOPES = {
+    "books:read": "List and read your books (GET /books/...).",
+    "books:write": "Add, change and delete your books (POST, PUT, DELETE /books/...).",
+    "account:read": "Read your account (GET /users/).",
+}
+TOKEN_DAYS_DEFAULT, TOKEN_DAYS_MAX = 30, 365
+TOKEN_NAME_MAX = 100
 CURSOR_MAX = 100
 # zxcvbn scores 0-4; below 2 means under a million guesses: a common or breached
 # password, or one a little away from it ("P@ssw0rd1!").
@@ -47,9 +69,25 @@ class InvalidInput(Exception):
 
 
 # Rules the OpenAPI document states as patterns are checked here with the same patterns, so
-# that the document and the server cannot disagree. \s and \S are Unicode-aware in both.
-NAME_PATTERN = rf"^\s*\S+(?:\s+\S+){{{NAME_MIN_WORDS - 1},{NAME_MAX_WORDS - 1}}}\s*$"
-NOT_BLANK_PATTERN = r"\S"
+# that the document and the server cannot disagree. \s and \S are Unicode-aware in both, and
+# agree once the characters below are out.
+#
+# Refused in names and titles: C0 and C1 controls (DEL too), the bidirectional embeddings,
+# overrides and isolates, which reorder the text around them, and U+FEFF, which JavaScript's \s
+# counts as a space and Python's does not. Descriptions keep tab and line breaks.
+UNSAFE = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff"
+UNSAFE_IN_DESCRIPTIONS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+
+
+def _none_of(characters: str) -> str:
+    # A lookahead over [\s\S] ("any character" in both engines, line breaks included).
+    return rf"^(?![\s\S]*[{characters}])"
+
+
+NAME_PATTERN = _none_of(UNSAFE) + rf"\s*\S+(?:\s+\S+){{{NAME_MIN_WORDS - 1},{NAME_MAX_WORDS - 1}}}\s*$"
+TITLE_PATTERN = _none_of(UNSAFE) + r"\s*\S"
+DESCRIPTION_PATTERN = _none_of(UNSAFE_IN_DESCRIPTIONS)
+UNSAFE_TEXT = "must not contain control or text-direction characters"
 # A password needs one of each, in any script ("special": anything but a letter or digit).
 # JSON Schema's regular expressions have no portable Unicode classes, so the document states
 # this rule in words.
@@ -62,6 +100,8 @@ PASSWORD_CLASSES = {
 
 
 def _name(value: str) -> str:
+    if len(value) <= NAME_MAX_CHARS and re.search(f"[{UNSAFE}]", value):
+        raise ValueError(f"Name {UNSAFE_TEXT}.")
     if len(value) > NAME_MAX_CHARS or not re.match(NAME_PATTERN, value):
         raise ValueError(
             f"Name must be {NAME_MIN_WORDS} to {NAME_MAX_WORDS} words and at most {NAME_MAX_CHARS} characters."
@@ -74,6 +114,11 @@ def _email(value: str) -> str:
         checked = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError:
         raise ValueError("Email address is not valid.") from None
+    # SMTP's limits count bytes (RFC 5321, RFC 6531), the checker characters: an address over
+    # them in UTF-8 would be accepted here and refused by mail servers.
+    ascii_form = f"{checked.local_part}@{checked.ascii_domain}".encode()
+    if len(checked.local_part.encode()) > LOCAL_PART_MAX_BYTES or len(ascii_form) > EMAIL_MAX:
+        raise ValueError(f"Email address is too long: at most {LOCAL_PART_MAX_BYTES} bytes before the @.")
     # Stored and compared in one case-folded form, so the unique index sees duplicates.
     return checked.normalized.lower()
 
@@ -90,12 +135,16 @@ def _title(value: str) -> str:
     # Measured as sent, as the document's maxLength measures it; stored without the outer spaces.
     if len(value) > TITLE_MAX or not value.strip():
         raise ValueError(f"Title must be 1 to {TITLE_MAX} characters.")
+    if not re.match(TITLE_PATTERN, value):
+        raise ValueError(f"Title {UNSAFE_TEXT}.")
     return value.strip()
 
 
 def _description(value: str) -> str:
     if len(value) > DESCRIPTION_MAX:
         raise ValueError(f"Description must be at most {DESCRIPTION_MAX} characters.")
+    if not re.match(DESCRIPTION_PATTERN, value):
+        raise ValueError(f"Description {UNSAFE_TEXT} (tabs and line breaks are fine).")
     return value.strip()
 
 
@@ -106,15 +155,20 @@ def _category(value: str) -> str:
     return value
 
 
-def _doc(description: str, **schema) -> FieldInfo:
+def _doc(description: str, **schema: JsonValue) -> FieldInfo:
     """Describe a field in the OpenAPI document; the validator functions do the checking."""
-    return Field(description=description, json_schema_extra=schema or None)
+    field: FieldInfo = Field(description=description, json_schema_extra=schema or None)
+    return field
 
 
 Name = Annotated[
     StrictStr,
     AfterValidator(_name),
-    _doc(f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words.", maxLength=NAME_MAX_CHARS, pattern=NAME_PATTERN),
+    _doc(
+        f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words; no control characters.",
+        maxLength=NAME_MAX_CHARS,
+        pattern=NAME_PATTERN,
+    ),
 ]
 
 
@@ -129,8 +183,14 @@ EMAIL_PATTERN = (
 )
 Email = Annotated[
     StrictStr,
+    # Checked before the address checker, whose cost grows with the length (seconds for megabytes).
+    Field(max_length=EMAIL_MAX),
     AfterValidator(_email),
-    _doc("Unique, compared case-insensitively; a deliverable domain.", format="email", pattern=EMAIL_PATTERN),
+    _doc(
+        "Unique, compared case-insensitively; a deliverable domain; at most 64 bytes (UTF-8) before the @.",
+        format="email",
+        pattern=EMAIL_PATTERN,
+    ),
 ]
 Password = Annotated[
     StrictStr,
@@ -147,9 +207,18 @@ Password = Annotated[
 Title = Annotated[
     StrictStr,
     AfterValidator(_title),
-    _doc("Unique per user, ignoring case; not blank.", minLength=1, maxLength=TITLE_MAX, pattern=NOT_BLANK_PATTERN),
+    _doc(
+        "Unique per user, ignoring case; not blank; no control characters.",
+        minLength=1,
+        maxLength=TITLE_MAX,
+        pattern=TITLE_PATTERN,
+    ),
 ]
-Description = Annotated[StrictStr, AfterValidator(_description), _doc("Optional.", maxLength=DESCRIPTION_MAX)]
+Description = Annotated[
+    StrictStr,
+    AfterValidator(_description),
+    _doc("Optional; tabs and line breaks are kept.", maxLength=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN),
+]
 Category = Annotated[
     StrictStr,
     AfterValidator(_category),
@@ -157,12 +226,14 @@ Category = Annotated[
 ]
 
 
-def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[dict]:
+def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[JsonValue]:
     """JSON Schema for "at least one of these fields, given as a string" (null counts as absent;
     an empty file part, as Postman sends for a file left blank, too). Inside allOf, so that
     importers still read the object's own properties."""
-    fields = [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]
-    files_ = [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in files]
+    fields: list[JsonValue] = [{"required": [name], "properties": {name: {"type": "string"}}} for name in names]
+    files_: list[JsonValue] = [
+        {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}} for name in files
+    ]
     return [{"anyOf": fields + files_}]
 
 
@@ -350,6 +421,122 @@ class EmailChange(MfaFactor):
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
 
 
+PASSKEY_NAME_MAX = 64
+PasskeyName = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=PASSKEY_NAME_MAX, description="Your name for the passkey, to tell it apart."),
+]
+Credential = Annotated[
+    dict[str, JsonValue],
+    Field(description="What the browser's navigator.credentials answered, in its JSON form (toJSON())."),
+]
+
+
+class PasskeyConfirm(_Schema):
+    """The sensitive-action check before a new passkey: the password, or an assertion of an
+    existing passkey (answering options from POST /users/login/passkey/options)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"password": "Corr3ct horse battery!"}],
+            # One of them, not null.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": ["password"], "properties": {"password": {"type": "string"}}},
+                        {"required": ["passkey"], "properties": {"passkey": {"type": "object"}}},
+                    ]
+                }
+            ],
+        },
+    )
+    password: CurrentPassword | None = None
+    passkey: Credential | None = None
+
+
+class PasskeyRegistration(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
+    )
+    credential: Credential
+    name: PasskeyName | None = None
+
+
+class PasskeyLogin(_Schema):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
+    )
+    credential: Credential
+
+
+class PasskeyRename(_Schema):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "Work laptop"}]})
+    name: PasskeyName
+
+
+def _whole_float(value: object) -> object:
+    """30.0 is an integer to JSON Schema, as it is here; "30" and true are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _token_name(value: str) -> str:
+    # As a title: it is shown in mails and pages, so no control or text-direction characters.
+    if len(value) > TOKEN_NAME_MAX or not value.strip():
+        raise ValueError(f"Name must be 1 to {TOKEN_NAME_MAX} characters.")
+    if not re.match(TITLE_PATTERN, value):
+        raise ValueError(f"Name {UNSAFE_TEXT}.")
+    return value.strip()
+
+
+def _scopes(value: list[str]) -> list[str]:
+    unknown = [scope for scope in value if scope not in TOKEN_SCOPES]
+    if unknown or not value:
+        raise ValueError("Give one or more scopes, each one of: " + ", ".join(TOKEN_SCOPES) + ".")
+    return list(dict.fromkeys(value))  # each once, in the order given
+
+
+class AccessTokenCreate(MfaFactor):
+    """A personal access token's name, scopes and lifetime, and the step-up: the password and,
+    with two-factor on, a `code` or `recovery_code`."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "nightly backup script",
+                    "scopes": ["books:read"],
+                    "expires_in_days": 30,
+                    "password": "Corr3ct horse battery!",
+                }
+            ]
+        },
+    )
+    name: Annotated[
+        StrictStr,
+        AfterValidator(_token_name),
+        _doc("What the token is for; not blank.", minLength=1, maxLength=TOKEN_NAME_MAX, pattern=TITLE_PATTERN),
+    ]
+    scopes: Annotated[
+        list[Annotated[StrictStr, _doc("A scope.", enum=list(TOKEN_SCOPES))]],
+        AfterValidator(_scopes),
+        Field(
+            min_length=1,
+            description="What the token may do: " + "; ".join(f"`{k}`: {v}" for k, v in TOKEN_SCOPES.items()),
+        ),
+    ]
+    expires_in_days: Annotated[StrictInt, BeforeValidator(_whole_float)] = Field(
+        default=TOKEN_DAYS_DEFAULT,
+        ge=1,
+        le=TOKEN_DAYS_MAX,
+        description=f"Days until the token stops working ({TOKEN_DAYS_DEFAULT} by default, at most {TOKEN_DAYS_MAX}).",
+    )
+    password: CurrentPassword
+
+
 class RefreshRequest(_Schema):
     model_config = ConfigDict(
         extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
@@ -358,8 +545,38 @@ class RefreshRequest(_Schema):
     refresh_token: StrictStr = Field(min_length=1, max_length=4096)
 
 
+FAILED_LOGINS = ("exclude", "include", "only")
+# An events cursor (api.cursors.encode_event) for the last millisecond of 9999: before it, every event.
+EVENTS_FROM_NEWEST = "AADmd9If2_________________8"
+
+
+def _failed_logins(value: str) -> str:
+    if value not in FAILED_LOGINS:
+        raise ValueError("Must be one of: " + ", ".join(FAILED_LOGINS) + ".")
+    return value
+
+
 class EventsQuery(_Schema):
-    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX)
+    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX, description="Events per page, newest first.")
+    before: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CURSOR_MAX,
+        description="`meta.next_before` of the previous page; leave out for the newest events.",
+        # Documented as the cursor of the end of time, which leaving it out means: an importer
+        # then sends a cursor that works (the first page), never a placeholder.
+        json_schema_extra={"default": EVENTS_FROM_NEWEST},
+    )
+    failed_logins: Annotated[
+        StrictStr,
+        AfterValidator(_failed_logins),
+        _doc(
+            "Wrong passwords and lock-outs at /users/login, which anyone who types the address can cause: "
+            "left out (`exclude`, the default, so that they never push the account's own events off a page), "
+            "listed with the rest (`include`), or listed alone (`only`).",
+            enum=list(FAILED_LOGINS),
+        ),
+    ] = "exclude"
 
 
 class BookCreate(_Schema):
@@ -385,33 +602,56 @@ class BookUpdate(_Schema):
 
 
 class BookQuery(_Schema):
-    page: int = Field(default=1, ge=1, le=1_000_000, description="Page-number mode: the page (with totals).")
-    per_page: int = Field(default=PER_PAGE_DEFAULT, ge=1, le=PER_PAGE_MAX, description="Page-number mode.")
+    """Two ways to page, one at a time: a mix of them is refused (400)."""
+
+    page: int = Field(
+        default=1,
+        ge=1,
+        le=1_000_000,
+        description="Page-number mode: the page (with totals). Not with limit or after: a mix is refused (400).",
+    )
+    per_page: int = Field(
+        default=PER_PAGE_DEFAULT,
+        ge=1,
+        le=PER_PAGE_MAX,
+        description="Page-number mode: books per page. Not with limit or after: a mix is refused (400).",
+    )
     category: Category | None = None
     limit: int | None = Field(
-        default=None, ge=1, le=PER_PAGE_MAX, description=f"Cursor mode: books per page ({PER_PAGE_DEFAULT} by default)."
+        default=None,
+        ge=1,
+        le=PER_PAGE_MAX,
+        description=(
+            f"Cursor mode: books per page ({PER_PAGE_DEFAULT} when left out). "
+            "Not with page or per_page: a mix is refused (400)."
+        ),
     )
     after: StrictStr | None = Field(
         default=None,
         min_length=1,
         max_length=CURSOR_MAX,
-        description="Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page.",
+        description=(
+            "Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page. "
+            "Not with page or per_page: a mix is refused (400)."
+        ),
     )
 
 
 _MESSAGES = {
     "missing": "This field is required.",
     "string_type": "Must be a string.",
+    "list_type": "Must be a list.",
     "int_parsing": "Must be a whole number.",
     "int_type": "Must be a whole number.",
     "greater_than_equal": "Must be at least {ge}.",
     "less_than_equal": "Must be at most {le}.",
     "string_too_long": "Must be at most {max_length} characters.",
     "string_too_short": "Must not be empty.",
+    "dict_type": "Must be a JSON object.",
 }
 
 
-def _message(error: dict) -> str:
+def _message(error: ErrorDetails) -> str:
     ctx = error.get("ctx") or {}
     if error["type"] == "value_error":
         return str(ctx.get("error", error["msg"]))
@@ -436,11 +676,11 @@ def load(schema: type[S], data: object, context: dict[str, Any] | None = None) -
         raise InvalidInput(errors) from None
 
 
-def load_book_create(data) -> dict:
+def load_book_create(data: object) -> dict[str, Any]:
     return load(BookCreate, data).model_dump()
 
 
-def load_book_update(data) -> dict:
+def load_book_update(data: object) -> dict[str, Any]:
     """Only the fields the client sent."""
     return load(BookUpdate, data).model_dump(exclude_none=True)
 
@@ -464,7 +704,18 @@ class IfMatch(BaseModel):
     if_match: str | None = Field(
         default=None,
         alias="If-Match",
-        description="The book's ETag as you read it: 412, and no change, if it has changed since.",
+        description="The book's ETag as you read it: 412, and no change, if it has changed since. `*`: any state.",
+        examples=["*"],  # what an importer fills in must not refuse every change
+    )
+
+
+class ChangeConditions(IfMatch):
+    """Conditional change: If-Match, and If-None-Match as RFC 9110 defines it for a change."""
+
+    if_none_match: str | None = Field(
+        default=None,
+        alias="If-None-Match",
+        description="`*` (or the book's current ETag): 412, and no change, because the book exists.",
     )
 
 

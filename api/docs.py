@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
 
 from api.openapi import build_document
 
@@ -47,7 +47,7 @@ docs = Blueprint("docs", __name__)
 @docs.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 document (import it into Postman, or read it at /docs)."""
-    return current_app.json.response(docs_state().document())
+    return jsonify(docs_state().document())
 
 
 @docs.get("/docs")

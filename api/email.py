@@ -23,6 +23,7 @@ from mail.link_tokens import CHANGE_EMAIL, VERIFY_EMAIL, LinkTokens, invalid_lin
 from mail.outbox import queue
 from models import User
 from workflows.accounts import change_email as move_account
+from workflows.accounts import claim_account
 
 email = Blueprint("email", __name__)
 
@@ -36,7 +37,9 @@ email = Blueprint("email", __name__)
 )
 def verify_email() -> Reply:
     """Prove an address with the token of a mailed link: the account's own address after
-    sign-up, or the new one of an email change (which then happens). No bearer token needed."""
+    sign-up, or the new one of an email change (which then happens). The link of a later
+    sign-up with an address nobody had verified also gives the account that sign-up's name
+    and password (REQUIRE_VERIFIED_EMAIL). No bearer token needed."""
     rate_limit("link_token", LINK_TOKEN_RATE_LIMIT=request.remote_addr)
     token = validate.load(validate.LinkToken, json_body()).token
     entry = LinkTokens.consume(token, (VERIFY_EMAIL, CHANGE_EMAIL))
@@ -44,10 +47,22 @@ def verify_email() -> Reply:
         raise invalid_link("email")
     if entry["purpose"] == CHANGE_EMAIL:
         return _change_email(entry)
+    if entry["data"].get("claim"):
+        return _claim(entry)
     if not User.mark_email_verified(entry["user_id"], entry["data"]["email"]):
         raise invalid_link(VERIFY_EMAIL)  # the account changed its address, or was disabled, since
     record("email_verified", entry["user_id"])
     return envelope("Email address verified.", _account(entry["user_id"]))
+
+
+def _claim(entry: Document) -> Reply:
+    """A later sign-up's link: the unverified account becomes that sign-up's (see claim_account)."""
+    user_id = entry["user_id"]
+    if not claim_account(user_id, entry["data"]["email"], entry["data"]["claim"]):
+        raise invalid_link(VERIFY_EMAIL)  # a newer sign-up, a reset or a verification came first
+    record("account_claimed", user_id)
+    record("email_verified", user_id)
+    return envelope("Email address verified.", _account(user_id))
 
 
 def _change_email(entry: Document) -> Reply:
@@ -61,7 +76,8 @@ def _change_email(entry: Document) -> Reply:
     if before is None:
         raise invalid_link(CHANGE_EMAIL)
     record("email_changed", user_id)
-    queue("email_changed", before["email"], user_id, new_email=new_email)
+    proven = bool(before.get("email_verified"))
+    queue("email_changed", before["email"], user_id, new_email=new_email, to_proven=proven)
     return envelope("Email address changed.", _account(user_id))
 
 

@@ -22,6 +22,7 @@ from auth.totp import second_factor_ok
 from auth_middleware import token_required
 from database.documents import Document, parse_object_id
 from models import User, mfa_enabled
+from workflows.accounts import log_out_everywhere
 
 login_routes = Blueprint("login", __name__)
 
@@ -62,7 +63,7 @@ def login() -> Reply:
     clear_failures(lock)
     tokens = start_session(user)
     record("login", user["_id"])
-    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens})
+    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens, "mfa_required": False})
 
 
 def _mfa_challenge(user: Document) -> Reply:
@@ -133,8 +134,8 @@ def logout(current_user: dict[str, Any]) -> Response:
 @documented(tags=["sessions"], ok=(204, None), auth=True)
 @token_required
 def logout_all(current_user: dict[str, Any]) -> Response:
-    """End every session of the caller."""
-    Sessions.revoke_all(current_user["_id"], reason="logout_all")
+    """End every session of the caller and revoke every personal access token."""
+    log_out_everywhere(current_user["_id"])
     record("logout_all", current_user["_id"])
     return no_content()
 
@@ -172,4 +173,4 @@ def login_mfa() -> Reply:
     clear_failures(lock)
     tokens = start_session(user)
     record("login", user["_id"], mfa=True)
-    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens})
+    return tokens_reply("Logged in.", {**UserOut.of(user), **tokens, "mfa_required": False})

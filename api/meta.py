@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, url_for
+from flask import Blueprint, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
 from api.openapi import documented
-from api.responses import Reply, envelope
+from api.responses import Reply, envelope, external_url
 from api.schemas import Banner, Envelope, Health
 from database.client import ping
 
@@ -19,7 +19,7 @@ BANNER_LINKS = {"docs": "docs.swagger_ui", "openapi": "docs.openapi"}
 def index() -> Reply:
     """A short banner with links to the documentation; `refresh_token_cookie` tells a browser
     app which way refresh tokens travel."""
-    links = {name: url_for(endpoint, _external=True) for name, endpoint in BANNER_LINKS.items()}
+    links = {name: external_url(endpoint) for name, endpoint in BANNER_LINKS.items()}
     data = {"name": "book-library", **links, "refresh_token_cookie": current_app.config["REFRESH_TOKEN_COOKIE"]}
     return envelope("Book Library API", data)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from werkzeug.exceptions import Conflict, Unauthorized
+from werkzeug.exceptions import Conflict, Forbidden, Unauthorized
 
 import validate
 from api.openapi import documented
@@ -31,6 +31,14 @@ from models import User, mfa_enabled
 START_FIRST = "Start enrolment with POST /users/mfa/totp first."
 ALREADY_ON = "Two-factor authentication is already on."
 NOT_ON = "Two-factor authentication is not on."
+VERIFY_FIRST = "Verify your email address before turning on two-factor authentication."
+
+
+def _require_verified(current_user: Document) -> None:
+    """403 until the caller has proved the account's address: a second factor set up by someone
+    who never did would lock out the address's owner, who can always prove it."""
+    if not current_user.get("email_verified"):
+        raise Forbidden(VERIFY_FIRST)
 
 
 def _user_with_mfa(current_user: Document) -> Document:
@@ -49,16 +57,17 @@ mfa = Blueprint("mfa", __name__)
     ok=(201, Envelope[MfaEnrollmentOut]),
     json=validate.MfaStart,
     auth=True,
-    errors=(400, 401, 409, 413, 415, 429),
-    messages={409: ALREADY_ON},
+    errors=(400, 401, 403, 409, 413, 415, 429),
+    messages={403: VERIFY_FIRST, 409: ALREADY_ON},
 )
 @token_required
 def start_mfa(current_user: dict[str, Any]) -> Reply:
-    """Start enrolling an authenticator app (needs the password); nothing is active until a
-    code is verified."""
+    """Start enrolling an authenticator app (needs the password and a verified address);
+    nothing is active until a code is verified."""
     fields = validate.load(validate.MfaStart, optional_json_body())
     if mfa_enabled(current_user):
         raise Conflict(ALREADY_ON)
+    _require_verified(current_user)
     rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=current_user["_id"])
     confirm_password(
         current_user,
@@ -80,8 +89,8 @@ def start_mfa(current_user: dict[str, Any]) -> Reply:
     ok=(200, Envelope[RecoveryCodesOut]),
     json=validate.MfaCode,
     auth=True,
-    errors=(400, 409),
-    messages={409: START_FIRST},
+    errors=(400, 403, 409),
+    messages={403: VERIFY_FIRST, 409: START_FIRST},
 )
 @token_required
 def verify_mfa(current_user: dict[str, Any]) -> Reply:
@@ -90,6 +99,7 @@ def verify_mfa(current_user: dict[str, Any]) -> Reply:
     pending = (current_user.get("mfa") or {}).get("pending")
     if mfa_enabled(current_user):
         raise Conflict(ALREADY_ON)
+    _require_verified(current_user)
     if not pending:
         raise Conflict(START_FIRST)
     step = totp_step(decrypt_totp_secret(pending), fields.code)

@@ -5,15 +5,28 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypedDict, TypeVar
 
+from pydantic import BaseModel
 from spectree import Response as SpecResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.models import SecureType
 from werkzeug.exceptions import RequestEntityTooLarge, default_exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.schemas import ErrorEnvelope, InvalidInputEnvelope
+from auth_middleware import SESSION_ONLY, required_scopes, scope_refusal
 from database.documents import OBJECT_ID_HEX_LENGTH
+from validate import TOKEN_SCOPES
+
+BEARER = (
+    "The `token` of a login (a JWT, 15 minutes), or a personal access token (`blpat_...`, from "
+    "POST /users/tokens) for scripts. Each operation's security requirement lists the scopes a "
+    "personal access token needs for it; an empty list means a login's token only. Scopes: "
+    + "; ".join(f"`{name}`: {text.rstrip('.')}" for name, text in TOKEN_SCOPES.items())
+    + '. A token without the scope gets 403 with `WWW-Authenticate: Bearer error="insufficient_scope"`.'
+)
 
 api = SpecTree(
     "flask",
@@ -31,12 +44,16 @@ api = SpecTree(
     naming_strategy=lambda model: re.sub(r"[^A-Za-z0-9._-]", "_", model.__name__),
     nested_naming_strategy=lambda parent, child: child,
     security_schemes=[
-        SecurityScheme(name="bearerAuth", data=SecuritySchemeData(type="http", scheme="bearer", bearer_format="JWT"))
+        SecurityScheme(
+            name="bearerAuth",
+            data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer", bearer_format="JWT", description=BEARER),
+        )
     ],
 )
 
 # Failures every operation can meet besides its own: the server in front (gunicorn) answers
-# 414 and 431 itself, in HTML; the app answers 500, and 503 while the database is away (database=True).
+# 414 and 431 itself, in HTML (not described as content: generated clients would type every
+# error as "envelope or string"); the app answers 500, and 503 while the database is away (database=True).
 SERVER_ERRORS = {414: "Request Line is too large", 431: "Error parsing headers"}
 BODY_ERRORS = (413, 415)
 # What each failure says, unless the operation says it more precisely (documented(messages=...)).
@@ -51,8 +68,21 @@ ERROR_MESSAGES = {
 }
 INVALID_FIELDS = "The request has invalid fields."
 IMAGE_TYPES = "image/jpeg, image/png, image/gif, image/webp"  # the covers save_image accepts
+P = ParamSpec("P")
+R = TypeVar("R")
+Schema = type[BaseModel]
+# A part of the document (an operation, a schema, a parameter), as spectree builds it.
+Part = dict[str, Any]
+
+
+class _Notes(TypedDict, total=False):
+    messages: dict[int, str]
+    optional_body: bool
+    token_note: str  # what a personal access token needs, in words
+
+
 # What each operation says beyond its schemas (example messages, an optional body), by operationId.
-_NOTES: dict[str, dict] = {}
+_NOTES: dict[str, _Notes] = {}
 
 
 # Answers without a body.
@@ -61,50 +91,66 @@ BODILESS = (304,)
 
 def documented(
     *,
-    tags,
-    ok,
-    json=None,
-    form=None,
-    query=None,
-    headers=None,
-    auth=False,
-    errors=(),
-    messages=None,
-    operation_id=None,
-    optional_body=False,
-    database=True,
-    exclusive_query=(),
-    also=(),
-):
+    tags: list[str],
+    ok: tuple[int, Schema | None],
+    json: Schema | None = None,
+    form: Schema | None = None,
+    query: Schema | None = None,
+    headers: Schema | None = None,
+    auth: bool = False,
+    errors: Iterable[int] = (),
+    messages: Mapping[int, str] | None = None,
+    operation_id: str | None = None,
+    optional_body: bool = False,
+    database: bool = True,
+    also: Sequence[tuple[int, Schema | None]] = (),
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Describe a route in the OpenAPI document from the same schemas validate.py checks
     requests with. Validation itself stays in the views (our envelope, our messages).
     `messages` gives a status its own example; the operationId is the view's name in camelCase.
     `optional_body`: the JSON body may be left out; `database=False`: no 503, the route needs none;
-    `exclusive_query`: groups of query parameters that cannot be mixed (one object parameter says so);
     `also`: other successful answers, as (status, schema) pairs."""
-    codes = set(errors) | {500} | ({503} if database else set()) | ({401} if auth else set())
+    # With a bearer token comes 401 (no valid token) and 403 (a personal access token without the scope).
+    codes = set(errors) | {500} | ({503} if database else set()) | ({401, 403} if auth else set())
     codes |= set(BODY_ERRORS) if json or form else set()
-    responses = {f"HTTP_{code}": ErrorEnvelope for code in codes if code not in (400, *BODILESS)}
+    responses: dict[str, Schema | None] = {
+        f"HTTP_{code}": ErrorEnvelope for code in codes if code not in (400, *BODILESS)
+    }
     for status, schema in (ok, *also):
         responses[f"HTTP_{status}"] = schema
     bodiless = [f"HTTP_{code}" for code in codes & set(BODILESS)]
 
-    def decorate(view):
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
         name = operation_id or _camel_case(view.__name__)
-        _NOTES[name] = {"messages": dict(messages or {}), "optional_body": optional_body, "exclusive": exclusive_query}
-        return api.validate(
+        # OpenAPI 3.1 lets an http scheme's requirement list roles: here, a token's scopes.
+        scopes = list(required_scopes(view) or ())
+        notes = dict(messages or {})
+        if auth:
+            notes.setdefault(403, scope_refusal(scopes) if scopes else SESSION_ONLY)
+        _NOTES[name] = {"messages": notes, "optional_body": optional_body}
+        if auth:
+            _NOTES[name]["token_note"] = _token_note(scopes)
+        # spectree's decorator keeps the view's signature (functools.wraps) but is typed as a bare Callable.
+        validated: Callable[P, R] = api.validate(
             json=json,
             form=form,
             query=query,
             headers=headers,
             resp=SpecResponse(*bodiless, **responses),
             tags=tags,
-            security={"bearerAuth": []} if auth else {},
+            security={"bearerAuth": scopes} if auth else {},
             skip_validation=True,
             operation_id=name,
         )(view)
+        return validated
 
     return decorate
+
+
+def _token_note(scopes: list[str]) -> str:
+    if scopes:
+        return "Personal access tokens: need the scope " + " and ".join(f"`{scope}`" for scope in scopes) + "."
+    return "Personal access tokens: refused (403); this needs a login."
 
 
 def _camel_case(name: str) -> str:
@@ -126,62 +172,38 @@ def build_document(public_url: str) -> dict[str, Any]:
             _refine_request_body(operation, schemas)
             _refine_responses(operation, schemas)
             _describe_etags(operation)
+            _note_token_scopes(operation)
+    _answers_as_sent(document)
     return document
 
 
-def _component(media: dict, schemas: dict) -> dict:
-    return schemas[media["schema"]["$ref"].rsplit("/", 1)[1]]
+def _note_token_scopes(operation: Part) -> None:
+    """Say in words, too, what a personal access token needs: not every reader shows security roles."""
+    note = _NOTES.get(operation["operationId"], {}).get("token_note")
+    if note:
+        operation["description"] = (operation.get("description", "") + "\n\n" + note).strip()
 
 
-def _refine_parameters(operation: dict) -> None:
-    _group_exclusive_parameters(operation)
+def _component(media: Part, schemas: Part) -> Part:
+    component: Part = schemas[media["schema"]["$ref"].rsplit("/", 1)[1]]
+    return component
+
+
+def _refine_parameters(operation: Part) -> None:
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path" and parameter["schema"] is None:  # our objectid converter
             parameter["schema"] = {"type": "string", "pattern": f"^[0-9a-fA-F]{{{OBJECT_ID_HEX_LENGTH}}}$"}
         elif parameter["in"] in ("query", "header"):
-            # An optional parameter is left out, never null; its default is its example.
-            parameter["schema"] = _without_null(parameter["schema"])
-            if parameter["schema"].get("default") is not None:
-                parameter["example"] = parameter["schema"]["default"]
-            else:
-                parameter["schema"].pop("default", None)
+            # An optional parameter is left out, never null. Its default is said in words:
+            # generated clients send a schema's default with every call.
+            parameter["schema"] = schema = _without_null(parameter["schema"])
+            default = schema.pop("default", None)
+            if default is not None:
+                said = (parameter.get("description") or schema.get("description", "")).rstrip(".")
+                parameter["description"] = schema["description"] = f"{said}; {default} when left out.".lstrip("; ")
 
 
-def _group_exclusive_parameters(operation: dict) -> None:
-    """Query parameters of which only one group may be sent, as one exploded object parameter
-    whose schema allows one group at a time (separate parameters cannot say so)."""
-    groups = _NOTES.get(operation["operationId"], {}).get("exclusive")
-    if not groups:
-        return
-    grouped = {name for group in groups for name in group}
-    by_name = {p["name"]: p for p in operation["parameters"] if p["in"] == "query" and p["name"] in grouped}
-    branches = []
-    for group in groups:
-        properties = {name: _parameter_schema(by_name[name]) for name in group}
-        others = [name for other in groups for name in other if name not in group]
-        # Another group's parameter is refused; a parameter the API does not know is ignored.
-        branches.append({"properties": properties, "not": {"anyOf": [{"required": [name]} for name in others]}})
-    operation["parameters"] = [p for p in operation["parameters"] if p["name"] not in by_name] + [
-        {
-            "name": "paging",
-            "in": "query",
-            "required": False,
-            "style": "form",
-            "explode": True,
-            "description": " or ".join("(" + ", ".join(group) + ")" for group in groups) + ": not both.",
-            "schema": {"type": "object", "anyOf": branches},
-        }
-    ]
-
-
-def _parameter_schema(parameter: dict) -> dict:
-    schema = _without_null(parameter["schema"])
-    if schema.get("default") is None:
-        schema.pop("default", None)
-    return schema
-
-
-def _without_null(schema: dict) -> dict:
+def _without_null(schema: Part) -> Part:
     """`X or null` as plain X, for forms and query strings, which have no null."""
     branches = [branch for branch in schema.get("anyOf", []) if branch.get("type") != "null"]
     if "anyOf" not in schema or len(branches) != 1:
@@ -192,7 +214,7 @@ def _without_null(schema: dict) -> dict:
     return {**branches[0], **outer}
 
 
-def _refine_request_body(operation: dict, schemas: dict) -> None:
+def _refine_request_body(operation: Part, schemas: Part) -> None:
     body = operation.get("requestBody")
     if body is None:
         return
@@ -209,16 +231,24 @@ def _refine_request_body(operation: dict, schemas: dict) -> None:
         component = _component(media, schemas)
         if component.get("examples"):
             media["example"] = component["examples"][0]
+        _leave_out_optional_fields(component)
     if _NOTES.get(operation["operationId"], {}).get("optional_body"):
         body["required"] = False
 
 
-def _form_field(field: dict) -> dict:
+def _leave_out_optional_fields(component: Part) -> None:
+    """A field the client may leave out has no default in the document: generators make a
+    field with a default required (or send the default), so a client would have to send it."""
+    for field in component["properties"].values():
+        field.pop("default", None)
+
+
+def _form_field(field: Part) -> Part:
     """A form field as a form carries it: a string, or a file (format binary), never null."""
     return _without_null(field)
 
 
-def _refine_responses(operation: dict, schemas: dict) -> None:
+def _refine_responses(operation: Part, schemas: Part) -> None:
     responses = operation["responses"]
     takes_input = "requestBody" in operation or any(p["in"] == "query" for p in operation.get("parameters", []))
     if not takes_input:
@@ -235,13 +265,49 @@ def _refine_responses(operation: dict, schemas: dict) -> None:
             example = {"message": message, "data": None, "error": default_exceptions[code]().name}
         response["content"]["application/json"]["example"] = example
     for code, message in SERVER_ERRORS.items():
+        # No content described: a generated client's error type stays the JSON envelope.
         responses[str(code)] = {
-            "description": f"{HTTP_STATUS_CODES[code]}: answered by the server in front of the app, in HTML.",
-            "content": {"text/html": {"schema": {"type": "string"}, "example": f"<html>...{message}...</html>"}},
+            "description": f"{HTTP_STATUS_CODES[code]}: answered by the server in front of the app, in HTML: {message}."
         }
 
 
-def _field_error(operation: dict, schemas: dict) -> dict:
+def _answers_as_sent(document: Part) -> None:
+    """An answer's fields as they arrive: one with a default is always sent, so it is required;
+    one whose default is null and that may be null is left out instead (the token that one
+    refresh mode does not use), so it is optional and never null."""
+    schemas = document["components"]["schemas"]
+    for name in _referenced(
+        [r for item in document["paths"].values() for o in item.values() for r in o["responses"].values()], schemas
+    ):
+        component = schemas[name]
+        required = component.setdefault("required", [])
+        for field_name, field in component.get("properties", {}).items():
+            if "default" not in field:
+                continue
+            if field.pop("default") is None and any(b.get("type") == "null" for b in field.get("anyOf", ())):
+                field.update(_without_null({"anyOf": field.pop("anyOf")}))
+            elif field_name not in required:
+                required.append(field_name)
+
+
+def _referenced(parts: object, schemas: Part, found: set[str] | None = None) -> set[str]:
+    """The names of the components these parts of the document refer to, directly or not."""
+    found = set() if found is None else found
+    if isinstance(parts, dict):
+        ref = parts.get("$ref", "")
+        name = ref.rsplit("/", 1)[-1]
+        if ref.startswith("#/components/schemas/") and name not in found:
+            found.add(name)
+            _referenced(schemas[name], schemas, found)
+        for value in parts.values():
+            _referenced(value, schemas, found)
+    elif isinstance(parts, list):
+        for value in parts:
+            _referenced(value, schemas, found)
+    return found
+
+
+def _field_error(operation: Part, schemas: Part) -> Part:
     """A plausible 400 for the operation: its first required field missing, or a query parameter out of range."""
     body = operation.get("requestBody")
     if body is not None:
@@ -252,7 +318,7 @@ def _field_error(operation: dict, schemas: dict) -> dict:
     return {parameter["name"]: f"Must be at least {parameter['schema'].get('minimum', 1)}."}
 
 
-def _describe_etags(operation: dict) -> None:
+def _describe_etags(operation: Part) -> None:
     """Conditional requests: the ETag an answer carries, and what 304 and 412 mean."""
     responses = operation["responses"]
     conditional_get, conditional_change = "304" in responses, "412" in responses

@@ -1,6 +1,10 @@
-"""Browser policies: CORS for the browser app, and the OWASP REST security headers on every response."""
+"""Browser policies: CORS for the browser app, the OWASP REST security headers on every
+response, and the Host header read as case-insensitive."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 from flask import Flask, Response, request
 from flask_cors import CORS
@@ -51,3 +55,17 @@ def register(app: Flask) -> None:
             max_age=CORS_PREFLIGHT_MAX_AGE,
             always_send=False,  # no CORS headers for requests without an Origin
         )
+
+
+class LowerCaseHost:
+    """WSGI middleware: the Host header in lower case. Host names are case-insensitive
+    (RFC 9110, section 4.2.3), and Flask compares it with TRUSTED_HOSTS exactly."""
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if "HTTP_HOST" in environ:
+            environ["HTTP_HOST"] = environ["HTTP_HOST"].lower()
+        result: Iterable[bytes] = self.wsgi_app(environ, start_response)
+        return result

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 import validate
+from api import body_limit
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 FORM_OR_JSON_REQUIRED = (
@@ -29,7 +30,7 @@ def envelope(message: str, data: Any = None, status: int = 200, **extra: Any) ->
 def external_url(endpoint: str, **values: Any) -> str:
     """An absolute URL for a response: under PUBLIC_URL when it is set, never from a Host
     header alone (a forged one would put its host into links that clients follow)."""
-    base = current_app.config["PUBLIC_URL_AS_CONFIGURED"]
+    base: str = current_app.config["PUBLIC_URL_AS_CONFIGURED"]
     if not base:
         return url_for(endpoint, _external=True, **values)
     return base + url_for(endpoint, **values)
@@ -40,9 +41,12 @@ def json_body() -> dict[str, Any]:
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json.")
     try:
-        return request.get_json()
+        body: dict[str, Any] = request.get_json()
+    except body_limit.MalformedBody:  # a BadRequest with its own message: the body could not be read at all
+        raise
     except (BadRequest, RecursionError):  # RecursionError: absurdly deep nesting
         raise validate.InvalidInput({"body": "Request body is not valid JSON."}) from None
+    return body
 
 
 def optional_json_body() -> dict[str, Any]:
@@ -81,4 +85,5 @@ def conditional(reply: Reply, tag: str | None = None) -> Response:
     response, status = reply
     response.status_code = status
     response.set_etag(tag or hashlib.sha256(response.get_data()).hexdigest()[:32])
-    return response.make_conditional(request)
+    response.make_conditional(request)  # in place (it returns the same response, typed as Werkzeug's)
+    return response

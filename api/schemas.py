@@ -3,14 +3,15 @@ and to document it in /openapi.json. Requests are validated by validate.py."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field
 
+from auth.passkeys import authenticator_name
 from database.documents import Document, isoformat
 from models import mfa_enabled
-from validate import CURSOR_MAX, PER_PAGE_MAX, RECOVERY_CODES
+from validate import CATEGORIES, CURSOR_MAX, PER_PAGE_MAX, RECOVERY_CODES
 
 T = TypeVar("T")
 
@@ -107,13 +108,15 @@ class TokensOut(BaseModel):
 
 
 class LoginOut(UserOut, TokensOut):
-    pass
+    """Logged in. `mfa_required` tells it from MfaChallengeOut, the other answer to a password."""
+
+    mfa_required: Literal[False] = False
 
 
 class MfaChallengeOut(BaseModel):
     """A correct password for an account with a second factor: finish at POST /users/login/mfa."""
 
-    mfa_required: bool = True
+    mfa_required: Literal[True] = True
     mfa_ticket: str
     expires_in: int
 
@@ -130,11 +133,42 @@ class RecoveryCodesOut(BaseModel):
     )
 
 
+class PasskeyOptionsOut(BaseModel):
+    options: dict[str, Any] = Field(
+        description=(
+            "The publicKey options for navigator.credentials.create() (registration) or .get() (login), "
+            "in their JSON form: binary values are base64url strings. Answer within expires_in seconds, once."
+        )
+    )
+    expires_in: int
+
+
+class PasskeyOut(BaseModel):
+    id: str
+    name: str
+    authenticator: str | None = Field(description="Where the passkey lives, when the authenticator says so.")
+    backed_up: bool = Field(description="Whether the passkey is synced (it survives losing the device).")
+    created_at: str
+    last_used_at: str | None
+
+    @classmethod
+    def of(cls, passkey: Document) -> dict[str, Any]:
+        last_used = passkey.get("last_used_at")
+        return cls(
+            id=str(passkey["_id"]),
+            name=passkey["name"],
+            authenticator=authenticator_name(passkey.get("aaguid")),
+            backed_up=bool(passkey.get("backed_up")),
+            created_at=isoformat(passkey["created_at"]),
+            last_used_at=isoformat(last_used) if last_used else None,
+        ).model_dump()
+
+
 class BookOut(BaseModel):
     id: str
     title: str
     description: str
-    category: str
+    category: str = Field(json_schema_extra={"enum": list(CATEGORIES)})
     image_url: str = Field(description="Absolute URL of the 150x150 cover thumbnail.")
     user_id: str
     created_at: str
@@ -155,6 +189,7 @@ class BookOut(BaseModel):
 
 
 class PageMeta(BaseModel):
+    paging: Literal["page"] = Field(default="page", description="Which way this list was paged: by page number.")
     page: int
     per_page: int
     total: int
@@ -162,13 +197,14 @@ class PageMeta(BaseModel):
 
 
 class CursorMeta(BaseModel):
+    paging: Literal["cursor"] = Field(default="cursor", description="Which way this list was paged: by cursor.")
     limit: int
     next_cursor: str | None = Field(description="Send as `after` for the next page; null on the last page.")
 
 
 class BookPage(Envelope[list[BookOut]]):
     data: list[BookOut] = Field(max_length=max(PER_PAGE_MAX, CURSOR_MAX))
-    meta: PageMeta | CursorMeta
+    meta: PageMeta | CursorMeta = Field(discriminator="paging")
 
 
 class SessionOut(BaseModel):
@@ -193,6 +229,42 @@ class SessionOut(BaseModel):
         ).model_dump()
 
 
+class AccessTokenOut(BaseModel):
+    """A personal access token as its owner sees it after its creation: never the secret."""
+
+    id: str = Field(description="Names the token in URLs (DELETE /users/tokens/{token_id}); not the secret.")
+    name: str
+    scopes: list[str]
+    prefix: str = Field(description="The secret's first characters, to tell tokens apart.")
+    created_at: str
+    expires_at: str
+    expires_soon: bool = Field(description="True when the token expires within 7 days.")
+    last_used_at: str | None = Field(description="Recorded at most once a minute.")
+    last_used_ip: str | None
+
+    @classmethod
+    def of(cls, token: Document, expires_soon: bool) -> dict[str, Any]:
+        last_used = token.get("last_used_at")
+        return cls(
+            id=str(token["_id"]),
+            name=token["name"],
+            scopes=token["scopes"],
+            prefix=token["prefix"],
+            created_at=isoformat(token["created_at"]),
+            expires_at=isoformat(token["expires_at"]),
+            expires_soon=expires_soon,
+            last_used_at=isoformat(last_used) if last_used else None,
+            last_used_ip=token.get("last_used_ip"),
+        ).model_dump()
+
+
+class AccessTokenCreatedOut(AccessTokenOut):
+    token: str = Field(
+        description="The secret, shown only now: send it as `Authorization: Bearer <token>`. It starts with "
+        "`blpat_`; only its hash is stored."
+    )
+
+
 class EventOut(BaseModel):
     type: str
     at: str
@@ -211,8 +283,15 @@ class EventOut(BaseModel):
         ).model_dump()
 
 
+class EventPageMeta(BaseModel):
+    limit: int
+    failed_logins: str = Field(description="Which failed logins the page lists, as asked (`exclude` by default).")
+    next_before: str | None = Field(description="Send as `before` for the next, older page; null on the last page.")
+
+
 class EventList(Envelope[list[EventOut]]):
     data: list[EventOut] = Field(max_length=PER_PAGE_MAX)
+    meta: EventPageMeta
 
 
 class Banner(BaseModel):

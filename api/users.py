@@ -9,6 +9,7 @@ from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, Unauthorized
 
 import validate
+from api import cursors
 from api.cookies import no_content
 from api.openapi import documented
 from api.responses import Reply, conditional, envelope, json_body, optional_json_body, query_args
@@ -25,6 +26,7 @@ from workflows.accounts import disable_account
 users = Blueprint("users", __name__)
 
 CHECK_EMAIL = "Check your email to finish signing up."
+BAD_CURSOR = "This cursor is not valid for your events; start again without it."
 
 
 @users.post("/")
@@ -38,23 +40,37 @@ CHECK_EMAIL = "Check your email to finish signing up."
 )
 def sign_up() -> Reply:
     """Create an account and mail a link to verify its address. With REQUIRE_VERIFIED_EMAIL,
-    a new and a registered address get the same 202, and the owner of a registered one a mail."""
+    a new and a registered address get the same 202, and the owner of a registered one a mail:
+    when nobody has verified that account yet, a link that makes it this sign-up's."""
     rate_limit("signup", SIGNUP_RATE_LIMIT=request.remote_addr)
     fields = validate.load(validate.SignUp, json_body())
     require_verified = current_app.config["REQUIRE_VERIFIED_EMAIL"]
+    password_hash = hash_password(fields.password)
     try:
-        user = User.create(fields.name, fields.email, hash_password(fields.password))
+        user = User.create(fields.name, fields.email, password_hash)
     except DuplicateKeyError:
         if not require_verified:
             raise Conflict("An account with this email already exists.") from None
-        record("signup_existing_email", None, email=fields.email)
-        queue("signup_attempt", fields.email)
+        _sign_up_again(fields, password_hash)
         return envelope(CHECK_EMAIL, status=202)
     record("signup", user["_id"])
     queue("verify_email", user["email"], user["_id"])
     if require_verified:
         return envelope(CHECK_EMAIL, status=202)
     return envelope("Account created.", UserOut.of(user), 201)
+
+
+def _sign_up_again(fields: validate.SignUp, password_hash: str) -> None:
+    """A sign-up with a registered address. An unverified account is nobody's yet: this sign-up
+    waits beside it, and its link (replacing any earlier) gives the account to whoever opens it."""
+    claim = User.add_claim(fields.email, fields.name, password_hash)
+    if claim is None:  # verified (or disabled): its owner is told, nothing changes
+        record("signup_existing_email", None, email=fields.email)
+        queue("signup_attempt", fields.email)
+        return
+    user_id, claim_id = claim
+    record("signup_again", user_id)
+    queue("claim_account", fields.email, user_id, claim=claim_id)
 
 
 @users.get("/")
@@ -65,7 +81,7 @@ def sign_up() -> Reply:
     errors=(304,),
     headers=validate.IfNoneMatch,
 )
-@token_required
+@token_required(scopes=["account:read"])
 def get_current_user(current_user: dict[str, Any]) -> Response:
     """The caller's account."""
     return conditional(envelope("Current user.", UserOut.of(current_user)))
@@ -128,7 +144,20 @@ def disable_user(current_user: dict[str, Any]) -> Response:
 )
 @token_required
 def list_events(current_user: dict[str, Any]) -> Reply:
-    """The caller's recent auth events, newest first."""
+    """The caller's auth events, newest first, a page at a time (`before=meta.next_before`).
+    Failed logins, which anyone can cause by typing the address, are left out unless asked for."""
     query = validate.load(validate.EventsQuery, query_args(validate.EventsQuery))
-    events = Events.recent(current_user["_id"], query.limit)
-    return envelope("Events.", [EventOut.of(event) for event in events])
+    try:
+        before = cursors.decode_event(query.before) if query.before is not None else None
+    except cursors.BadCursor:
+        raise validate.InvalidInput({"before": BAD_CURSOR}) from None
+    # One more than the page, to know whether another page follows.
+    events = Events.recent(current_user["_id"], query.limit + 1, before, query.failed_logins)
+    events, more = events[: query.limit], len(events) > query.limit
+    last = events[-1] if more else None
+    meta = {
+        "limit": query.limit,
+        "failed_logins": query.failed_logins,
+        "next_before": cursors.encode_event(last["at"], last["_id"]) if last else None,
+    }
+    return envelope("Events.", [EventOut.of(event) for event in events], meta=meta)

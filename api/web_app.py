@@ -42,6 +42,8 @@ def asset(name: str) -> Response:
 
 def _send(name: str) -> Response:
     # No caching beyond revalidation: a deploy is seen on the next load.
-    response = send_from_directory(os.path.join(current_app.static_folder, "app"), name, max_age=0)
+    static = current_app.static_folder
+    assert static is not None  # create_app keeps Flask's default, the static folder
+    response = send_from_directory(os.path.join(static, "app"), name, max_age=0)
     response.headers["Content-Security-Policy"] = APP_CSP
     return response

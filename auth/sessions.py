@@ -188,6 +188,7 @@ class Sessions(Model):
             # No repeat of the token exchanged last: it was issued under the old password.
             {"$set": changes, "$unset": {"previous_hash": ""}},
         )
+        assert session is not None  # the caller's live session: its record stays until it expires
         Sessions._col().update_one(
             {"_id": sid, "user_id": user_id},
             {"$push": {"used_hashes": {"$each": [session["refresh_hash"]], "$slice": -Sessions.USED_HASHES_KEPT}}},
@@ -195,10 +196,11 @@ class Sessions(Model):
         return session, _refresh_token(user_id, sid, secret)
 
     @staticmethod
-    def outdated(session: Document, user: dict) -> bool:
+    def outdated(session: Document, user: Document) -> bool:
         """A session logged in with a password that has changed since. Sessions from before
         sessions recorded it are judged by the revocations of the change, as they were."""
-        return session.get("token_version", User.token_version(user)) != User.token_version(user)
+        logged_in_with: int = session.get("token_version", User.token_version(user))
+        return logged_in_with != User.token_version(user)
 
     @staticmethod
     def revoke(user_id: ObjectId, sid: ObjectId, reason: str) -> bool:
@@ -220,7 +222,7 @@ class Sessions(Model):
         Sessions._col().update_many(query, {"$set": {"revoked_at": utcnow(), "revoked_reason": reason}})
 
     @staticmethod
-    def active(user: dict) -> list[Document]:
+    def active(user: Document) -> list[Document]:
         """The user's live sessions: on the user's list, not revoked, not expired."""
         query = {
             "_id": {"$in": sorted(User.session_ids(user))},

@@ -72,6 +72,11 @@ LOGIN_LIMITS = {
     "LOGIN_ACCOUNT_RATE_LIMIT": "200 per second",
     # The reader's 1,000 seeded books and the upload case come from one account each.
     "COVER_UPLOAD_RATE_LIMIT": "200 per second",
+    # The personal-access-token case sends one token as fast as it can; its requests are
+    # still counted (a tally per process, written once a second: far from the limit, as
+    # a script within its limits is).
+    "TOKEN_RATE_LIMIT": "1000000 per minute",
+    "TOKEN_ACCOUNT_RATE_LIMIT": "1000000 per minute",
 }
 SEED_BOOKS = 1_000
 GROWN_BOOKS = 100_000
@@ -458,7 +463,7 @@ class Bench:
             **LOGIN_LIMITS,
         )
         self.notes.append(
-            "Login and cover-upload limits raised for the run ("
+            "Login, cover-upload and access-token limits raised for the run ("
             + ", ".join(f"{k}={v}" for k, v in LOGIN_LIMITS.items())
             + "): the limiter still counts every request; its defaults would refuse nearly all of those cases."
         )
@@ -499,6 +504,21 @@ class Bench:
             raise BenchError(f"login of {email} answered {status}: {body}")
         data = body["data"]
         return data["id"], data.get("token") or data["access_token"]
+
+    def reader_access_token(self) -> str:
+        """A personal access token of the reader's that may read the account (the password again)."""
+        body = {"name": "bench", "scopes": ["account:read", "books:read"], "password": PASSWORD}
+        status, answer = http(
+            self.ports["api"],
+            "POST",
+            "/users/tokens",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {self.reader_token}"},
+        )
+        if status != 201 or answer is None:
+            raise BenchError(f"creating the reader's access token answered {status}: {answer}")
+        token: str = answer["data"]["token"]
+        return token
 
     def seed(self) -> None:
         started = time.monotonic()
@@ -705,6 +725,9 @@ class Bench:
         self.measure("ceiling", "ceiling: constant route", "ceiling", {"BENCH_PATH": "/"})
         self.measure("floor", "floor: one find_one by _id", "floor", {"BENCH_PATH": f"/users/{self.reader_id}"})
         self.measure("get_user", "GET /users/", "api", {**reader, "BENCH_PATH": "/users/"})
+        # The same request with a personal access token: one lookup by its hash instead of by _id.
+        pat = {"BENCH_TOKEN": self.reader_access_token()}
+        self.measure("get_user_pat", "GET /users/ (access token)", "api", {**pat, "BENCH_PATH": "/users/"})
         self.measure("get_book", "GET /books/<id>", "api", {**reader, "BENCH_PATH": f"/books/{self.book_id}"})
         # Both list cases run on a freshly restarted daemon (the second one must restart
         # before the growth, see below), so the two differ only in the collection's size.
@@ -897,6 +920,15 @@ class Bench:
                 f"GET /books/ p50 at 100k books / at 1k books: {by_key['list_100k']['p50_ms']:.1f} / "
                 f"{by_key['list_1k']['p50_ms']:.1f} ms = {growth:.2f}x (target <= 1.2)"
             )
+        jwt, pat = by_key.get("get_user"), by_key.get("get_user_pat")
+        if jwt and pat and jwt["rps"] and jwt.get("db_cpu_ms_per_request") and pat.get("db_cpu_ms_per_request"):
+            ratio = pat["rps"] / jwt["rps"]
+            extras["access_token_over_jwt_rps"] = ratio
+            lines.append(
+                f"GET /users/ with an access token / with a JWT: {pat['rps']:.0f} / {jwt['rps']:.0f} req/s = "
+                f"{ratio:.2f}x (target >= 1 within noise); database CPU {pat['db_cpu_ms_per_request']:.2f} / "
+                f"{jwt['db_cpu_ms_per_request']:.2f} ms per request"
+            )
         for position in ("first", "deep"):
             small, large = by_key.get(f"cursor_{position}_1k"), by_key.get(f"cursor_{position}_100k")
             if small and large:
@@ -1045,7 +1077,10 @@ def gunicorn_settings() -> dict:
         import runpy
 
         conf = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
-        return {key: conf[key] for key in ("worker_class", "workers", "threads") if key in conf}
+        settings = {key: conf[key] for key in ("worker_class", "workers", "threads") if key in conf}
+        if isinstance(settings.get("worker_class"), type):  # a worker class of gunicorn.conf.py's own
+            settings["worker_class"] = settings["worker_class"].__name__
+        return settings
     except Exception:
         return {}
 

@@ -16,11 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import gridfs
 from flask import Flask, Response, current_app, request, send_from_directory
+from pymongo.database import Database
 from werkzeug.exceptions import NotFound
-from werkzeug.utils import safe_join
+from werkzeug.security import safe_join
 from werkzeug.wsgi import wrap_file
 
 from database.client import state as database_state
@@ -82,14 +84,16 @@ class LocalCovers:
 
     def exists(self, name: str) -> bool:
         path = self._path(name)
-        return bool(path) and os.path.isfile(path)
+        return path is not None and os.path.isfile(path)
 
     def read(self, name: str) -> bytes | None:
         path = self._path(name)
+        if path is None:
+            return None
         try:
             with open(path, "rb") as handle:
                 return handle.read()
-        except (OSError, TypeError):
+        except OSError:
             return None
 
     def names(self) -> Iterator[str]:
@@ -117,7 +121,7 @@ class LocalCovers:
         """Remove a name that written_before listed (temporaries included)."""
         _unlink(os.path.join(self.folder, os.path.basename(name)))
 
-    def response(self, name: str):
+    def response(self, name: str) -> Response | None:
         """The cover as a file response (ETag, 304 and ranges by Werkzeug), or None."""
         if not self.exists(name):
             return None
@@ -130,7 +134,7 @@ class GridFSCovers:
 
     kind = "gridfs"
 
-    def __init__(self, db):
+    def __init__(self, db: Database[dict[str, Any]]) -> None:
         self.bucket = gridfs.GridFSBucket(db, bucket_name=BUCKET)
         self.files = db[f"{BUCKET}.files"]
         self.chunks = db[f"{BUCKET}.chunks"]
@@ -182,7 +186,7 @@ class GridFSCovers:
     def discard(self, name: str) -> None:
         self.remove(name)
 
-    def response(self, name: str):
+    def response(self, name: str) -> Response | None:
         """The cover streamed from the database a block at a time, or None."""
         try:
             grid_out = self.bucket.open_download_stream(name)  # reads the file document only
@@ -197,7 +201,8 @@ class GridFSCovers:
         response.set_etag(etag(name))
         response.cache_control.max_age = MAX_AGE
         response.cache_control.public = True
-        return response.make_conditional(request)
+        response.make_conditional(request)  # in place (it returns the same response, typed as Werkzeug's)
+        return response
 
 
 def etag(name: str) -> str:
@@ -300,6 +305,6 @@ def stored(thumbnail: tuple[bytes, str] | None) -> Iterator[str | None]:
         raise
 
 
-def response(name: str):
+def response(name: str) -> Response:
     """The cover's HTTP response with a year of public caching; 404 when no storage has it."""
     return covers().response(name)

@@ -58,12 +58,30 @@ call 200 "Refresh the tokens" -X POST "$BASE_URL/users/token/refresh" -H 'Conten
   -d "$(jq -n --arg token "$REFRESH_TOKEN" '{refresh_token: $token}')"
 TOKEN="$(jq -r .data.token "$body")" REFRESH_TOKEN="$(jq -r .data.refresh_token "$body")"
 
-# Who am I? Every request below sends the token.
+# Who am I? Every request below sends a token.
 call 200 "GET /users/" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
 
 # Change the name (the only field a user may change).
 call 200 "PUT /users/" -X PUT "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' -d '{"name": "Augusta Ada King"}'
+
+# A script gets a personal access token of its own instead of the password: scoped,
+# expiring (30 days unless you say, at most 365), shown only in this answer. Creating one
+# needs the password again. The book steps below use it.
+call 201 "POST /users/tokens" -X POST "$BASE_URL/users/tokens" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg password "$PASSWORD" \
+        '{name: "walk-through", scopes: ["books:read", "books:write"], expires_in_days: 7, password: $password}')"
+PAT="$(jq -r .data.token "$body")" PAT_ID="$(jq -r .data.id "$body")"
+
+# Afterwards only its description is shown: name, scopes, prefix, dates, last use.
+call 200 "GET /users/tokens" "$BASE_URL/users/tokens" -H "Authorization: Bearer $TOKEN"
+
+# Its scopes are all it can do: the account itself (account:read) is out of its reach,
+# and so is every sensitive action (here, making another token) whatever its scopes.
+call 403 "GET /users/ with the token" "$BASE_URL/users/" -H "Authorization: Bearer $PAT"
+call 403 "POST /users/tokens with the token" -X POST "$BASE_URL/users/tokens" -H "Authorization: Bearer $PAT" \
+  -H 'Content-Type: application/json' -d '{"name": "another", "scopes": ["books:read"], "password": "?"}'
 
 # Two tiny covers, a 1x1 PNG and a 1x1 GIF (any JPEG, PNG, GIF or WebP will do).
 echo 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==' |
@@ -71,7 +89,7 @@ echo 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWj
 echo 'R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7' | base64 -d >"$work/cover.gif"
 
 # Add a book: a multipart form with the cover file, as Postman's form-data sends it.
-call 201 "POST /books/" -X POST "$BASE_URL/books/" -H "Authorization: Bearer $TOKEN" \
+call 201 "POST /books/" -X POST "$BASE_URL/books/" -H "Authorization: Bearer $PAT" \
   -F 'title=Dune' -F 'category=science' -F 'description=Spice and sand.' \
   -F "cover_image=@$work/cover.png"
 BOOK_ID="$(jq -r .data.id "$body")"
@@ -81,38 +99,43 @@ IMAGE_URL="$(jq -r .data.image_url "$body")"
 call 200 "GET the cover" "$IMAGE_URL"
 
 # List the books a page at a time, then only one category.
-call 200 "GET /books/ (page 1)" "$BASE_URL/books/?page=1&per_page=20" -H "Authorization: Bearer $TOKEN"
+call 200 "GET /books/ (page 1)" "$BASE_URL/books/?page=1&per_page=20" -H "Authorization: Bearer $PAT"
 call 200 "GET /books/ (science)" -G "$BASE_URL/books/" --data-urlencode 'category=science' \
-  -H "Authorization: Bearer $TOKEN"
+  -H "Authorization: Bearer $PAT"
 
 # Or by cursor: `limit` books, then `after=` the page's meta.next_cursor until it is null.
 # Every page costs the same however deep, and books added meanwhile do not shift it.
-call 200 "GET /books/ (cursor, first page)" "$BASE_URL/books/?limit=10" -H "Authorization: Bearer $TOKEN"
+call 200 "GET /books/ (cursor, first page)" "$BASE_URL/books/?limit=10" -H "Authorization: Bearer $PAT"
 
 # One book. Its ETag header names this state of it.
-call 200 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
-ETAG="$(curl -sS -o /dev/null -D - "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN" |
+call 200 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $PAT"
+ETAG="$(curl -sS -o /dev/null -D - "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $PAT" |
   tr -d '\r' | sed -n 's/^[Ee][Tt][Aa][Gg]: //p')"
 
 # Update fields with JSON, only if nobody changed the book since we read it (If-Match)...
 call 200 "PUT /books/$BOOK_ID (JSON, If-Match)" -X PUT "$BASE_URL/books/$BOOK_ID" \
-  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "If-Match: $ETAG" \
+  -H "Authorization: Bearer $PAT" -H 'Content-Type: application/json' -H "If-Match: $ETAG" \
   -d '{"title": "Dune Messiah", "category": "Fantasy"}'
 # ...so a second tab still holding the old ETag is refused instead of overwriting it.
 call 412 "PUT /books/$BOOK_ID (stale If-Match)" -X PUT "$BASE_URL/books/$BOOK_ID" \
-  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H "If-Match: $ETAG" \
+  -H "Authorization: Bearer $PAT" -H 'Content-Type: application/json' -H "If-Match: $ETAG" \
   -d '{"title": "Dune"}'
 
 # ...or with a multipart form, which can also replace the cover.
 call 200 "PUT /books/$BOOK_ID (multipart)" -X PUT "$BASE_URL/books/$BOOK_ID" \
-  -H "Authorization: Bearer $TOKEN" -F 'description=The sequel.' -F "cover_image=@$work/cover.gif"
+  -H "Authorization: Bearer $PAT" -F 'description=The sequel.' -F "cover_image=@$work/cover.gif"
 
 # The old cover file is gone.
 call 404 "GET the old cover" "$IMAGE_URL"
 
 # Delete the book; it is then not found.
-call 204 "DELETE /books/$BOOK_ID" -X DELETE "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
-call 404 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $TOKEN"
+call 204 "DELETE /books/$BOOK_ID" -X DELETE "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $PAT"
+call 404 "GET /books/$BOOK_ID" "$BASE_URL/books/$BOOK_ID" -H "Authorization: Bearer $PAT"
+
+# Revoke it: it stops working at once, on every server. (A password change, a reset by
+# mail, "log out everywhere" and disabling the account revoke every token too.)
+call 204 "DELETE /users/tokens/$PAT_ID" -X DELETE "$BASE_URL/users/tokens/$PAT_ID" -H "Authorization: Bearer $TOKEN"
+call 401 "GET /books/ with the revoked token" "$BASE_URL/books/" -H "Authorization: Bearer $PAT"
 
 # Each login is a session. Log in again (another device, say) and list them.
 FIRST_TOKEN="$TOKEN"
@@ -130,6 +153,27 @@ call 401 "GET /users/ from the other session" "$BASE_URL/users/" -H "Authorizati
 # Log out: this session's tokens stop working at once.
 call 204 "POST /users/logout" -X POST "$BASE_URL/users/logout" -H "Authorization: Bearer $TOKEN"
 call 401 "GET /users/ after logout" "$BASE_URL/users/" -H "Authorization: Bearer $TOKEN"
+
+# Two-factor needs a verified address: open the link of the sign-up mail. `make run`
+# without MAIL_URL writes each mail to a file under instance/mail (MAIL_DIR); the link's
+# token follows "#token=". (With real mail, copy it from the mail instead.)
+MAIL_DIR="${MAIL_DIR:-instance/mail}"
+mailed_token() {
+  local file
+  for _ in $(seq 50); do # the server's sender writes the file within moments
+    file="$(grep -l "^To: $EMAIL" "$MAIL_DIR"/*.eml 2>/dev/null | xargs -r grep -l '#token=' | tail -n 1)" || true
+    if [ -n "$file" ]; then
+      grep -o '#token=[A-Za-z0-9_-]*' "$file" | head -n 1 | cut -d= -f2
+      return
+    fi
+    sleep 0.2
+  done
+  echo "FAILED: no mail to $EMAIL in $MAIL_DIR (set MAIL_DIR to the server's mail folder)" >&2
+  return 1
+}
+VERIFY_TOKEN="$(mailed_token)"
+call 200 "POST /users/email/verify" -X POST "$BASE_URL/users/email/verify" -H 'Content-Type: application/json' \
+  -d "$(jq -n --arg token "$VERIFY_TOKEN" '{token: $token}')"
 
 # Turn on two-factor authentication: enrol with the password (a token alone is not
 # enough), scan data.qr_code (or type data.secret into the app), then verify a code

@@ -2,8 +2,9 @@
 
 A header line without its colon (`Authorization Bearer eyJ...`) reaches gunicorn's
 error log whole; a token could also reach any other line through an exception's
-message. Whatever looks like a bearer credential, a JWT (access tokens, MFA tickets)
-or one of our refresh tokens (`<24 hex digits>.<secret>`) becomes `[REDACTED]`.
+message. Whatever looks like a bearer credential, a JWT (access tokens, MFA tickets),
+one of our refresh tokens (`<24 hex digits>.<secret>`) or a personal access token (`blpat_...`,
+whatever follows the prefix, so a mistyped or cut one too) becomes `[REDACTED]`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ REDACTED = "[REDACTED]"
 _TOKENS = re.compile(
     r"(?P<scheme>\bbearer[\s:=]+)[^\s'\",;]+"  # whatever follows the word Bearer
     r"|\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*"  # a JWT: base64url of '{"...'
-    r"|\b[0-9a-fA-F]{24}(?:\.[0-9a-fA-F]{24})?\.[A-Za-z0-9_-]{16,}",  # a refresh token: ids . secret
+    r"|\b[0-9a-fA-F]{24}(?:\.[0-9a-fA-F]{24})?\.[A-Za-z0-9_-]{16,}"  # a refresh token: ids . secret
+    r"|\bblpat_[A-Za-z0-9]*",  # a personal access token (auth/access_tokens.py)
     re.IGNORECASE,
 )
 

@@ -74,7 +74,7 @@ class LinkTokens(Model):
     @staticmethod
     def discard(user_id: ObjectId, *purposes: str) -> None:
         """End the user's tokens of these purposes (all of them when none is named)."""
-        query = {"user_id": user_id}
+        query: Document = {"user_id": user_id}
         if purposes:
             query["purpose"] = {"$in": list(purposes)}
         LinkTokens._col().delete_many(query)

@@ -12,6 +12,8 @@ from bson import ObjectId
 from flask import current_app, has_request_context, request
 from pymongo import ASCENDING, ReturnDocument
 
+from auth.audit import Events, record
+from auth.throttling import within_limit
 from database.documents import Document, Index, Model, utcnow
 from mail.link_tokens import TOKEN_LIFETIMES
 from mail.messages import KINDS
@@ -23,6 +25,8 @@ PENDING, SENT, GIVEN_UP, DROPPED = "pending", "sent", "given_up", "dropped"
 KEEP_FINISHED = timedelta(days=7)
 # A mail that cannot be sent for a day is given up (sooner when its link expires first).
 GIVE_UP_AFTER = timedelta(hours=24)
+# Mails cancelled in one go at most: far more than rate limits let anyone queue for one account.
+CANCEL_MAX = 100
 
 
 class Outbox(Model):
@@ -57,7 +61,8 @@ class Outbox(Model):
             "created_at": now,
             "give_up_at": give_up_at,
         }
-        return Outbox._col().insert_one(doc).inserted_id
+        mail_id: ObjectId = Outbox._col().insert_one(doc).inserted_id
+        return mail_id
 
     @staticmethod
     def claim(owner: str, lease: timedelta) -> Document | None:
@@ -89,6 +94,45 @@ class Outbox(Model):
             {"$set": {"lease_until": when, "last_error": error, "user_id": user_id}},
         )
 
+    @staticmethod
+    def cancel(user_id: ObjectId, email: str, kinds: tuple[str, ...]) -> list[Document]:
+        """Drop the account's mails of these kinds that wait to be sent (or retried); a mail
+        asked for by address (a reset) counts as the account's while it is addressed to it."""
+        query = {
+            "status": PENDING,
+            "kind": {"$in": list(kinds)},
+            "$or": [{"user_id": user_id}, {"user_id": None, "to": email}],
+        }
+        cancelled: list[Document] = []
+        while len(cancelled) < CANCEL_MAX and (mail := Outbox._drop(query)) is not None:
+            cancelled.append(mail)
+        return cancelled
+
+    @staticmethod
+    def _drop(query: Document) -> Document | None:
+        now = utcnow()
+        fields = {"status": DROPPED, "reason": "cancelled", "finished_at": now, "purge_at": now + KEEP_FINISHED}
+        return Outbox._col().find_one_and_update(query, {"$set": fields})
+
+    @staticmethod
+    def still_pending(mail: Document) -> bool:
+        """Whether a claimed mail is still this sender's to send (nobody cancelled it meanwhile)."""
+        query = {"_id": mail["_id"], "lease_owner": mail["lease_owner"], "status": PENDING}
+        return Outbox._col().count_documents(query, limit=1) == 1
+
+
+def link_kinds(*purposes: str) -> tuple[str, ...]:
+    """The kinds of mail whose link has one of these purposes (any link when none is named)."""
+    return tuple(kind for kind, what in KINDS.items() if what.purpose and (not purposes or what.purpose in purposes))
+
+
+def cancel_queued(user_id: ObjectId, email: str, kinds: tuple[str, ...], reason: str) -> None:
+    """Cancel the account's waiting mails of these kinds, each recorded as a `mail_cancelled` event:
+    what made their links useless (a new password, a proven address) must not be undone by a
+    link made when the mail is finally sent."""
+    for mail in Outbox.cancel(user_id, email, kinds):
+        record("mail_cancelled", user_id, mail=mail["kind"], reason=reason)
+
 
 def queue(kind: str, to: str, user_id: ObjectId | None = None, **params: Any) -> None:
     """Put a mail in the outbox and wake this process's sender. The request never waits for SMTP."""
@@ -103,6 +147,10 @@ def queue(kind: str, to: str, user_id: ObjectId | None = None, **params: Any) ->
     if has_request_context():
         params.setdefault("ip", request.remote_addr)
         params.setdefault("user_agent", (request.headers.get("User-Agent") or "")[:300])
+    if not within_limit("mail", "MAIL_RECIPIENT_RATE_LIMIT", f"{kind} {to}"):
+        # Dropped, and the request answered as usual: its answer must not tell what was mailed.
+        Events.record("mail_refused", user_id, params.get("ip"), params.get("user_agent"), mail=kind)
+        return
     domain = parseaddr(current_app.config["MAIL_FROM"])[1].rpartition("@")[2] or "localhost"
     # Not email.utils.make_msgid: it draws on the random module's shared state.
     message_id = f"<{uuid.uuid4().hex}@{domain}>"

@@ -9,6 +9,7 @@ import ssl
 import threading
 import uuid
 from datetime import timedelta
+from email import policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -16,6 +17,8 @@ from flask import Flask, current_app
 from pymongo.errors import PyMongoError
 
 from database.documents import Document, utcnow
+from mail.addresses import needs_smtputf8
+from mail.link_tokens import LinkTokens
 from mail.messages import KINDS, event, prepare
 from mail.outbox import DROPPED, GIVEN_UP, SENT, Outbox
 from mail.settings import EXTENSION, MailState, SmtpServer, mail_state, parse_mail_url
@@ -130,8 +133,16 @@ def _attempt(mail: Document) -> int:
         Outbox.finish(mail, DROPPED)
         return 0
     message, user_id = prepared
+    purpose = KINDS[mail["kind"]].purpose
+    if purpose and user_id is not None and not Outbox.still_pending(mail):
+        # Cancelled while its link was being made (cancel_queued): that link must not outlive it.
+        LinkTokens.discard(user_id, purpose)
+        return 0
     try:
         _transport(message)
+    except Undeliverable as exc:
+        _give_up(mail, exc.reason)
+        return 0
     except (smtplib.SMTPException, OSError) as exc:
         delay = min(RETRY_FIRST * 2 ** (mail["attempts"] - 1), RETRY_MAX)
         error = type(exc).__name__ + (f" {exc.smtp_code}" if hasattr(exc, "smtp_code") else "")
@@ -144,6 +155,14 @@ def _attempt(mail: Document) -> int:
     if Outbox.finish(mail, SENT, sent_at=now):
         event("mail_sent", user_id, mail, mail=mail["kind"])
     return 1
+
+
+class Undeliverable(Exception):
+    """This mail can never go through this server: given up at once, not retried for a day."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _give_up(mail: Document, reason: str) -> None:
@@ -167,6 +186,7 @@ def _transport(message: EmailMessage) -> None:
 def _send_smtp(server: SmtpServer, message: EmailMessage) -> None:
     timeout = current_app.config["MAIL_TIMEOUT_SECONDS"]
     context = ssl.create_default_context()
+    connection: smtplib.SMTP
     if server.tls == "implicit":
         connection = smtplib.SMTP_SSL(server.host, server.port, timeout=timeout, context=context)
     else:
@@ -176,6 +196,11 @@ def _send_smtp(server: SmtpServer, message: EmailMessage) -> None:
             smtp.starttls(context=context)
         if server.username:
             smtp.login(server.username, server.password or "")
+        smtp.ehlo_or_helo_if_needed()
+        # smtplib sends with SMTPUTF8 (and the headers in UTF-8) when the address needs it and
+        # the server offers it; without the offer, no retry would ever get the mail through.
+        if needs_smtputf8(str(message["To"])) and not smtp.has_extn("smtputf8"):
+            raise Undeliverable("smtputf8_unsupported")
         smtp.send_message(message)
 
 
@@ -186,6 +211,9 @@ def _write_eml(message: EmailMessage) -> None:
     stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")[:-3]
     name = f"{stamp}-{message['Message-ID'].strip('<>').partition('@')[0]}.eml"
     path = os.path.join(folder, name)
+    # An address that needs SMTPUTF8 is written in UTF-8 as well (RFC 6532), as SMTP would
+    # carry it: an encoded word is not allowed in an address.
+    utf8 = needs_smtputf8(str(message["To"]))
     with open(path, "wb") as handle:
-        handle.write(message.as_bytes())
+        handle.write(message.as_bytes(policy=policy.default.clone(utf8=True)) if utf8 else message.as_bytes())
     log.info("mail written to a file", extra={"fields": {"file": path}})

@@ -4,18 +4,29 @@ per-app state (the transport and the sender), made at app creation."""
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from email.utils import formataddr
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import current_app
 
-if TYPE_CHECKING:
-    from mail.sender import Sender
-
 SMTP_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 EXTENSION = "book_library.mail"
+
+
+class Sender(Protocol):
+    """What queue() needs of this process's sender (mail/sender.py): a way to wake it."""
+
+    wake: threading.Event
+
+    @property
+    def owner(self) -> str: ...
+
+    def ensure_running(self) -> None: ...
+
+    def stop(self, timeout: float = 10) -> None: ...
 
 
 @dataclass

@@ -51,6 +51,13 @@ export function apiBase(configured) {
   return url.href.replace(/\/+$/, "");
 }
 
+/** What the user typed where the second factor is asked for, as the API takes it: six digits
+ * are the authenticator app's code, anything else a recovery code. */
+export function secondFactor(value) {
+  const typed = value.trim();
+  return /^\d{6}$/.test(typed) ? { code: typed } : { recovery_code: typed };
+}
+
 export class Api {
   constructor(base, { onSessionEnded = () => {} } = {}) {
     this.base = base;
@@ -179,9 +186,15 @@ export class Api {
   }
 
   async loginWithSecondFactor(ticket, code) {
-    const factor = /^\d{6}$/.test(code) ? { code } : { recovery_code: code };
-    const json = { mfa_ticket: ticket, ...factor };
+    const json = { mfa_ticket: ticket, ...secondFactor(code) };
     const { data } = await this.request("POST", "/users/login/mfa", { json, auth: false });
+    this.startSession(data);
+    return data;
+  }
+
+  /** Log in with a passkey: the browser's answer (see passkeys.js) to /users/login/passkey/options. */
+  async loginWithPasskey(credential) {
+    const { data } = await this.request("POST", "/users/login/passkey", { json: { credential }, auth: false });
     this.startSession(data);
     return data;
   }

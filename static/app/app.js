@@ -1,11 +1,14 @@
-// The Book Library reference app: routes, the login, sign-up and second-factor forms, and the
-// header. No build step: the browser loads these ES modules as they are.
+// The Book Library reference app: routes, the login (password or passkey), sign-up and second-factor
+// forms, and the header. No build step: the browser loads these ES modules as they are.
 
 import { Api, ApiError, apiBase } from "./api.js";
 import { BooksView } from "./books.js";
 import { config } from "./config.js";
 import { AccountLinks, LINK_ROUTES, takeLinkToken } from "./links.js";
+import { browserPasskey } from "./passkeys.js";
 import { SessionsView } from "./sessions.js";
+import { SettingsView } from "./settings.js";
+import { TokensView } from "./tokens.js";
 import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
@@ -15,15 +18,21 @@ let api;
 let books;
 let links;
 let sessions;
+let settings;
+let tokens;
 let user = null;
 let mfaTicket = null;
 let firstRender = true;
+// What the next view says when it opens ({ notice, alert }): each view starts with its own
+// messages only, never the last view's.
+let carried = {};
 
 function route() {
   return location.hash.replace(/^#\/?/, "") || "books";
 }
 
-function go(name) {
+function go(name, messages = {}) {
+  carried = messages;
   if (route() === name) render();
   else location.hash = `#/${name}`;
 }
@@ -35,6 +44,9 @@ async function render() {
   if (name === "mfa" && !mfaTicket) name = "login";
   const focus = !firstRender;
   firstRender = false;
+  notify(carried.notice || "");
+  alertText(carried.alert || "");
+  carried = {};
   $("#nav").hidden = !user;
   $("#who").textContent = user ? user.name : "";
   for (const button of document.querySelectorAll(".nav-button")) {
@@ -44,6 +56,8 @@ async function render() {
   try {
     if (name === "books") await books.show({ focus });
     else if (name === "sessions") await sessions.show({ focus });
+    else if (name === "settings") await settings.show({ focus });
+    else if (name === "tokens") await tokens.show({ focus });
     else if (LINK_ROUTES.includes(name)) links.show(name, { focus });
     else showAuthView(name, focus);
   } catch (failure) {
@@ -56,7 +70,11 @@ async function render() {
 function showAuthView(name, focus) {
   const view = clone(`${name}-view`);
   const form = $("form", view);
-  if (name === "login") onSubmit(form, logIn);
+  if (name === "login") {
+    onSubmit(form, logIn);
+    const passkey = $("[data-action=passkey]", view);
+    passkey.addEventListener("click", () => whileBusy(passkey, signInWithPasskey));
+  }
   if (name === "signup") onSubmit(form, signUp);
   if (name === "mfa") onSubmit(form, verifyCode);
   mount(view, { focus });
@@ -73,6 +91,13 @@ async function logIn(form) {
   welcome(data, `Welcome back, ${data.name}.`);
 }
 
+/** No email and no password: the browser offers this site's passkeys, and a passkey is both factors. */
+async function signInWithPasskey() {
+  const { data } = await api.request("POST", "/users/login/passkey/options", { auth: false });
+  const loggedIn = await api.loginWithPasskey(await browserPasskey("get", data.options));
+  welcome(loggedIn, `Welcome back, ${loggedIn.name}.`);
+}
+
 async function verifyCode(form) {
   try {
     const data = await api.loginWithSecondFactor(mfaTicket, form.elements.code.value.trim());
@@ -82,8 +107,7 @@ async function verifyCode(form) {
     if (failure instanceof ApiError && /log in again/.test(failure.message)) {
       // The ticket expired or was used up: start over, saying why.
       mfaTicket = null;
-      go("login");
-      alertText(failure.message);
+      go("login", { alert: failure.message });
       return;
     }
     throw failure;
@@ -101,14 +125,12 @@ async function signUp(form) {
 function welcome(data, message) {
   user = { name: data.name, email: data.email };
   books.page = 1;
-  go("books");
-  notify(message);
+  go("books", { notice: message });
 }
 
 function loggedOut(message) {
   user = null;
-  go("login");
-  notify(message);
+  go("login", { notice: message });
 }
 
 function passwordReset(message) {
@@ -118,17 +140,10 @@ function passwordReset(message) {
 
 function sessionEnded(failure) {
   user = null;
-  go("login");
-  alertText(failure.message);
+  go("login", { alert: failure.message });
 }
 
 // --- start --------------------------------------------------------------------------------
-
-function describeMode() {
-  const where = api.crossOrigin ? "another origin" : "this origin";
-  const refresh = api.cookieMode ? "refresh token in an HttpOnly cookie" : "refresh token kept by this tab";
-  $("#api-mode").textContent = `${where}, ${refresh}`;
-}
 
 async function resumeSession() {
   if (!api.canResume) return;
@@ -151,9 +166,11 @@ async function start() {
     $("#main").replaceChildren();
     return;
   }
-  $("#api-base").textContent = api.base;
+  $("#api-docs").href = `${api.base}/docs`;
   books = new BooksView(api);
   sessions = new SessionsView(api, { onLoggedOut: loggedOut });
+  settings = new SettingsView(api);
+  tokens = new TokensView(api);
   links = new AccountLinks(api, linkTokens, { loggedIn: () => Boolean(user), onPasswordReset: passwordReset });
   const logout = $("#logout");
   logout.addEventListener("click", () =>
@@ -177,7 +194,6 @@ async function start() {
   window.addEventListener("hashchange", render);
   try {
     await api.connect();
-    describeMode();
     await resumeSession();
   } catch (failure) {
     await render();

@@ -41,14 +41,13 @@ export function fillCategories(select) {
 
 // --- messages ------------------------------------------------------------------------------
 
-export function notify(text) {
-  const notice = $("#notice");
+export function notify(text, notice = $("#notice")) {
   notice.textContent = text;
   notice.hidden = !text;
 }
 
-export function clearMessages(region = $("#alert")) {
-  notify("");
+export function clearMessages(region = $("#alert"), notice = $("#notice")) {
+  notify("", notice);
   region.textContent = "";
   region.hidden = true;
 }
@@ -63,26 +62,28 @@ function seconds(count) {
   return `${Math.ceil(count / 60)} minutes`;
 }
 
-/** Put an API failure in front of the user: the envelope's message, and each field's message
- * beside its field (or in the message when the form has no such field). */
+/** Put an API failure in front of the user: each field's message beside its field, and in the
+ * message region what is not said there already (the envelope's message when no field could
+ * take it, a field's message the form has no field for, when to try again). */
 export function showError(failure, { form = null, region = $("#alert") } = {}) {
   if (failure instanceof SessionEnded) return; // already reported, with the login form
   if (!(failure instanceof ApiError)) {
     console.error(failure);
     failure = new ApiError("Something went wrong in the app. Reload the page and try again.");
   }
-  const lines = [failure.message];
+  const elsewhere = [];
   let firstInvalid = null;
   for (const [name, message] of Object.entries(failure.fields)) {
     const control = form && form.elements.namedItem(name);
     if (control && control.id) {
       markInvalid(control, message);
       firstInvalid = firstInvalid || control;
-    } else if (!lines.includes(message)) {
-      // e.g. a mailed link's token: the field's message is the envelope's own
-      lines.push(message);
+    } else if (!elsewhere.includes(message)) {
+      elsewhere.push(message); // e.g. a mailed link's token, whose message is the envelope's own
     }
   }
+  // "The request has invalid fields." says nothing the marked fields do not.
+  const lines = firstInvalid ? elsewhere : [failure.message, ...elsewhere.filter((m) => m !== failure.message)];
   if (failure.status === 413) lines.push("Choose a smaller file.");
   if (failure.retryAfter) lines.push(`You can try again in ${seconds(failure.retryAfter)}.`);
   alertText(lines.join(" "), region);
@@ -110,11 +111,11 @@ export function clearFieldErrors(form) {
 }
 
 /** Run a form's action with its submit button disabled; show any failure in the form. */
-export function onSubmit(form, action, { region = $("#alert") } = {}) {
+export function onSubmit(form, action, { region = $("#alert"), notice = $("#notice") } = {}) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("[type=submit]");
-    clearMessages(region);
+    clearMessages(region, notice);
     clearFieldErrors(form);
     button.disabled = true;
     form.setAttribute("aria-busy", "true");
@@ -127,6 +128,35 @@ export function onSubmit(form, action, { region = $("#alert") } = {}) {
       form.removeAttribute("aria-busy");
     }
   });
+}
+
+/** A part of a page with its own heading and messages (its .notice and .alert), e.g. a section
+ * of the settings. `page.api` is the API. */
+export class Section {
+  constructor(templateId, page) {
+    this.page = page;
+    this.api = page.api;
+    this.element = clone(templateId);
+    this.heading = this.element.querySelector("h2");
+    this.notice = $(".notice", this.element);
+    this.alert = $(".alert", this.element);
+  }
+
+  /** Show the account's state; `user` is GET /users/'s data, as changed since. */
+  update() {}
+
+  /** A form of this section: its failures are shown here. */
+  onSubmit(form, action) {
+    onSubmit(form, action, { region: this.alert, notice: this.notice });
+  }
+
+  say(text) {
+    notify(text, this.notice);
+  }
+
+  clear() {
+    clearMessages(this.alert, this.notice);
+  }
 }
 
 /** Run a button's action with the button disabled; show any failure on the page. */

@@ -95,6 +95,13 @@ def account(client):
     return "ada@example.com"
 
 
+@pytest.fixture
+def verified_account(app, client, smtp, account):
+    """The account, its address proven with the sign-up's link (a second factor needs that)."""
+    assert_envelope(verify(client, verification_token(app, smtp)), 200, "Email address verified.")
+    return account
+
+
 def event_types(client, token) -> list[str]:
     return [event["type"] for event in client.get("/users/events", headers=bearer(token)).get_json()["data"]]
 
@@ -264,7 +271,7 @@ def test_forgot_checks_the_address_and_the_content_type(client):
     )
 
 
-def test_a_reset_with_two_factor_on_still_needs_the_code_to_log_in(app, client, smtp, account):
+def test_a_reset_with_two_factor_on_still_needs_the_code_to_log_in(app, client, smtp, verified_account):
     session = bearer(tokens(client)["token"])
     secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]
     assert (
@@ -475,7 +482,8 @@ def change_email(client, session, **body):
 
 @pytest.mark.each_database
 def test_an_email_change_happens_when_the_new_address_confirms_it(app, client, smtp, account):
-    send_due(app)
+    # Verified: notices name the new address only to an address the account has proven.
+    verify(client, link_token(latest(app, smtp, subject_part="Confirm your email")))
     staying, other = tokens(client), tokens(client)
     session = bearer(staying["token"])
 
@@ -527,7 +535,7 @@ def test_a_password_reset_kills_a_pending_email_change_link(app, client, smtp, a
     assert me.get_json()["data"]["email"] == "ada@example.com"
 
 
-def test_an_email_change_with_two_factor_on_needs_a_code(app, client, smtp, account):
+def test_an_email_change_with_two_factor_on_needs_a_code(app, client, smtp, verified_account):
     session = bearer(tokens(client)["token"])
     secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]
     client.post("/users/mfa/totp/verify", json={"code": pyotp.TOTP(secret).now()}, headers=session)
@@ -608,7 +616,7 @@ def disable_account(client, session, secret):
     ],
     ids=["password-changed", "two-factor-on", "two-factor-off", "recovery-codes", "account-disabled"],
 )
-def test_a_security_change_mails_a_notice_to_the_account(app, client, smtp, account, action, subject):
+def test_a_security_change_mails_a_notice_to_the_account(app, client, smtp, verified_account, action, subject):
     send_due(app)
     session = bearer(tokens(client)["token"])
     secret = client.post("/users/mfa/totp", json={"password": PASSWORD}, headers=session).get_json()["data"]["secret"]

@@ -78,7 +78,7 @@ def test_cursor_page_meta_and_link_header(client, auth):
     data, meta, response = page(client, headers, "limit=2&category=science")
 
     assert len(data) == 2
-    assert set(meta) == {"limit", "next_cursor"}
+    assert set(meta) == {"paging", "limit", "next_cursor"}
     assert meta["limit"] == 2 and meta["next_cursor"]
     assert "X-Total-Count" not in response.headers
     link, rel = response.headers["Link"].split("; ")
@@ -95,13 +95,13 @@ def test_last_cursor_page_has_no_next_cursor_and_no_link(client, auth):
     data, meta, response = page(client, headers, "limit=2")
 
     assert len(data) == 2
-    assert meta == {"limit": 2, "next_cursor": None}
+    assert meta == {"paging": "cursor", "limit": 2, "next_cursor": None}
     assert "Link" not in response.headers
 
 
 def test_cursor_pages_of_an_empty_library(client, auth):
     data, meta, _ = page(client, auth.headers(), "limit=5")
-    assert (data, meta) == ([], {"limit": 5, "next_cursor": None})
+    assert (data, meta) == ([], {"paging": "cursor", "limit": 5, "next_cursor": None})
 
 
 def test_limit_alone_defaults_the_page_size_and_after_alone_too(client, auth):

@@ -820,7 +820,7 @@ def test_events_list_the_callers_own_events_newest_first(client, auth, email, ot
     stranger = log_in(client, other_email)
     assert_envelope(auth.login(other_email, WRONG_PASSWORD), 401, WRONG_CREDENTIALS, "Unauthorized")
 
-    response = client.get("/users/events", headers=bearer(first.token))
+    response = client.get("/users/events", headers=bearer(first.token), query_string={"failed_logins": "include"})
 
     listed = assert_envelope(response, 200, "Events.")
     assert [e["type"] for e in listed] == ["logout", "login", "refresh", "login_failed", "login", "signup"]
@@ -837,7 +837,7 @@ def test_events_list_the_callers_own_events_newest_first(client, auth, email, ot
     for secret in (PASSWORD, WRONG_PASSWORD, *first[:2], *second[:2], *stranger[:2]):
         assert secret not in raw
     # The stranger sees only their own.
-    assert event_types(client, stranger) == ["login_failed", "login", "signup"]
+    assert event_types(client, stranger, failed_logins="include") == ["login_failed", "login", "signup"]
 
 
 def test_events_never_contain_passwords_or_tokens(client, auth, email):
@@ -858,7 +858,7 @@ def test_events_never_contain_passwords_or_tokens(client, auth, email):
     session = log_in(client, email, NEW_PASSWORD)
     secrets += session[:2]
 
-    response = client.get("/users/events", headers=bearer(session.token))
+    response = client.get("/users/events", headers=bearer(session.token), query_string={"failed_logins": "include"})
 
     assert response.status_code == 200
     assert {"login", "login_failed", "refresh", "password_changed", "refresh_token_reused"} <= {

@@ -45,6 +45,8 @@ BIN = os.path.dirname(sys.executable)
 START_SECONDS = 30
 STOP_SECONDS = 15
 USER_AGENT = {"User-Agent": "two-servers-test"}
+TOKEN_CREATED = "Token created. Copy it now: it is not shown again."
+TOKEN_REVOKED = "Token has been revoked or does not exist, or the account is disabled."
 
 
 def call(method: str, url: str, body: dict | None = None, token: str | None = None) -> Reply:
@@ -249,6 +251,19 @@ def test_logout_all_on_a_ends_sessions_made_on_b(servers):
 
 
 # --- rate limits shared by both servers -----------------------------------------------------------
+
+
+def test_a_personal_access_token_revoked_on_a_is_refused_by_b_at_once(servers):
+    a, b = servers
+    email = new_account(a)
+    login = log_in(a, email)
+    body = {"name": "backup", "scopes": ["books:read"], "password": PASSWORD}
+    created = assert_envelope(a("POST", "/users/tokens", body, token=login["token"]), 201, TOKEN_CREATED)
+    assert_envelope(b("GET", "/books/", token=created["token"]), 200, "Books.")
+    assert a("DELETE", f"/users/tokens/{created['id']}", token=login["token"]).status_code == 204
+    reply = b("GET", "/books/", token=created["token"])
+    assert_envelope(reply, 401, TOKEN_REVOKED, "Unauthorized")
+    assert 'error="invalid_token"' in reply.headers["WWW-Authenticate"]
 
 
 def test_login_rate_limit_is_counted_across_both_servers(database, tmp_path_factory):
