@@ -44,6 +44,7 @@ from database import client as database
 from database.documents import ObjectIdConverter, ensure_indexes, ensure_indexes_once, try_ensure_indexes
 from logs import json_lines
 from mail import sender as mail_sender
+from workflows import book_list
 
 log = logging.getLogger(f"book_library.{__name__}")
 
@@ -116,6 +117,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             raise click.ClickException(NO_DATABASE)
         ensure_indexes()
         print("Indexes created.")
+
+    @app.cli.command("repair-book-lists")
+    def repair_book_lists() -> None:
+        """Check every account's list positions against its books (after a crash)."""
+        if not database.configured():
+            raise click.ClickException(NO_DATABASE)
+        print(f"Checked the book lists of {book_list.repair_all()} accounts.")
 
     return app
 

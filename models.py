@@ -5,6 +5,7 @@ what spans several lives in workflows/."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,8 @@ USER_FIELDS = {
 
 class User(Model):
     """An account. Its document also lists its live sessions (`sessions`: the revocation
-    check is one lookup), counts its books' list positions (`book_seq`), and holds the
+    check is one lookup), counts its books' list positions (`book_seq`) and records which of
+    them hold no book (`book_gaps`: deleted books, failed creates), and holds the
     second factor: {"mfa": {"enabled", "secret" (encrypted), "pending" (encrypted, during
     enrolment), "last_step", "recovery" (hashes)}}."""
 
@@ -58,6 +60,7 @@ class User(Model):
             "disabled": False,
             "sessions": [],
             "book_seq": 0,  # the list position of the user's newest book (see next_book_position)
+            "book_gaps": [],  # positions up to book_seq that hold no book (see workflows.book_list)
             "created_at": now,
             "updated_at": now,
         }
@@ -93,6 +96,11 @@ class User(Model):
     @staticmethod
     def find_by_email(email: str) -> Document | None:
         return User._col().find_one({"email": email})
+
+    @staticmethod
+    def ids() -> Iterator[ObjectId]:
+        for user in User._col().find({}, {"_id": 1}):
+            yield user["_id"]
 
     @staticmethod
     def find_by_id(user_id: ObjectId) -> Document | None:
@@ -273,6 +281,16 @@ class User(Model):
         """Start the counter after `last`, unless another request started it meanwhile."""
         User._col().update_one({"_id": user_id, "book_seq": {"$exists": False}}, {"$set": {"book_seq": last}})
 
+    @staticmethod
+    def mark_book_gaps(user_id: ObjectId, positions: list[int]) -> None:
+        """Record positions as holding no book. A set: marking twice is marking once, so a
+        repair and the request it repairs after can both write it."""
+        User._col().update_one({"_id": user_id}, {"$addToSet": {"book_gaps": {"$each": positions}}})
+
+    @staticmethod
+    def unmark_book_gaps(user_id: ObjectId, positions: list[int]) -> None:
+        User._col().update_one({"_id": user_id}, {"$pull": {"book_gaps": {"$in": positions}}})
+
     # --- second factor ----------------------------------------------------------------------
 
     @staticmethod
@@ -371,7 +389,9 @@ class Books(Model):
                 [("user_id", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
                 "user_category_newest",
             ),
-            # Cursor pages: a range of one user's list positions.
+            # One of the owner's books by id (Books.get): the owner leads, as on a sharded cluster.
+            Index([("user_id", ASCENDING), ("_id", ASCENDING)], "user_books"),
+            # Cursor and numbered pages: a range of one user's list positions.
             Index([("user_id", ASCENDING), ("seq", DESCENDING)], "user_positions"),
             Index([("user_id", ASCENDING), ("category", ASCENDING), ("seq", DESCENDING)], "user_category_positions"),
         ]
@@ -408,16 +428,19 @@ class Books(Model):
     @staticmethod
     def get(book_id: ObjectId | None, user_id: ObjectId) -> Document | None:
         """The user's book, or None: another user's book is indistinguishable from a missing one.
-        The owner is part of the filter, so a sharded cluster routes the lookup to one shard."""
-        return Books._col().find_one({"_id": book_id, "user_id": user_id})
+        The owner is part of the filter, so a sharded cluster routes the lookup to one shard;
+        owner first, as the user_books index has it: the embedded server then serves it as a
+        point lookup (bench/README.md, Query shapes)."""
+        return Books._col().find_one({"user_id": user_id, "_id": book_id})
 
     @staticmethod
     def page_cursor(user_id: ObjectId, page: int, per_page: int, category: str | None = None) -> Cursor[Document]:
-        """One page, newest first: served by the user_newest or user_category_newest index."""
+        """One page by skip and limit, newest first (list position: the order of every list),
+        served by the user_positions or user_category_positions index."""
         return (
             Books._col()
             .find(Books._owned(user_id, category), BOOK_FIELDS)
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .sort([("seq", DESCENDING), ("_id", DESCENDING)])
             .skip((page - 1) * per_page)
             .limit(per_page)
         )
@@ -426,7 +449,8 @@ class Books(Model):
     def numbered_page(
         user_id: ObjectId, page: int, per_page: int, category: str | None = None
     ) -> tuple[list[Document], int]:
-        """A page by number, and the total of the owner's (matching) books."""
+        """A page of one category by number, and the total of the owner's books in it (the
+        whole list is paged by workflows.book_list, from the owner's counter)."""
         items = list(Books.page_cursor(user_id, page, per_page, category))
         if len(items) < per_page and (items or page == 1):
             # The last page: the total follows from it, no count needed (the usual case

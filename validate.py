@@ -1,4 +1,6 @@
-"""All input validation: request schemas and the mapping of their errors to field messages."""
+"""Input validation: `load()`, the rules each field follows (names, addresses, passwords, titles,
+categories...) and the base of every request schema; the schemas themselves live beside their
+views (api/account_requests.py, api/book_requests.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,14 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
-    StrictInt,
     StrictStr,
-    ValidationInfo,
-    field_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
-from spectree.model_adapter.pydantic_adapter import BaseFile as UploadedFile
 from zxcvbn import zxcvbn
 
 CATEGORIES = (
@@ -109,7 +106,7 @@ def _name(value: str) -> str:
     return " ".join(value.split())
 
 
-def _email(value: str) -> str:
+def normalised_email(value: str) -> str:
     try:
         checked = validate_email(value.strip(), check_deliverability=False)
     except EmailNotValidError:
@@ -155,7 +152,7 @@ def _category(value: str) -> str:
     return value
 
 
-def _doc(description: str, **schema: JsonValue) -> FieldInfo:
+def described(description: str, **schema: JsonValue) -> FieldInfo:
     """Describe a field in the OpenAPI document; the validator functions do the checking."""
     field: FieldInfo = Field(description=description, json_schema_extra=schema or None)
     return field
@@ -164,7 +161,7 @@ def _doc(description: str, **schema: JsonValue) -> FieldInfo:
 Name = Annotated[
     StrictStr,
     AfterValidator(_name),
-    _doc(
+    described(
         f"{NAME_MIN_WORDS} to {NAME_MAX_WORDS} words; no control characters.",
         maxLength=NAME_MAX_CHARS,
         pattern=NAME_PATTERN,
@@ -185,8 +182,8 @@ Email = Annotated[
     StrictStr,
     # Checked before the address checker, whose cost grows with the length (seconds for megabytes).
     Field(max_length=EMAIL_MAX),
-    AfterValidator(_email),
-    _doc(
+    AfterValidator(normalised_email),
+    described(
         "Unique, compared case-insensitively; a deliverable domain; at most 64 bytes (UTF-8) before the @.",
         format="email",
         pattern=EMAIL_PATTERN,
@@ -195,7 +192,7 @@ Email = Annotated[
 Password = Annotated[
     StrictStr,
     AfterValidator(_password),
-    _doc(
+    described(
         f"{PASSWORD_MIN} to {PASSWORD_MAX} characters with an upper-case letter, a lower-case letter, a digit "
         "and a special character (anything but a letter or digit), in any script. Common, breached or easily "
         "guessed passwords are refused too (400; the first 14 characters are checked). Neither rule can be "
@@ -207,7 +204,7 @@ Password = Annotated[
 Title = Annotated[
     StrictStr,
     AfterValidator(_title),
-    _doc(
+    described(
         "Unique per user, ignoring case; not blank; no control characters.",
         minLength=1,
         maxLength=TITLE_MAX,
@@ -217,16 +214,16 @@ Title = Annotated[
 Description = Annotated[
     StrictStr,
     AfterValidator(_description),
-    _doc("Optional; tabs and line breaks are kept.", maxLength=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN),
+    described("Optional; tabs and line breaks are kept.", maxLength=DESCRIPTION_MAX, pattern=DESCRIPTION_PATTERN),
 ]
 Category = Annotated[
     StrictStr,
     AfterValidator(_category),
-    _doc("One of the eight categories (any case is accepted; stored in lower case).", enum=list(CATEGORIES)),
+    described("One of the eight categories (any case is accepted; stored in lower case).", enum=list(CATEGORIES)),
 ]
 
 
-def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[JsonValue]:
+def at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[JsonValue]:
     """JSON Schema for "at least one of these fields, given as a string" (null counts as absent;
     an empty file part, as Postman sends for a file left blank, too). Inside allOf, so that
     importers still read the object's own properties."""
@@ -237,12 +234,12 @@ def _at_least_one_of(*names: str, files: tuple[str, ...] = ()) -> list[JsonValue
     return [{"anyOf": fields + files_}]
 
 
-class _Schema(BaseModel):
+class Schema(BaseModel):
     # Unknown fields (a client-sent user_id, say) are dropped, never stored.
     model_config = ConfigDict(extra="ignore")
 
 
-def _not_guessable(password: str, *context: str) -> str:
+def not_guessable(password: str, *context: str) -> str:
     """Refuse passwords found in, or a little away from, zxcvbn's lists of common and
     breached passwords, words and names, or built from the user's own name or email."""
     # Note: zxcvbn keeps user_inputs in module state; the app's sync workers run one request at a time.
@@ -256,385 +253,6 @@ def _not_guessable(password: str, *context: str) -> str:
     reason = f"{subject} a common or breached password" if common else f"{subject} too easy to guess"
     warning = result["feedback"].get("warning")
     raise ValueError(f"Password is not allowed: {reason}" + (f" ({warning.rstrip('.')})." if warning else "."))
-
-
-class SignUp(_Schema):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [{"name": "Ada Lovelace", "email": "ada@example.com", "password": "Corr3ct horse battery!"}]
-        },
-    )
-    name: Name
-    email: Email
-    password: Password
-
-    @field_validator("password")
-    @classmethod
-    def _strong(cls, value: str, info: ValidationInfo) -> str:
-        return _not_guessable(value, info.data.get("name", ""), info.data.get("email", ""))
-
-
-def _login_email(value: str) -> str:
-    # Never fails: any bad email/password pair gets the same 401, not a field error.
-    try:
-        return _email(value)
-    except ValueError:
-        return value.strip().lower()
-
-
-class Login(_Schema):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={"examples": [{"email": "ada@example.com", "password": "Corr3ct horse battery!"}]},
-    )
-    email: Annotated[StrictStr, Field(max_length=320), AfterValidator(_login_email)]
-    password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
-
-
-class UserUpdate(_Schema):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "Augusta Ada King"}]})
-    name: Name
-
-
-Code = Annotated[
-    StrictStr,
-    Field(
-        description="The 6-digit code your authenticator app shows now (it changes every 30 seconds).",
-        examples=["123456"],
-    ),
-]
-RecoveryCode = Annotated[StrictStr, Field(max_length=64, description="One of your single-use recovery codes.")]
-
-
-class MfaCode(_Schema):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"code": "123456"}]})
-    code: Code
-
-
-class MfaFactor(_Schema):
-    """A current code, or a recovery code, where the second factor is asked for."""
-
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"code": "123456"}]})
-
-    code: Code | None = None
-    recovery_code: RecoveryCode | None = None
-
-
-class MfaDisable(MfaFactor):
-    model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!", "code": "123456"}]}
-    )
-    password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
-
-
-# The password of a sensitive action, sent with the request itself (step-up).
-CurrentPassword = Annotated[
-    StrictStr,
-    Field(max_length=PASSWORD_MAX * 4, description="The account's password: an access token alone is not enough."),
-]
-
-
-class MfaStart(_Schema):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!"}]})
-    password: CurrentPassword
-
-
-class AccountDisable(MfaFactor):
-    """The password, and with two-factor on a `code` or `recovery_code` as well."""
-
-    model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"password": "Corr3ct horse battery!", "code": "123456"}]}
-    )
-    password: CurrentPassword
-
-
-class MfaLogin(MfaFactor):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [{"mfa_ticket": "eyJhbGciOiJIUzI1NiIs...", "code": "123456"}],
-            # The code, or a recovery code: at least one of them.
-            "allOf": _at_least_one_of("code", "recovery_code"),
-        },
-    )
-    mfa_ticket: StrictStr = Field(max_length=4096)
-
-
-class PasswordChange(MfaFactor):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [{"current_password": "Corr3ct horse battery!", "new_password": "Tr0ubadour & 3 horses!"}]
-        },
-    )
-    current_password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
-    new_password: Password
-
-    @field_validator("new_password")
-    @classmethod
-    def _strong(cls, value: str, info: ValidationInfo) -> str:
-        if value == info.data.get("current_password"):
-            raise ValueError("New password must differ from the current one.")
-        # The caller passes the account's name and email, checked as at sign-up.
-        return _not_guessable(value, *(info.context or {}).get("user_inputs", ()))
-
-
-class PasswordForgot(_Schema):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"email": "ada@example.com"}]})
-    email: Email
-
-
-class LinkToken(_Schema):
-    """The token of a mailed link: what follows `#token=` in it."""
-
-    model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"token": "q3RkVtG2Yf0xq1Zs7n3C9pWm5bJ8hL4dA6uE2kT0vXw"}]}
-    )
-    token: StrictStr = Field(min_length=1, max_length=128, description="The value after `#token=` in the mailed link.")
-
-
-class PasswordReset(LinkToken):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {"token": "q3RkVtG2Yf0xq1Zs7n3C9pWm5bJ8hL4dA6uE2kT0vXw", "new_password": "Tr0ubadour & 3 horses!"}
-            ]
-        },
-    )
-    new_password: Password
-
-    @field_validator("new_password")
-    @classmethod
-    def _strong(cls, value: str, info: ValidationInfo) -> str:
-        # The caller passes the account's name and email, checked as at sign-up.
-        return _not_guessable(value, *(info.context or {}).get("user_inputs", ()))
-
-
-class EmailChange(MfaFactor):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={"examples": [{"email": "ada@example.org", "password": "Corr3ct horse battery!"}]},
-    )
-    email: Email
-    password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
-
-
-PASSKEY_NAME_MAX = 64
-PasskeyName = Annotated[
-    StrictStr,
-    Field(min_length=1, max_length=PASSKEY_NAME_MAX, description="Your name for the passkey, to tell it apart."),
-]
-Credential = Annotated[
-    dict[str, JsonValue],
-    Field(description="What the browser's navigator.credentials answered, in its JSON form (toJSON())."),
-]
-
-
-class PasskeyConfirm(_Schema):
-    """The sensitive-action check before a new passkey: the password, or an assertion of an
-    existing passkey (answering options from POST /users/login/passkey/options)."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [{"password": "Corr3ct horse battery!"}],
-            # One of them, not null.
-            "allOf": [
-                {
-                    "anyOf": [
-                        {"required": ["password"], "properties": {"password": {"type": "string"}}},
-                        {"required": ["passkey"], "properties": {"passkey": {"type": "object"}}},
-                    ]
-                }
-            ],
-        },
-    )
-    password: CurrentPassword | None = None
-    passkey: Credential | None = None
-
-
-class PasskeyRegistration(_Schema):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
-    )
-    credential: Credential
-    name: PasskeyName | None = None
-
-
-class PasskeyLogin(_Schema):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
-    )
-    credential: Credential
-
-
-class PasskeyRename(_Schema):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "Work laptop"}]})
-    name: PasskeyName
-
-
-def _whole_float(value: object) -> object:
-    """30.0 is an integer to JSON Schema, as it is here; "30" and true are not."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _token_name(value: str) -> str:
-    # As a title: it is shown in mails and pages, so no control or text-direction characters.
-    if len(value) > TOKEN_NAME_MAX or not value.strip():
-        raise ValueError(f"Name must be 1 to {TOKEN_NAME_MAX} characters.")
-    if not re.match(TITLE_PATTERN, value):
-        raise ValueError(f"Name {UNSAFE_TEXT}.")
-    return value.strip()
-
-
-def _scopes(value: list[str]) -> list[str]:
-    unknown = [scope for scope in value if scope not in TOKEN_SCOPES]
-    if unknown or not value:
-        raise ValueError("Give one or more scopes, each one of: " + ", ".join(TOKEN_SCOPES) + ".")
-    return list(dict.fromkeys(value))  # each once, in the order given
-
-
-class AccessTokenCreate(MfaFactor):
-    """A personal access token's name, scopes and lifetime, and the step-up: the password and,
-    with two-factor on, a `code` or `recovery_code`."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "nightly backup script",
-                    "scopes": ["books:read"],
-                    "expires_in_days": 30,
-                    "password": "Corr3ct horse battery!",
-                }
-            ]
-        },
-    )
-    name: Annotated[
-        StrictStr,
-        AfterValidator(_token_name),
-        _doc("What the token is for; not blank.", minLength=1, maxLength=TOKEN_NAME_MAX, pattern=TITLE_PATTERN),
-    ]
-    scopes: Annotated[
-        list[Annotated[StrictStr, _doc("A scope.", enum=list(TOKEN_SCOPES))]],
-        AfterValidator(_scopes),
-        Field(
-            min_length=1,
-            description="What the token may do: " + "; ".join(f"`{k}`: {v}" for k, v in TOKEN_SCOPES.items()),
-        ),
-    ]
-    expires_in_days: Annotated[StrictInt, BeforeValidator(_whole_float)] = Field(
-        default=TOKEN_DAYS_DEFAULT,
-        ge=1,
-        le=TOKEN_DAYS_MAX,
-        description=f"Days until the token stops working ({TOKEN_DAYS_DEFAULT} by default, at most {TOKEN_DAYS_MAX}).",
-    )
-    password: CurrentPassword
-
-
-class RefreshRequest(_Schema):
-    model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"refresh_token": "6b0b18e273eb5f140deb98db.secret"}]}
-    )
-    # Generous, so a wrong kind of token is answered 401 by the check, not 400 here.
-    refresh_token: StrictStr = Field(min_length=1, max_length=4096)
-
-
-FAILED_LOGINS = ("exclude", "include", "only")
-# An events cursor (api.cursors.encode_event) for the last millisecond of 9999: before it, every event.
-EVENTS_FROM_NEWEST = "AADmd9If2_________________8"
-
-
-def _failed_logins(value: str) -> str:
-    if value not in FAILED_LOGINS:
-        raise ValueError("Must be one of: " + ", ".join(FAILED_LOGINS) + ".")
-    return value
-
-
-class EventsQuery(_Schema):
-    limit: int = Field(default=50, ge=1, le=PER_PAGE_MAX, description="Events per page, newest first.")
-    before: StrictStr | None = Field(
-        default=None,
-        min_length=1,
-        max_length=CURSOR_MAX,
-        description="`meta.next_before` of the previous page; leave out for the newest events.",
-        # Documented as the cursor of the end of time, which leaving it out means: an importer
-        # then sends a cursor that works (the first page), never a placeholder.
-        json_schema_extra={"default": EVENTS_FROM_NEWEST},
-    )
-    failed_logins: Annotated[
-        StrictStr,
-        AfterValidator(_failed_logins),
-        _doc(
-            "Wrong passwords and lock-outs at /users/login, which anyone who types the address can cause: "
-            "left out (`exclude`, the default, so that they never push the account's own events off a page), "
-            "listed with the rest (`include`), or listed alone (`only`).",
-            enum=list(FAILED_LOGINS),
-        ),
-    ] = "exclude"
-
-
-class BookCreate(_Schema):
-    title: Title
-    description: Description = ""
-    category: Category
-
-
-BOOK_FIELDS = ("title", "description", "category")
-
-
-class BookUpdate(_Schema):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [{"title": "Dune Messiah", "category": "fantasy"}],
-            "allOf": _at_least_one_of(*BOOK_FIELDS),
-        },
-    )
-    title: Title | None = None
-    description: Description | None = None
-    category: Category | None = None
-
-
-class BookQuery(_Schema):
-    """Two ways to page, one at a time: a mix of them is refused (400)."""
-
-    page: int = Field(
-        default=1,
-        ge=1,
-        le=1_000_000,
-        description="Page-number mode: the page (with totals). Not with limit or after: a mix is refused (400).",
-    )
-    per_page: int = Field(
-        default=PER_PAGE_DEFAULT,
-        ge=1,
-        le=PER_PAGE_MAX,
-        description="Page-number mode: books per page. Not with limit or after: a mix is refused (400).",
-    )
-    category: Category | None = None
-    limit: int | None = Field(
-        default=None,
-        ge=1,
-        le=PER_PAGE_MAX,
-        description=(
-            f"Cursor mode: books per page ({PER_PAGE_DEFAULT} when left out). "
-            "Not with page or per_page: a mix is refused (400)."
-        ),
-    )
-    after: StrictStr | None = Field(
-        default=None,
-        min_length=1,
-        max_length=CURSOR_MAX,
-        description=(
-            "Cursor mode: `meta.next_cursor` of the previous page; leave out for the first page. "
-            "Not with page or per_page: a mix is refused (400)."
-        ),
-    )
 
 
 _MESSAGES = {
@@ -674,77 +292,3 @@ def load(schema: type[S], data: object, context: dict[str, Any] | None = None) -
             field = str(error["loc"][0]) if error["loc"] else "body"
             errors.setdefault(field, _message(error))
         raise InvalidInput(errors) from None
-
-
-def load_book_create(data: object) -> dict[str, Any]:
-    return load(BookCreate, data).model_dump()
-
-
-def load_book_update(data: object) -> dict[str, Any]:
-    """Only the fields the client sent."""
-    return load(BookUpdate, data).model_dump(exclude_none=True)
-
-
-# --- Conditional-request headers, for the document -----------------------------------
-
-
-class IfNoneMatch(BaseModel):
-    """Conditional GET."""
-
-    if_none_match: str | None = Field(
-        default=None,
-        alias="If-None-Match",
-        description="The ETag of an earlier response: 304 with no body while it still matches.",
-    )
-
-
-class IfMatch(BaseModel):
-    """Conditional change."""
-
-    if_match: str | None = Field(
-        default=None,
-        alias="If-Match",
-        description="The book's ETag as you read it: 412, and no change, if it has changed since. `*`: any state.",
-        examples=["*"],  # what an importer fills in must not refuse every change
-    )
-
-
-class ChangeConditions(IfMatch):
-    """Conditional change: If-Match, and If-None-Match as RFC 9110 defines it for a change."""
-
-    if_none_match: str | None = Field(
-        default=None,
-        alias="If-None-Match",
-        description="`*` (or the book's current ETag): 412, and no change, because the book exists.",
-    )
-
-
-class BookCreateForm(BookCreate):
-    """POST /books/ as multipart/form-data."""
-
-    model_config = ConfigDict(
-        # The file's example is its name: importers then offer a file field for it.
-        json_schema_extra={
-            "examples": [
-                {"title": "Dune", "description": "Spice and sand.", "category": "science", "cover_image": "cover.png"}
-            ]
-        }
-    )
-    cover_image: UploadedFile = Field(
-        description="JPEG, PNG, GIF or WebP; at most MAX_UPLOAD_BYTES.", json_schema_extra={"minLength": 1}
-    )
-
-
-class BookUpdateForm(BookUpdate):
-    """PUT /books/<id> as a form: any of the fields, and a new cover with multipart."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"description": "The sequel.", "cover_image": "cover.png"}],
-            "allOf": _at_least_one_of(*BOOK_FIELDS, files=("cover_image",)),
-        }
-    )
-
-    cover_image: UploadedFile | None = Field(
-        default=None, description="A new cover: JPEG, PNG, GIF or WebP; an empty part is no new cover."
-    )

@@ -10,6 +10,7 @@ from flask import Response, current_app, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 import validate
+from api import account_requests
 from api.responses import Reply, envelope, json_body
 
 REFRESH_COOKIE, CSRF_COOKIE, CSRF_HEADER = "refresh_token", "csrf_token", "X-CSRF-Token"
@@ -47,7 +48,7 @@ def clear_refresh_cookies(response: Response) -> None:
 def presented_refresh_token() -> str:
     """The refresh token from the JSON body, or from the cookie with a matching CSRF header."""
     if request.is_json or not current_app.config["REFRESH_TOKEN_COOKIE"]:
-        return validate.load(validate.RefreshRequest, json_body()).refresh_token
+        return validate.load(account_requests.RefreshRequest, json_body()).refresh_token
     cookie = request.cookies.get(REFRESH_COOKIE)
     if not cookie:
         raise Unauthorized("Refresh token is missing.")

@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, Unauthorized
 
 import validate
+from api import account_requests
 from api.openapi import documented
 from api.responses import Reply, envelope, json_body
 from api.schemas import Accepted, Envelope, UserOut
@@ -32,7 +33,7 @@ email = Blueprint("email", __name__)
 @documented(
     tags=["email"],
     ok=(200, Envelope[UserOut]),
-    json=validate.LinkToken,
+    json=account_requests.LinkToken,
     errors=(400, 409, 413, 415, 429),
 )
 def verify_email() -> Reply:
@@ -41,7 +42,7 @@ def verify_email() -> Reply:
     sign-up with an address nobody had verified also gives the account that sign-up's name
     and password (REQUIRE_VERIFIED_EMAIL). No bearer token needed."""
     rate_limit("link_token", LINK_TOKEN_RATE_LIMIT=request.remote_addr)
-    token = validate.load(validate.LinkToken, json_body()).token
+    token = validate.load(account_requests.LinkToken, json_body()).token
     entry = LinkTokens.consume(token, (VERIFY_EMAIL, CHANGE_EMAIL))
     if entry is None:
         raise invalid_link("email")
@@ -105,7 +106,7 @@ def resend_verification(current_user: dict[str, Any]) -> Reply:
 @documented(
     tags=["email"],
     ok=(202, Accepted),
-    json=validate.EmailChange,
+    json=account_requests.EmailChange,
     auth=True,
     errors=(400, 413, 415, 429),
 )
@@ -115,7 +116,7 @@ def change_email(current_user: dict[str, Any]) -> Reply:
     on, a code). The new address gets a link that makes the change; the old one a notice."""
     user_id = current_user["_id"]
     rate_limit("email_change", EMAIL_CHANGE_RATE_LIMIT=user_id)
-    fields = validate.load(validate.EmailChange, json_body())
+    fields = validate.load(account_requests.EmailChange, json_body())
     failure = Unauthorized(BAD_CREDENTIALS)
     confirm_password(
         current_user,

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 import validate
+from api import account_requests
 from api.cookies import no_content, presented_refresh_token, tokens_reply
 from api.openapi import documented
 from api.responses import Reply, envelope, json_body
@@ -40,13 +41,13 @@ BAD_CODE = "The code is not valid."
 @documented(
     tags=["users"],
     ok=(200, Envelope[LoginOut | MfaChallengeOut]),
-    json=validate.Login,
+    json=account_requests.Login,
     errors=(400, 401, 403, 429),
     messages={401: BAD_CREDENTIALS},
 )
 def login() -> Reply:
     """Exchange email and password for an access token and a refresh token."""
-    fields = validate.load(validate.Login, json_body())
+    fields = validate.load(account_requests.Login, json_body())
     email = fields.email
     rate_limit("login", LOGIN_RATE_LIMIT=request.remote_addr, LOGIN_ACCOUNT_RATE_LIMIT=email)
     user = User.find_by_email(email)
@@ -77,7 +78,7 @@ def _mfa_challenge(user: Document) -> Reply:
 @documented(
     tags=["sessions"],
     ok=(200, Envelope[TokensOut]),
-    json=validate.RefreshRequest,
+    json=account_requests.RefreshRequest,
     errors=(400, 401, 403, 429),
     messages={401: REFRESH_INVALID, 403: "The X-CSRF-Token header must match the csrf_token cookie."},
     operation_id="refreshToken",
@@ -144,14 +145,14 @@ def logout_all(current_user: dict[str, Any]) -> Response:
 @documented(
     tags=["mfa"],
     ok=(200, Envelope[LoginOut]),
-    json=validate.MfaLogin,
+    json=account_requests.MfaLogin,
     errors=(400, 401, 429),
     messages={401: BAD_CODE},
     operation_id="logInWithCode",
 )
 def login_mfa() -> Reply:
     """Finish a login with a second factor: the ticket from /users/login and a code."""
-    fields = validate.load(validate.MfaLogin, json_body())
+    fields = validate.load(account_requests.MfaLogin, json_body())
     if fields.code is None and fields.recovery_code is None:
         raise validate.InvalidInput({"code": "Send the code from your authenticator app, or a recovery_code."})
     rate_limit("login", LOGIN_RATE_LIMIT=request.remote_addr)

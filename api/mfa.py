@@ -9,6 +9,7 @@ from flask import Blueprint
 from werkzeug.exceptions import Conflict, Forbidden, Unauthorized
 
 import validate
+from api import account_requests
 from api.openapi import documented
 from api.responses import Reply, envelope, json_body, optional_json_body
 from api.schemas import Envelope, MfaEnrollmentOut, RecoveryCodesOut
@@ -55,7 +56,7 @@ mfa = Blueprint("mfa", __name__)
 @documented(
     tags=["mfa"],
     ok=(201, Envelope[MfaEnrollmentOut]),
-    json=validate.MfaStart,
+    json=account_requests.MfaStart,
     auth=True,
     errors=(400, 401, 403, 409, 413, 415, 429),
     messages={403: VERIFY_FIRST, 409: ALREADY_ON},
@@ -64,7 +65,7 @@ mfa = Blueprint("mfa", __name__)
 def start_mfa(current_user: dict[str, Any]) -> Reply:
     """Start enrolling an authenticator app (needs the password and a verified address);
     nothing is active until a code is verified."""
-    fields = validate.load(validate.MfaStart, optional_json_body())
+    fields = validate.load(account_requests.MfaStart, optional_json_body())
     if mfa_enabled(current_user):
         raise Conflict(ALREADY_ON)
     _require_verified(current_user)
@@ -87,7 +88,7 @@ def start_mfa(current_user: dict[str, Any]) -> Reply:
 @documented(
     tags=["mfa"],
     ok=(200, Envelope[RecoveryCodesOut]),
-    json=validate.MfaCode,
+    json=account_requests.MfaCode,
     auth=True,
     errors=(400, 403, 409),
     messages={403: VERIFY_FIRST, 409: START_FIRST},
@@ -95,7 +96,7 @@ def start_mfa(current_user: dict[str, Any]) -> Reply:
 @token_required
 def verify_mfa(current_user: dict[str, Any]) -> Reply:
     """Turn the second factor on with a current code; returns recovery codes, once."""
-    fields = validate.load(validate.MfaCode, json_body())
+    fields = validate.load(account_requests.MfaCode, json_body())
     pending = (current_user.get("mfa") or {}).get("pending")
     if mfa_enabled(current_user):
         raise Conflict(ALREADY_ON)
@@ -118,7 +119,7 @@ def verify_mfa(current_user: dict[str, Any]) -> Reply:
 @documented(
     tags=["mfa"],
     ok=(204, None),
-    json=validate.MfaDisable,
+    json=account_requests.MfaDisable,
     auth=True,
     errors=(400, 409, 429),
     messages={409: NOT_ON},
@@ -126,7 +127,7 @@ def verify_mfa(current_user: dict[str, Any]) -> Reply:
 @token_required
 def disable_mfa(current_user: dict[str, Any]) -> tuple[str, int]:
     """Turn the second factor off: needs the password and a code (or a recovery code)."""
-    fields = validate.load(validate.MfaDisable, json_body())
+    fields = validate.load(account_requests.MfaDisable, json_body())
     user = _user_with_mfa(current_user)
     rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user["_id"])
     wrong = validate.InvalidInput({"password": "Password is incorrect."})
@@ -142,7 +143,7 @@ def disable_mfa(current_user: dict[str, Any]) -> tuple[str, int]:
 @documented(
     tags=["mfa"],
     ok=(200, Envelope[RecoveryCodesOut]),
-    json=validate.MfaFactor,
+    json=account_requests.MfaFactor,
     auth=True,
     errors=(400, 409, 429),
     messages={409: NOT_ON},
@@ -150,7 +151,7 @@ def disable_mfa(current_user: dict[str, Any]) -> tuple[str, int]:
 @token_required
 def replace_recovery_codes(current_user: dict[str, Any]) -> Reply:
     """A new set of recovery codes; the old set stops working. Needs a code."""
-    fields = validate.load(validate.MfaFactor, json_body())
+    fields = validate.load(account_requests.MfaFactor, json_body())
     user = _user_with_mfa(current_user)
     require_second_factor(user, fields, "recovery_codes")
     codes = new_recovery_codes()

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, g, request
 
 import validate
+from api import account_requests
 from api.cookies import tokens_reply
 from api.openapi import documented
 from api.responses import Reply, envelope, json_body
@@ -33,7 +34,7 @@ FORGOT_SENT = "If an account has this address, a link to reset its password is o
 @documented(
     tags=["sessions"],
     ok=(200, Envelope[TokensOut]),
-    json=validate.PasswordChange,
+    json=account_requests.PasswordChange,
     auth=True,
     errors=(400, 429),
 )
@@ -43,7 +44,7 @@ def change_password(current_user: dict[str, Any]) -> Reply:
     user_id = current_user["_id"]
     rate_limit("password", PASSWORD_RATE_LIMIT=request.remote_addr, PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
     user_inputs = (current_user["name"], current_user["email"])
-    fields = validate.load(validate.PasswordChange, json_body(), context={"user_inputs": user_inputs})
+    fields = validate.load(account_requests.PasswordChange, json_body(), context={"user_inputs": user_inputs})
     wrong = validate.InvalidInput({"current_password": "Current password is incorrect."})
     confirm_password(
         current_user, current_user["email"], fields.current_password, failure=wrong, event="password_change_failed"
@@ -61,14 +62,14 @@ def change_password(current_user: dict[str, Any]) -> Reply:
 @documented(
     tags=["account recovery"],
     ok=(202, Accepted),
-    json=validate.PasswordForgot,
+    json=account_requests.PasswordForgot,
     errors=(400, 413, 415, 429),
 )
 def forgot_password() -> Reply:
     """Ask for a password-reset link by mail. The answer is the same whether or not an account
     has the address, and so is the work done here: the outbox's sender looks the account up."""
     rate_limit("password_forgot", PASSWORD_FORGOT_RATE_LIMIT=request.remote_addr)
-    fields = validate.load(validate.PasswordForgot, json_body())
+    fields = validate.load(account_requests.PasswordForgot, json_body())
     rate_limit("password_forgot", PASSWORD_FORGOT_EMAIL_RATE_LIMIT=fields.email)
     queue("password_reset", fields.email)
     return envelope(FORGOT_SENT, status=202)
@@ -78,7 +79,7 @@ def forgot_password() -> Reply:
 @documented(
     tags=["account recovery"],
     ok=(200, Envelope[None]),
-    json=validate.PasswordReset,
+    json=account_requests.PasswordReset,
     errors=(400, 413, 415, 429),
 )
 def reset_password() -> Reply:
@@ -86,14 +87,14 @@ def reset_password() -> Reply:
     returned: log in with the new password (and the second factor, when it is on)."""
     rate_limit("link_token", LINK_TOKEN_RATE_LIMIT=request.remote_addr)
     body = json_body()
-    token = validate.load(validate.LinkToken, body).token
+    token = validate.load(account_requests.LinkToken, body).token
     entry = LinkTokens.find(token, (RESET_PASSWORD,))
     user = User.find_by_id(entry["user_id"]) if entry else None
     if entry is None or user is None or user["disabled"]:
         raise invalid_link(RESET_PASSWORD)
     # Checked against the account's own name and address, as at sign-up.
     context = {"user_inputs": (user["name"], user["email"])}
-    fields = validate.load(validate.PasswordReset, body, context=context)
+    fields = validate.load(account_requests.PasswordReset, body, context=context)
     if LinkTokens.consume(token, (RESET_PASSWORD,)) is None:  # used a moment ago by another request
         raise invalid_link(RESET_PASSWORD)
     reset_account_password(user, fields.new_password, entry["data"]["email"])

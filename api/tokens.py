@@ -10,6 +10,7 @@ from flask import Blueprint
 from werkzeug.exceptions import Conflict, NotFound, Unauthorized
 
 import validate
+from api import account_requests
 from api.openapi import documented
 from api.responses import Reply, envelope, json_body
 from api.schemas import AccessTokenCreatedOut, AccessTokenOut, Envelope
@@ -32,7 +33,7 @@ TOO_MANY = f"An account can have at most {MAX_TOKENS} live tokens; revoke one fi
 @documented(
     tags=["tokens"],
     ok=(201, Envelope[AccessTokenCreatedOut]),
-    json=validate.AccessTokenCreate,
+    json=account_requests.AccessTokenCreate,
     auth=True,
     errors=(400, 401, 403, 409, 429),
     messages={401: BAD_CREDENTIALS, 409: TOO_MANY},
@@ -43,7 +44,7 @@ def create_token(current_user: dict[str, Any]) -> Reply:
     """Create a personal access token for a script; its secret is in this answer and never
     again. Needs the password (and, with two-factor on, a `code` or `recovery_code`)."""
     user_id = current_user["_id"]
-    fields = validate.load(validate.AccessTokenCreate, json_body())
+    fields = validate.load(account_requests.AccessTokenCreate, json_body())
     rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
     confirm_password(
         current_user,

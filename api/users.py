@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 from werkzeug.exceptions import Conflict, Unauthorized
 
 import validate
-from api import cursors
+from api import account_requests, book_requests, cursors
 from api.cookies import no_content
 from api.openapi import documented
 from api.responses import Reply, conditional, envelope, json_body, optional_json_body, query_args
@@ -33,7 +33,7 @@ BAD_CURSOR = "This cursor is not valid for your events; start again without it."
 @documented(
     tags=["users"],
     ok=(201, Envelope[UserOut]),
-    json=validate.SignUp,
+    json=account_requests.SignUp,
     errors=(400, 409, 429),
     messages={409: "An account with this email already exists."},
     also=((202, Accepted),),
@@ -43,7 +43,7 @@ def sign_up() -> Reply:
     a new and a registered address get the same 202, and the owner of a registered one a mail:
     when nobody has verified that account yet, a link that makes it this sign-up's."""
     rate_limit("signup", SIGNUP_RATE_LIMIT=request.remote_addr)
-    fields = validate.load(validate.SignUp, json_body())
+    fields = validate.load(account_requests.SignUp, json_body())
     require_verified = current_app.config["REQUIRE_VERIFIED_EMAIL"]
     password_hash = hash_password(fields.password)
     try:
@@ -60,7 +60,7 @@ def sign_up() -> Reply:
     return envelope("Account created.", UserOut.of(user), 201)
 
 
-def _sign_up_again(fields: validate.SignUp, password_hash: str) -> None:
+def _sign_up_again(fields: account_requests.SignUp, password_hash: str) -> None:
     """A sign-up with a registered address. An unverified account is nobody's yet: this sign-up
     waits beside it, and its link (replacing any earlier) gives the account to whoever opens it."""
     claim = User.add_claim(fields.email, fields.name, password_hash)
@@ -79,7 +79,7 @@ def _sign_up_again(fields: validate.SignUp, password_hash: str) -> None:
     ok=(200, Envelope[UserOut]),
     auth=True,
     errors=(304,),
-    headers=validate.IfNoneMatch,
+    headers=book_requests.IfNoneMatch,
 )
 @token_required(scopes=["account:read"])
 def get_current_user(current_user: dict[str, Any]) -> Response:
@@ -91,14 +91,14 @@ def get_current_user(current_user: dict[str, Any]) -> Response:
 @documented(
     tags=["users"],
     ok=(200, Envelope[UserOut]),
-    json=validate.UserUpdate,
+    json=account_requests.UserUpdate,
     auth=True,
     errors=(400,),
 )
 @token_required
 def update_user(current_user: dict[str, Any]) -> Reply:
     """Change the caller's name."""
-    fields = validate.load(validate.UserUpdate, json_body())
+    fields = validate.load(account_requests.UserUpdate, json_body())
     user = User.update_name(current_user["_id"], fields.name)
     return envelope("Account updated.", UserOut.of(user or current_user))
 
@@ -107,7 +107,7 @@ def update_user(current_user: dict[str, Any]) -> Reply:
 @documented(
     tags=["users"],
     ok=(204, None),
-    json=validate.AccountDisable,
+    json=account_requests.AccountDisable,
     auth=True,
     errors=(400, 401, 413, 415, 429),
     operation_id="disableAccount",
@@ -117,7 +117,7 @@ def disable_user(current_user: dict[str, Any]) -> Response:
     """Disable the caller's account: every session ends and it can no longer log in.
     The JSON body carries the `password`, and with a second factor on a `code` or `recovery_code`."""
     user_id = current_user["_id"]
-    fields = validate.load(validate.AccountDisable, optional_json_body())
+    fields = validate.load(account_requests.AccountDisable, optional_json_body())
     rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
     confirm_password(
         current_user,
@@ -138,7 +138,7 @@ def disable_user(current_user: dict[str, Any]) -> Response:
 @documented(
     tags=["users"],
     ok=(200, EventList),
-    query=validate.EventsQuery,
+    query=account_requests.EventsQuery,
     auth=True,
     errors=(400,),
 )
@@ -146,7 +146,7 @@ def disable_user(current_user: dict[str, Any]) -> Response:
 def list_events(current_user: dict[str, Any]) -> Reply:
     """The caller's auth events, newest first, a page at a time (`before=meta.next_before`).
     Failed logins, which anyone can cause by typing the address, are left out unless asked for."""
-    query = validate.load(validate.EventsQuery, query_args(validate.EventsQuery))
+    query = validate.load(account_requests.EventsQuery, query_args(account_requests.EventsQuery))
     try:
         before = cursors.decode_event(query.before) if query.before is not None else None
     except cursors.BadCursor:

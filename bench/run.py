@@ -12,7 +12,9 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
 3. seeds through the API: a reader with 1,000 books, an uploader and a login account;
 4. loads each case with wrk at a fixed concurrency for a fixed time, after a
    short warm-up, and counts non-2xx answers;
-5. measures cursor pages (the first, and one 900 books deep) beside each page-number case;
+5. measures numbered pages (the first, and the one 900 books deep) and cursor pages
+   (the first, and one 900 books deep), and beside each read route its same-queries
+   floor: a bare route of the floor app making exactly the route's database calls;
 6. after the first list case, grows the books collection to 100,000 books across
    1,000 users and lists the reader's 1,000 books again;
 7. measures one password-hash check, the 24-megapixel thumbnail (time, memory)
@@ -21,7 +23,8 @@ On this machine only (127.0.0.1), in a temporary folder that is removed at the e
    time of the password-strength check on its hardest inputs).
 
 Prints one table (ratios to the floor hold across machines; absolute numbers
-drift) and writes the same to bench/results/latest.json. See bench/README.md.
+drift) and writes the same to bench/results/latest.json. Prints no ratios when
+the floor, measured again near the end, moved more than 25%. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -93,6 +96,12 @@ SETTLE_SECONDS = 10
 CURSOR_LIMIT = 20
 CURSOR_WALK_LIMIT = 100
 CURSOR_DEPTH = 900
+# The numbered page that starts after book 900 (pages of 20).
+DEEP_PAGE = CURSOR_DEPTH // 20 + 1
+# The run refuses to print ratios when the floor's two measurements differ by more than this.
+DRIFT_LIMIT = 0.25
+# The app's share of a read route's time above which the report asks for a profile.
+APP_SHARE_LIMIT = 0.25
 # Run after the load cases, with no server needed; each prints the lines it adds to the report.
 SIDE_SCRIPTS = ("image_memory.py", "strength_check.py")
 
@@ -682,6 +691,9 @@ class Bench:
             seen += len(body["data"])
             path = f"/books/?limit={CURSOR_WALK_LIMIT}&after={body['meta']['next_cursor']}"
         deep = f"/books/?limit={CURSOR_LIMIT}&after={body['meta']['next_cursor']}"
+        # The same page for the same-queries floor: the position the cursor continues below.
+        last = self.client.get_default_database().books.find_one({"_id": ObjectId(body["data"][-1]["id"])})
+        self.deep_below = int(last["seq"])
         return first, deep
 
     def measure_cursor_pages(self, reader: dict, size: str) -> None:
@@ -692,7 +704,12 @@ class Bench:
         self.measure(
             f"cursor_first_{size}", f"GET /books/ cursor first ({size})", "api", {**reader, "BENCH_PATH": first}
         )
+        if size == "1k":
+            self.same_queries("cursor_first_1k", f"/same/cursor/{self.reader_id}?limit={CURSOR_LIMIT}")
         self.measure(f"cursor_deep_{size}", f"GET /books/ cursor deep ({size})", "api", {**reader, "BENCH_PATH": deep})
+        if size == "1k":
+            below = f"/same/cursor/{self.reader_id}?limit={CURSOR_LIMIT}&below={self.deep_below}"
+            self.same_queries("cursor_deep_1k", below)
         if size == "1k":
             # One connection keeps exactly one worker busy: what one worker asks of the database.
             self.measure(
@@ -703,6 +720,27 @@ class Bench:
                 connections=1,
                 threads=1,
             )
+
+    def same_queries(self, key: str, path: str) -> None:
+        """The same-queries floor of the case just measured: a bare route making its database calls."""
+        label = "  same queries, bare route"
+        self.measure(f"same_{key}", label, "floor", {"BENCH_PATH": path})
+
+    def numbered_pages(self, reader: dict, size: str) -> None:
+        """Page 1 (what GET /books/ with no parameters answers) and the page 900 books deep."""
+        first = "/books/?page=1&per_page=20"
+        self.measure(
+            f"list_{size}", f"GET /books/ ({size} books)", "api", {**reader, "BENCH_PATH": first}, longer=LIST_LONGER
+        )
+        if size == "1k":
+            self.same_queries("list_1k", f"/same/page/{self.reader_id}?page=1&per_page=20")
+        self.settle()
+        deep = f"/books/?page={DEEP_PAGE}&per_page=20"
+        self.measure(
+            f"list_deep_{size}", f"GET /books/ page {DEEP_PAGE} ({size})", "api", {**reader, "BENCH_PATH": deep}
+        )
+        if size == "1k":
+            self.same_queries("list_deep_1k", f"/same/page/{self.reader_id}?page={DEEP_PAGE}&per_page=20")
 
     @staticmethod
     def settle() -> None:
@@ -725,20 +763,16 @@ class Bench:
         self.measure("ceiling", "ceiling: constant route", "ceiling", {"BENCH_PATH": "/"})
         self.measure("floor", "floor: one find_one by _id", "floor", {"BENCH_PATH": f"/users/{self.reader_id}"})
         self.measure("get_user", "GET /users/", "api", {**reader, "BENCH_PATH": "/users/"})
+        self.same_queries("get_user", f"/same/users/{self.reader_id}")
         # The same request with a personal access token: one lookup by its hash instead of by _id.
         pat = {"BENCH_TOKEN": self.reader_access_token()}
         self.measure("get_user_pat", "GET /users/ (access token)", "api", {**pat, "BENCH_PATH": "/users/"})
         self.measure("get_book", "GET /books/<id>", "api", {**reader, "BENCH_PATH": f"/books/{self.book_id}"})
+        self.same_queries("get_book", f"/same/books/{self.reader_id}/{self.book_id}")
         # Both list cases run on a freshly restarted daemon (the second one must restart
         # before the growth, see below), so the two differ only in the collection's size.
         self.restart_database()
-        self.measure(
-            "list_1k",
-            "GET /books/ (1k books)",
-            "api",
-            {**reader, "BENCH_PATH": "/books/?page=1&per_page=20"},
-            longer=LIST_LONGER,
-        )
+        self.numbered_pages(reader, "1k")
         self.settle()
         self.measure_cursor_pages(reader, "1k")
 
@@ -754,13 +788,7 @@ class Bench:
         # checkpoint does not write it out in the middle of the measurement.
         self.client.admin.command("fsync")
         time.sleep(1)
-        self.measure(
-            "list_100k",
-            "GET /books/ (100k books)",
-            "api",
-            {**reader, "BENCH_PATH": "/books/?page=1&per_page=20"},
-            longer=LIST_LONGER,
-        )
+        self.numbered_pages(reader, "100k")
         self.settle()
         self.measure_cursor_pages(reader, "100k")
         # The floor again: how far the machine drifted between the two ends of the run.
@@ -874,8 +902,12 @@ class Bench:
     def report(self, total_seconds: float) -> dict:
         by_key = {r["key"]: r for r in self.results}
         floor = by_key.get("floor", {}).get("rps") or None
+        drift = floor_drift(by_key)
+        # Ratios only from a run whose floor held still: otherwise the machine changed under it.
+        steady = drift is not None and abs(drift - 1) <= DRIFT_LIMIT
+        self.extras["floor_drift"], self.extras["ratios_reported"] = drift, steady
         for r in self.results:
-            r["ratio_to_floor"] = r["rps"] / floor if floor else None
+            r["ratio_to_floor"] = r["rps"] / floor if floor and steady else None
 
         header = (
             f"{'case':<32} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'x floor':>8} {'db ms/req':>10}"
@@ -913,15 +945,23 @@ class Bench:
                     f"; login p50 at c=1: {serial['p50_ms']:.1f} ms, login minus hash: {over:+.1f} ms (target <= 15)"
                 )
             lines.append(line)
-        if "list_1k" in by_key and "list_100k" in by_key:
-            growth = by_key["list_100k"]["p50_ms"] / by_key["list_1k"]["p50_ms"]
-            extras["list_p50_growth_ratio"] = growth
+        if steady:
+            lines.extend(ratio_lines(by_key, extras))
+        elif drift is not None:
             lines.append(
-                f"GET /books/ p50 at 100k books / at 1k books: {by_key['list_100k']['p50_ms']:.1f} / "
-                f"{by_key['list_1k']['p50_ms']:.1f} ms = {growth:.2f}x (target <= 1.2)"
+                f"NO RATIOS: the floor moved {drift:.2f}x between the start and the end of the run (limit "
+                f"{1 - DRIFT_LIMIT:.2f}-{1 + DRIFT_LIMIT:.2f}x): the machine was not steady. Rerun on a quiet machine."
             )
+        lines.extend(app_share_lines(by_key, extras, steady))
         jwt, pat = by_key.get("get_user"), by_key.get("get_user_pat")
-        if jwt and pat and jwt["rps"] and jwt.get("db_cpu_ms_per_request") and pat.get("db_cpu_ms_per_request"):
+        if (
+            steady
+            and jwt
+            and pat
+            and jwt["rps"]
+            and jwt.get("db_cpu_ms_per_request")
+            and pat.get("db_cpu_ms_per_request")
+        ):
             ratio = pat["rps"] / jwt["rps"]
             extras["access_token_over_jwt_rps"] = ratio
             lines.append(
@@ -929,15 +969,6 @@ class Bench:
                 f"{ratio:.2f}x (target >= 1 within noise); database CPU {pat['db_cpu_ms_per_request']:.2f} / "
                 f"{jwt['db_cpu_ms_per_request']:.2f} ms per request"
             )
-        for position in ("first", "deep"):
-            small, large = by_key.get(f"cursor_{position}_1k"), by_key.get(f"cursor_{position}_100k")
-            if small and large:
-                growth = large["p50_ms"] / small["p50_ms"]
-                extras[f"cursor_{position}_p50_growth_ratio"] = growth
-                lines.append(
-                    f"GET /books/ cursor {position} page p50 at 100k books / at 1k books: {large['p50_ms']:.1f} / "
-                    f"{small['p50_ms']:.1f} ms = {growth:.2f}x"
-                )
         one = by_key.get("cursor_first_c1")
         if one and one["rps"] and one.get("db_cpu_ms_per_request"):
             # A busy worker asks rps x (database CPU per request) of the database's one core.
@@ -985,7 +1016,8 @@ class Bench:
         if load_start is not None and load_start > 0.5:
             lines.append(
                 f"Note: the machine was already busy when the run started (1-minute load {load_start:.1f}; "
-                f"{load_end:.1f} at the end): absolute numbers are low, compare the ratios."
+                f"{load_end:.1f} at the end): absolute numbers are low"
+                + (", compare the ratios." if steady else "; db ms/req holds best under load.")
             )
         lines.extend(self.notes)
         text = "\n".join(lines)
@@ -1043,6 +1075,54 @@ class Bench:
             except Exception as exc:  # keep stopping the others
                 print(f"bench: stopping {server.name}: {exc}", file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def floor_drift(by_key: dict) -> float | None:
+    """The floor's rate at the end of the run over its rate at the start."""
+    first, again = by_key.get("floor"), by_key.get("floor_again")
+    if not first or not again or not first["rps"]:
+        return None
+    return again["rps"] / first["rps"]
+
+
+def ratio_lines(by_key: dict, extras: dict) -> list[str]:
+    """The ratios the issue's targets are stated in, each from this one run."""
+    lines = []
+    pairs = [
+        ("list_100k", "list_1k", "p50_ms", "GET /books/ p50 at 100k books / at 1k books", "target <= 1.2"),
+        ("list_deep_100k", "list_deep_1k", "p50_ms", f"GET /books/ page {DEEP_PAGE} p50 at 100k / at 1k", ""),
+        ("cursor_first_100k", "cursor_first_1k", "p50_ms", "GET /books/ cursor first p50 at 100k / at 1k", ""),
+        ("cursor_deep_100k", "cursor_deep_1k", "p50_ms", "GET /books/ cursor deep p50 at 100k / at 1k", ""),
+        ("list_1k", "cursor_first_1k", "db_cpu_ms_per_request", "GET /books/ db ms: page 1 / cursor first", "<= 1.5"),
+        ("list_deep_1k", "cursor_deep_1k", "db_cpu_ms_per_request", f"db ms: page {DEEP_PAGE} / cursor deep", ""),
+    ]
+    for top, bottom, field, label, target in pairs:
+        a, b = by_key.get(top, {}).get(field), by_key.get(bottom, {}).get(field)
+        if a is None or not b:
+            continue
+        extras[f"{top}_over_{bottom}_{field}"] = a / b
+        note = f" (target {target})" if target else ""
+        lines.append(f"{label}: {a:.2f} / {b:.2f} = {a / b:.2f}x{note}")
+    return lines
+
+
+def app_share_lines(by_key: dict, extras: dict, steady: bool) -> list[str]:
+    """Each read route beside its same-queries floor: the app's own share of the route's time."""
+    lines = []
+    shares = extras.setdefault("app_share", {})
+    for key, route in by_key.items():
+        same = by_key.get(f"same_{key}")
+        if not same or not same["rps"] or not route["rps"]:
+            continue
+        share = 1 - route["rps"] / same["rps"]  # of the route's time per request, what the app adds
+        shares[key] = share if steady else None
+        text = f"{share:.0%}" if steady else "- (no ratios)"
+        over = "  << over 25%: profile it" if steady and share > APP_SHARE_LIMIT else ""
+        lines.append(
+            f"app's share of {route['case']}: {route['rps']:.0f} req/s against {same['rps']:.0f} "
+            f"for the same queries in a bare route = {text}{over}"
+        )
+    return lines
 
 
 def password_verifier(stored: str):

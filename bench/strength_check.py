@@ -51,7 +51,7 @@ def cpu_ms(password: str, runs: int) -> list[float]:
     for _ in range(runs):
         started = time.process_time()
         try:
-            validate._not_guessable(password, "Ada Lovelace", "ada@example.com")
+            validate.not_guessable(password, "Ada Lovelace", "ada@example.com")
         except ValueError:  # refused or not, the time is what counts
             pass
         times.append((time.process_time() - started) * 1000)

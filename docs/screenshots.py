@@ -26,6 +26,7 @@ sys.path.insert(0, ROOT)
 os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 
 from app import create_app  # noqa: E402
+from database.client import state as database_state  # noqa: E402
 
 OUT = os.path.join(ROOT, "docs", "screenshots")
 PASSWORD = "Str0ng!pass"
@@ -120,7 +121,7 @@ def shoot(browser, base: str) -> None:
     page.get_by_label("Email").fill("ada@example")
     page.get_by_label("Password").fill("password")
     page.get_by_role("button", name="Create account", exact=True).click()
-    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
     page.locator("body").click(position={"x": 5, "y": 700})  # no focus ring in the picture
     save(page, "sign-up-errors")
 
@@ -146,6 +147,10 @@ def shoot(browser, base: str) -> None:
     page.get_by_role("button", name="Sessions", exact=True).click()
     expect(page.get_by_role("list", name="Sessions").get_by_role("listitem")).to_have_count(3)
     save(page, "sessions")
+
+    page.get_by_role("button", name="Settings", exact=True).click()
+    expect(page.get_by_role("region", name="Email address")).to_contain_text(EMAIL)
+    save(page, "settings", full_page=True)
     context.close()
 
     phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True)
@@ -190,7 +195,9 @@ def main() -> None:
         finally:
             server.shutdown()
             server.server_close()
-            app.extensions["mongo"]["client"].close()
+            client = database_state(app).client
+            if client is not None:
+                client.close()
 
 
 if __name__ == "__main__":

@@ -19,12 +19,18 @@ const CSRF_KEY = "book-library.csrf-token";
 
 /** A failure the user should read: the API's envelope, or a network problem. */
 export class ApiError extends Error {
-  constructor(message, { status = 0, error = null, retryAfter = null } = {}) {
+  constructor(message, { status = 0, error = null, retryAfter = null, challenge = null } = {}) {
     super(message);
     this.status = status;
     // A string (the HTTP reason) or, for 400, an object of field messages.
     this.error = error;
     this.retryAfter = retryAfter;
+    // WWW-Authenticate: a 401 about the access token says "Bearer …"; a wrong password says nothing.
+    this.challenge = challenge;
+  }
+
+  get tokenRefused() {
+    return this.status === 401 && /^Bearer\b/.test(this.challenge || "");
   }
 
   get fields() {
@@ -119,8 +125,7 @@ export class Api {
         };
         xhr.onload = () => {
           onProgress(1);
-          const retryAfter = xhr.getResponseHeader("Retry-After");
-          resolve(this.readEnvelope(xhr.status, xhr.responseText, retryAfter));
+          resolve(this.readEnvelope(xhr.status, xhr.responseText, (name) => xhr.getResponseHeader(name)));
         };
         xhr.onerror = () => reject(this.unreachable());
         xhr.send(formData);
@@ -135,13 +140,13 @@ export class Api {
     } catch {
       throw this.unreachable();
     }
-    const result = this.readEnvelope(response.status, await response.text(), response.headers.get("Retry-After"));
+    const result = this.readEnvelope(response.status, await response.text(), (name) => response.headers.get(name));
     if (result instanceof ApiError) throw result;
     return result;
   }
 
   /** The envelope of a success, or an ApiError for a failure (returned, not thrown). */
-  readEnvelope(status, text, retryAfter) {
+  readEnvelope(status, text, header) {
     if (status === 204) return { message: "", data: null };
     let body = null;
     try {
@@ -151,10 +156,12 @@ export class Api {
     }
     if (status >= 200 && status < 300 && body) return body;
     const message = (body && body.message) || `The API answered with status ${status}.`;
+    const retryAfter = header("Retry-After");
     return new ApiError(message, {
       status,
       error: body ? body.error : null,
       retryAfter: retryAfter && /^\d+$/.test(retryAfter) ? Number(retryAfter) : null,
+      challenge: header("WWW-Authenticate"),
     });
   }
 
@@ -169,8 +176,9 @@ export class Api {
       return await send();
     } catch (failure) {
       // The token expired while the page slept, or the server restarted with a new lifetime:
-      // one refresh and one retry. A second 401 means the session itself is over.
-      if (!(failure instanceof ApiError) || failure.status !== 401 || !this.canResume) throw failure;
+      // one refresh and one retry. A second 401 means the session itself is over. A 401 without
+      // a Bearer challenge is a wrong password: sending it again would count it twice.
+      if (!(failure instanceof ApiError) || !failure.tokenRefused || !this.canResume) throw failure;
       await this.refresh();
       return send();
     }
@@ -185,8 +193,9 @@ export class Api {
     return data;
   }
 
-  async loginWithSecondFactor(ticket, code) {
-    const json = { mfa_ticket: ticket, ...secondFactor(code) };
+  /** The second step of a login: `factor` is { code } or { recovery_code }. */
+  async loginWithSecondFactor(ticket, factor) {
+    const json = { mfa_ticket: ticket, ...factor };
     const { data } = await this.request("POST", "/users/login/mfa", { json, auth: false });
     this.startSession(data);
     return data;

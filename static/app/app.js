@@ -9,7 +9,7 @@ import { browserPasskey } from "./passkeys.js";
 import { SessionsView } from "./sessions.js";
 import { SettingsView } from "./settings.js";
 import { TokensView } from "./tokens.js";
-import { $, alertText, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
+import { $, alertText, clearFieldErrors, clearMessages, clone, mount, notify, onSubmit, showError, whileBusy } from "./ui.js";
 
 // Routes for the logged-out only; LINK_ROUTES are for anyone.
 const PUBLIC_ROUTES = ["login", "signup", "mfa"];
@@ -76,7 +76,11 @@ function showAuthView(name, focus) {
     passkey.addEventListener("click", () => whileBusy(passkey, signInWithPasskey));
   }
   if (name === "signup") onSubmit(form, signUp);
-  if (name === "mfa") onSubmit(form, verifyCode);
+  if (name === "mfa") {
+    onSubmit(form, verifyCode);
+    const other = () => ($("#mfa-code", form).name === "code" ? "recovery_code" : "code");
+    $("[data-action=switch]", form).addEventListener("click", () => switchFactor(form, other()));
+  }
   mount(view, { focus });
 }
 
@@ -91,6 +95,37 @@ async function logIn(form) {
   welcome(data, `Welcome back, ${data.name}.`);
 }
 
+// The second step asks for one kind of code at a time, so that the field, its hint and the
+// name the API knows it by match what the user has in hand.
+const FACTORS = {
+  code: {
+    label: "Authenticator code",
+    hint: "The 6-digit code your authenticator app shows now.",
+    inputMode: "numeric",
+    autocomplete: "one-time-code",
+    other: "Use a recovery code instead",
+  },
+  recovery_code: {
+    label: "Recovery code",
+    hint: "One of the recovery codes you saved when you turned two-factor authentication on. Each works once.",
+    inputMode: "text",
+    autocomplete: "off",
+    other: "Use your authenticator app instead",
+  },
+};
+
+function switchFactor(form, name) {
+  const factor = FACTORS[name];
+  const input = $("#mfa-code", form);
+  Object.assign(input, { name, value: "", inputMode: factor.inputMode, autocomplete: factor.autocomplete });
+  $("label[for=mfa-code]", form).textContent = factor.label;
+  $(".hint", form).textContent = factor.hint;
+  $("[data-action=switch]", form).textContent = factor.other;
+  clearFieldErrors(form);
+  clearMessages();
+  input.focus();
+}
+
 /** No email and no password: the browser offers this site's passkeys, and a passkey is both factors. */
 async function signInWithPasskey() {
   const { data } = await api.request("POST", "/users/login/passkey/options", { auth: false });
@@ -99,10 +134,12 @@ async function signInWithPasskey() {
 }
 
 async function verifyCode(form) {
+  const input = $("#mfa-code", form);
   try {
-    const data = await api.loginWithSecondFactor(mfaTicket, form.elements.code.value.trim());
+    const data = await api.loginWithSecondFactor(mfaTicket, { [input.name]: input.value.trim() });
     mfaTicket = null;
-    welcome(data, `Welcome back, ${data.name}.`);
+    const used = input.name === "recovery_code" ? " That recovery code is used up: new ones are in Settings." : "";
+    welcome(data, `Welcome back, ${data.name}.${used}`);
   } catch (failure) {
     if (failure instanceof ApiError && /log in again/.test(failure.message)) {
       // The ticket expired or was used up: start over, saying why.

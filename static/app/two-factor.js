@@ -41,7 +41,7 @@ export class TwoFactorSection extends Section {
     $("[data-slot=qr]", part).src = data.qr_code;
     $("[data-slot=secret]", part).textContent = data.secret;
     $("[data-action=cancel]", part).addEventListener("click", () => {
-      this.clear();
+      this.page.clear();
       this.showOff();
       this.heading.focus();
     });

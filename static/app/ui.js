@@ -131,7 +131,8 @@ export function onSubmit(form, action, { region = $("#alert"), notice = $("#noti
 }
 
 /** A part of a page with its own heading and messages (its .notice and .alert), e.g. a section
- * of the settings. `page.api` is the API. */
+ * of the settings. `page.api` is the API; `page.clear()` quiets every part before one acts, so
+ * that the one message on screen is about the last thing done. */
 export class Section {
   constructor(templateId, page) {
     this.page = page;
@@ -147,7 +148,11 @@ export class Section {
 
   /** A form of this section: its failures are shown here. */
   onSubmit(form, action) {
-    onSubmit(form, action, { region: this.alert, notice: this.notice });
+    const act = (submitted) => {
+      this.page.clear();
+      return action(submitted);
+    };
+    onSubmit(form, act, { region: this.alert, notice: this.notice });
   }
 
   say(text) {
@@ -156,6 +161,10 @@ export class Section {
 
   clear() {
     clearMessages(this.alert, this.notice);
+  }
+
+  fail(failure) {
+    showError(failure, { region: this.alert });
   }
 }
 

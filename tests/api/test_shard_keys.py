@@ -163,6 +163,18 @@ def walk_the_tokens(call, auth):
     call("POST", "/users/tokens", 201, json=body, headers=auth)  # left for log-out-everywhere to revoke
 
 
+def walk_the_passkeys(call, auth):
+    """The passkey routes; a credential that does not verify still runs the lookups a real one would."""
+    unknown = {"id": "x", "rawId": "x", "type": "public-key", "response": {}}
+    call("POST", "/users/passkeys/registration/options", 200, json={"password": NEW_PASSWORD}, headers=auth)
+    call("POST", "/users/passkeys", 400, json={"credential": unknown}, headers=auth)
+    call("GET", "/users/passkeys", 200, headers=auth)
+    call("PATCH", f"/users/passkeys/{ObjectId()}", 404, json={"name": "Laptop"}, headers=auth)
+    call("DELETE", f"/users/passkeys/{ObjectId()}", 404, headers=auth)
+    call("POST", "/users/login/passkey/options", 200)
+    call("POST", "/users/login/passkey", 401, json={"credential": unknown})
+
+
 def walk_the_mailed_links(call, email, auth):
     """The routes behind mailed links; a wrong token still runs the lookup that a right one would."""
     call("POST", "/users/password/forgot", 202, json={"email": email})
@@ -216,6 +228,7 @@ def test_every_books_sessions_and_events_command_of_every_endpoint_names_the_use
     walk_the_books(call, auth)
     auth = walk_the_account(call, email, auth, tokens["refresh_token"])
     walk_the_tokens(call, auth)
+    walk_the_passkeys(call, auth)
     walk_the_mailed_links(call, email, auth)
     verify_the_address(app, call, email)
     walk_two_factor(call, email, auth)
