@@ -329,7 +329,6 @@ class RefreshRequest(Schema):
 
 FAILED_LOGINS = ("exclude", "include", "only")
 # An events cursor (api.cursors.encode_event) for the last millisecond of 9999: before it, every event.
-EVENTS_FROM_NEWEST = "AADmd9If2_________________8"
 
 
 def _failed_logins(value: str) -> str:
@@ -345,9 +344,6 @@ class EventsQuery(Schema):
         min_length=1,
         max_length=CURSOR_MAX,
         description="`meta.next_before` of the previous page; leave out for the newest events.",
-        # Documented as the cursor of the end of time, which leaving it out means: an importer
-        # then sends a cursor that works (the first page), never a placeholder.
-        json_schema_extra={"default": EVENTS_FROM_NEWEST},
     )
     failed_logins: Annotated[
         StrictStr,
