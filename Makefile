@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 NPM := $(shell command -v npm 2>/dev/null)
 NODE_TOOLS := $(if $(NPM),node_modules/.installed)
 
-.PHONY: run dev test lint format bench install install-dev init-db clean
+.PHONY: run dev test coverage lint format bench install install-dev init-db clean
 
 run: $(VENV)/.installed ## serve the API on http://$${HOST:-127.0.0.1}:$${PORT:-5000}
 	$(BIN)/python launcher.py
@@ -18,7 +18,10 @@ test: $(VENV)/.installed-dev $(NODE_TOOLS) ## lint and type-check, then run the 
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+coverage: $(VENV)/.installed-dev $(NODE_TOOLS) ## the whole suite, then the application's line coverage (the tests' own lines not counted)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --cov=. --cov-report=term
 
 lint: $(VENV)/.installed-dev ## ruff and mypy: lint, check formatting and types (make test runs this first)
 	$(BIN)/ruff check .
