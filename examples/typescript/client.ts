@@ -3,11 +3,13 @@
 // With `make run` going, from the repository's folder (after `npm ci`):
 //   node examples/typescript/generate.mjs http://127.0.0.1:5000/openapi.json examples/typescript/api.d.ts
 //   npx tsc --strict -p examples/typescript && node examples/typescript/build/client.js
-// API_URL names another server; COVER_PATH another cover.
+// API_URL names another server; COVER_PATH another cover; MAIL_DIR the folder where a server
+// without MAIL_URL writes its mails (instance/mail), where the sign-up mail's link is read.
 // It signs up, logs in, adds books with covers, walks the list by cursor, updates a book with
 // If-Match, refreshes its tokens, turns the second factor on, logs in with it, and logs out.
 import { createHmac, randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "./api";
 
@@ -15,6 +17,7 @@ type Book = components["schemas"]["BookOut"];
 
 const API_URL = process.env.API_URL ?? "http://127.0.0.1:5000";
 const COVER = process.env.COVER_PATH ?? "examples/postman/cover.png";
+const MAIL_DIR = process.env.MAIL_DIR ?? "instance/mail";
 const api = createClient<paths>({ baseUrl: API_URL });
 
 let accessToken: string | undefined;
@@ -29,6 +32,21 @@ api.use(bearer);
 function check(condition: unknown, what: string): asserts condition {
   if (!condition) throw new Error(`failed: ${what}`);
   console.log(`ok - ${what}`);
+}
+
+// The token of the newest mailed link to `email`, from the development mail files (a reader
+// with real mail copies it from the mail). The server's sender writes the file within moments.
+async function mailedToken(email: string): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const mails = readdirSync(MAIL_DIR).filter((name) => name.endsWith(".eml")).sort();
+    for (const name of mails.reverse()) {
+      const text = readFileSync(join(MAIL_DIR, name), "utf8");
+      const token = /#token=([A-Za-z0-9_-]+)/.exec(text)?.[1];
+      if (token && text.includes(`To: ${email}`)) return token;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`failed: no mailed link to ${email} in ${MAIL_DIR}`);
 }
 
 // A book's fields and its cover as multipart/form-data: the cover is a Blob in the generated types.
@@ -126,6 +144,9 @@ async function main(): Promise<void> {
   check(refreshed.data?.data.token, "the refresh token gives a new access token");
   accessToken = refreshed.data.data.token;
 
+  // Two-factor needs a verified address: the sign-up mail's link.
+  const proven = await api.POST("/users/email/verify", { body: { token: await mailedToken(email) } });
+  check(proven.data?.data.email_verified, "the sign-up mail's link verifies the address");
   const enrolment = await api.POST("/users/mfa/totp", { body: { password } });
   check(enrolment.data, "the second factor is started");
   const verified = await api.POST("/users/mfa/totp/verify", { body: { code: totp(enrolment.data.data.secret) } });

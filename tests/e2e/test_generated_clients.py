@@ -53,9 +53,15 @@ def run(command: list[str], cwd: str, **env: str) -> subprocess.CompletedProcess
     return result
 
 
+def mail_dir(launcher) -> str:
+    """Where the server writes its mails, as `make run` does: the clients read the sign-up link there."""
+    return str(launcher.instance / "mail")
+
+
 def test_the_typescript_client_type_checks_strictly_and_runs_the_flow(launcher, tmp_path):
     node_tools("openapi-typescript", "openapi-fetch", "typescript")
     print(", ".join(version(name) for name in ("openapi-typescript", "openapi-fetch", "typescript")))
+    launcher.env["MAIL_SENDER"] = "true"  # as `make run`: mails become files, the clients read a link there
     launcher.start()
     for name in ("client.ts", "tsconfig.json"):
         shutil.copy(os.path.join(EXAMPLES, "typescript", name), tmp_path)
@@ -67,7 +73,13 @@ def test_the_typescript_client_type_checks_strictly_and_runs_the_flow(launcher, 
     checked = run([tsc, "--strict", "--noEmit", "-p", "."], str(tmp_path))
     assert checked.returncode == 0, "the client does not type-check against the generated types"
     assert run([tsc, "-p", "."], str(tmp_path)).returncode == 0
-    flow = run(["node", "build/client.js"], str(tmp_path), API_URL=launcher.base_url, COVER_PATH=COVER)
+    flow = run(
+        ["node", "build/client.js"],
+        str(tmp_path),
+        API_URL=launcher.base_url,
+        COVER_PATH=COVER,
+        MAIL_DIR=mail_dir(launcher),
+    )
     assert flow.returncode == 0, f"--- server log\n{launcher.log()}"
     assert flow.stdout.rstrip().endswith("ok - the access token no longer works after logging out")
 
@@ -75,6 +87,7 @@ def test_the_typescript_client_type_checks_strictly_and_runs_the_flow(launcher, 
 def test_the_python_client_type_checks_strictly_and_runs_the_flow(launcher, tmp_path):
     generator = shutil.which("openapi-python-client", path=os.path.dirname(sys.executable))
     assert generator, "openapi-python-client is not installed: make install-dev (requirements-dev.txt)"
+    launcher.env["MAIL_SENDER"] = "true"  # as `make run`: mails become files, the clients read a link there
     launcher.start()
     tools = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     print(run([generator, "--version"], str(tmp_path)).stdout.strip())
@@ -93,7 +106,12 @@ def test_the_python_client_type_checks_strictly_and_runs_the_flow(launcher, tmp_
     )
     assert checked.returncode == 0, "the client does not type-check against the generated package"
     flow = run(
-        [sys.executable, PYTHON_CLIENT], str(tmp_path), PYTHONPATH=package, API_URL=launcher.base_url, COVER_PATH=COVER
+        [sys.executable, PYTHON_CLIENT],
+        str(tmp_path),
+        PYTHONPATH=package,
+        API_URL=launcher.base_url,
+        COVER_PATH=COVER,
+        MAIL_DIR=mail_dir(launcher),
     )
     assert flow.returncode == 0, f"--- server log\n{launcher.log()}"
     assert flow.stdout.rstrip().endswith("ok - the access token no longer works after logging out")
