@@ -3,6 +3,7 @@
 Every value can be overridden from the environment or the command line.
 """
 
+import json
 import multiprocessing
 import os
 
@@ -52,6 +53,33 @@ proc_name = "book-library"
 # Every response's Server header names the server software unless told otherwise;
 # gunicorn has no setting for it, and reads this module global for each response.
 gunicorn.http.wsgi.SERVER = "book-library"
+
+
+# What gunicorn's own refusals say (a request it cannot parse never reaches the app). They keep
+# the API's JSON envelope, as the document describes them, instead of gunicorn's HTML page.
+SERVER_REFUSALS = {
+    400: "The request is malformed.",
+    403: "The request is forbidden.",
+    414: "The request line is too long.",
+    417: "The expectation cannot be met.",
+    431: "The request's header fields are too large.",
+    500: "An unexpected error occurred.",
+    501: "The transfer coding is not supported.",
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's util.write_error, in the envelope; `mesg` may quote the request, so it is left out."""
+    body = json.dumps({"message": SERVER_REFUSALS.get(status_int, reason + "."), "data": None, "error": reason})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, (head + body).encode("latin1"))
+
+
+# Read by gunicorn's workers at each refusal, like SERVER above.
+util.write_error = write_json_error
 
 
 class RedactingLogger(Logger):

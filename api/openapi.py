@@ -52,10 +52,14 @@ api = SpecTree(
 )
 
 # Failures every operation can meet besides its own: the server in front (gunicorn) answers
-# 414 and 431 itself, in HTML (not described as content: generated clients would type every
-# error as "envelope or string"); the app answers 500, and 503 while the database is away (database=True).
-SERVER_ERRORS = {414: "Request Line is too large", 431: "Error parsing headers"}
+# 414 and 431 itself, in the same envelope (gunicorn.conf.py); the app answers 500, and 503
+# while the database is away (database=True).
+SERVER_ERRORS = {
+    414: ("The request line is too long.", "URI Too Long"),
+    431: ("The request's header fields are too large.", "Request Header Fields Too Large"),
+}
 BODY_ERRORS = (413, 415)
+ERROR_ENVELOPE = "#/components/schemas/ErrorEnvelope"
 # What each failure says, unless the operation says it more precisely (documented(messages=...)).
 ERROR_MESSAGES = {
     401: "Token has expired.",
@@ -264,10 +268,11 @@ def _refine_responses(operation: Part, schemas: Part) -> None:
             message = messages.get(code) or ERROR_MESSAGES.get(code) or HTTP_STATUS_CODES[code] + "."
             example = {"message": message, "data": None, "error": default_exceptions[code]().name}
         response["content"]["application/json"]["example"] = example
-    for code, message in SERVER_ERRORS.items():
-        # No content described: a generated client's error type stays the JSON envelope.
+    for code, (message, error) in SERVER_ERRORS.items():
+        example = {"message": message, "data": None, "error": error}
         responses[str(code)] = {
-            "description": f"{HTTP_STATUS_CODES[code]}: answered by the server in front of the app, in HTML: {message}."
+            "description": f"{HTTP_STATUS_CODES[code]}: answered by the server in front of the app",
+            "content": {"application/json": {"schema": {"$ref": ERROR_ENVELOPE}, "example": example}},
         }
 
 

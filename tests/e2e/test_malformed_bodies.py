@@ -152,3 +152,30 @@ def test_a_chunked_body_the_server_cannot_read_is_400_and_no_error_is_logged(ser
     server.process.wait_for(rf'"request_id":"{request_id}"', LOG_SECONDS)  # the request's own line, the last
     logged = server.process.log(10**8)[logged_before:]
     assert not ERROR_LINE.search(logged), logged
+
+
+# --- requests gunicorn refuses before the app sees them -------------------------------------------
+
+SERVER_REFUSED = {
+    "a request line over the limit": (
+        b"GET /books/?category=" + b"x" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        414,
+        "The request line is too long.",
+        "URI Too Long",
+    ),
+    "a header field over the limit": (
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n",
+        431,
+        "The request's header fields are too large.",
+        "Request Header Fields Too Large",
+    ),
+    "a malformed request line": (b"GET\r\n\r\n", 400, "The request is malformed.", "Bad Request"),
+}
+
+
+@pytest.mark.parametrize("case", SERVER_REFUSED, ids=list(SERVER_REFUSED))
+def test_what_gunicorn_refuses_is_answered_in_the_json_envelope(server, case):
+    request, status, message, error = SERVER_REFUSED[case]
+    reply = exchange(server.port, request)
+    assert_envelope(reply, status, message, error)
+    assert b"<html" not in reply.raw
