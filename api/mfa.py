@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from werkzeug.exceptions import Conflict, Forbidden, Unauthorized
+from werkzeug.exceptions import Conflict, Forbidden
 
 import validate
 from api import account_requests
@@ -14,7 +14,7 @@ from api.openapi import documented
 from api.responses import Reply, envelope, json_body, optional_json_body
 from api.schemas import Envelope, MfaEnrollmentOut, RecoveryCodesOut
 from auth.audit import record
-from auth.passwords import BAD_CREDENTIALS, confirm_password
+from auth.passwords import confirm_password, require_password
 from auth.throttling import rate_limit
 from auth.totp import (
     decrypt_totp_secret,
@@ -69,15 +69,7 @@ def start_mfa(current_user: dict[str, Any]) -> Reply:
     if mfa_enabled(current_user):
         raise Conflict(ALREADY_ON)
     _require_verified(current_user)
-    rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=current_user["_id"])
-    confirm_password(
-        current_user,
-        current_user["email"],
-        fields.password,
-        failure=Unauthorized(BAD_CREDENTIALS),
-        event="password_check_failed",
-        step="mfa_enrolment",
-    )
+    require_password(current_user, fields.password, "mfa_enrolment")
     enrollment = new_totp_enrollment(current_user["email"])
     User.start_mfa(current_user["_id"], encrypt_totp_secret(enrollment["secret"]))
     record("mfa_enrollment_started", current_user["_id"])

@@ -7,7 +7,7 @@ from typing import Any
 
 from bson import ObjectId
 from flask import Blueprint
-from werkzeug.exceptions import Conflict, NotFound, Unauthorized
+from werkzeug.exceptions import Conflict, NotFound
 
 import validate
 from api import account_requests
@@ -16,8 +16,7 @@ from api.responses import Reply, envelope, json_body
 from api.schemas import AccessTokenCreatedOut, AccessTokenOut, Envelope
 from auth.access_tokens import MAX_TOKENS, AccessTokens, describe, expires_soon
 from auth.audit import record
-from auth.passwords import BAD_CREDENTIALS, confirm_password
-from auth.throttling import rate_limit
+from auth.passwords import BAD_CREDENTIALS, require_password
 from auth.totp import require_second_factor
 from auth_middleware import token_required
 from database.documents import isoformat, utcnow
@@ -45,15 +44,7 @@ def create_token(current_user: dict[str, Any]) -> Reply:
     again. Needs the password (and, with two-factor on, a `code` or `recovery_code`)."""
     user_id = current_user["_id"]
     fields = validate.load(account_requests.AccessTokenCreate, json_body())
-    rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
-    confirm_password(
-        current_user,
-        current_user["email"],
-        fields.password,
-        failure=Unauthorized(BAD_CREDENTIALS),
-        event="password_check_failed",
-        step="access_token",
-    )
+    require_password(current_user, fields.password, "access_token")
     require_second_factor(current_user, fields, "access_token")
     created = AccessTokens.create(current_user, fields.name, fields.scopes, fields.expires_in_days)
     if created is None:

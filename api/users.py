@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from pymongo.errors import DuplicateKeyError
-from werkzeug.exceptions import Conflict, Unauthorized
+from werkzeug.exceptions import Conflict
 
 import validate
 from api import account_requests, book_requests, cursors
@@ -15,7 +15,7 @@ from api.openapi import documented
 from api.responses import Reply, conditional, envelope, json_body, optional_json_body, query_args
 from api.schemas import Accepted, Envelope, EventList, EventOut, UserOut
 from auth.audit import Events, record
-from auth.passwords import BAD_CREDENTIALS, confirm_password, hash_password
+from auth.passwords import hash_password, require_password
 from auth.throttling import rate_limit
 from auth.totp import require_second_factor
 from auth_middleware import token_required
@@ -118,15 +118,7 @@ def disable_user(current_user: dict[str, Any]) -> Response:
     The JSON body carries the `password`, and with a second factor on a `code` or `recovery_code`."""
     user_id = current_user["_id"]
     fields = validate.load(account_requests.AccountDisable, optional_json_body())
-    rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user_id)
-    confirm_password(
-        current_user,
-        current_user["email"],
-        fields.password,
-        failure=Unauthorized(BAD_CREDENTIALS),
-        event="password_check_failed",
-        step="disable_account",
-    )
+    require_password(current_user, fields.password, "disable_account")
     require_second_factor(current_user, fields, "disable_account")
     disable_account(user_id, current_app.config["ACCOUNT_PURGE_DAYS"])
     record("account_disabled", user_id)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, Unauthorized
 from werkzeug.security import check_password_hash
 
 from auth.audit import record
 from auth.state import auth_state
-from auth.throttling import LockState, check_lockout, count_failure
+from auth.throttling import LockState, check_lockout, count_failure, rate_limit
 from models import User
 
 # One answer for every wrong password, at login and at a sensitive action alike.
@@ -66,3 +66,12 @@ def confirm_password(
         record(event, user_id, **detail)
         raise failure
     return lock
+
+
+def require_password(user: dict[str, Any], password: str, action: str) -> None:
+    """A sensitive action's step-up: the account's password in the request itself, so that an
+    access token alone cannot take it. Limited per account (a stolen token guessing from many
+    addresses) besides the lock-out; a wrong one gets login's 401."""
+    rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=user["_id"])
+    failure = Unauthorized(BAD_CREDENTIALS)
+    confirm_password(user, user["email"], password, failure=failure, event="password_check_failed", step=action)
