@@ -12,7 +12,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    JsonValue,
     StrictInt,
     StrictStr,
     ValidationInfo,
@@ -201,62 +200,6 @@ class EmailChange(MfaFactor):
     )
     email: Email
     password: StrictStr = Field(max_length=PASSWORD_MAX * 4)
-
-
-PASSKEY_NAME_MAX = 64
-PasskeyName = Annotated[
-    StrictStr,
-    Field(min_length=1, max_length=PASSKEY_NAME_MAX, description="Your name for the passkey, to tell it apart."),
-]
-Credential = Annotated[
-    dict[str, JsonValue],
-    Field(description="What the browser's navigator.credentials answered, in its JSON form (toJSON())."),
-]
-
-
-class PasskeyConfirm(Schema):
-    """The sensitive-action check before a new passkey: the password, or an assertion of an
-    existing passkey (answering options from POST /users/login/passkey/options)."""
-
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={
-            "examples": [{"password": "Corr3ct horse battery!"}],
-            # One of them, not null.
-            "allOf": [
-                {
-                    "anyOf": [
-                        {"required": ["password"], "properties": {"password": {"type": "string"}}},
-                        {"required": ["passkey"], "properties": {"passkey": {"type": "object"}}},
-                    ]
-                }
-            ],
-        },
-    )
-    password: CurrentPassword | None = None
-    passkey: Credential | None = None
-
-
-class PasskeyRegistration(Schema):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
-    )
-    credential: Credential
-    name: PasskeyName | None = None
-
-
-class PasskeyLogin(Schema):
-    model_config = ConfigDict(
-        extra="ignore",
-        json_schema_extra={"examples": [{"credential": {"id": "...", "rawId": "...", "type": "public-key"}}]},
-    )
-    credential: Credential
-
-
-class PasskeyRename(Schema):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"name": "Work laptop"}]})
-    name: PasskeyName
 
 
 def _whole_float(value: object) -> object:

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, request
 from werkzeug.exceptions import Conflict, Forbidden, NotFound, Unauthorized
 
 import validate
-from api import account_requests
+from api import passkey_requests
 from api.cookies import tokens_reply
 from api.openapi import documented
 from api.responses import Reply, envelope, json_body
@@ -74,7 +74,7 @@ def _check_assertion(
 @documented(
     tags=["passkeys"],
     ok=(200, Envelope[PasskeyOptionsOut]),
-    json=account_requests.PasskeyConfirm,
+    json=passkey_requests.PasskeyConfirm,
     auth=True,
     errors=(400, 429),
     messages={401: BAD_CREDENTIALS},
@@ -83,7 +83,7 @@ def _check_assertion(
 def passkey_registration_options(current_user: dict[str, Any]) -> Reply:
     """Start adding a passkey (a sensitive action: the password, or an existing passkey's
     assertion); answer within five minutes at POST /users/passkeys."""
-    fields = validate.load(account_requests.PasskeyConfirm, json_body())
+    fields = validate.load(passkey_requests.PasskeyConfirm, json_body())
     rate_limit("password", PASSWORD_ACCOUNT_RATE_LIMIT=current_user["_id"])
     if fields.password is not None:
         confirm_password(
@@ -107,7 +107,7 @@ def passkey_registration_options(current_user: dict[str, Any]) -> Reply:
 @documented(
     tags=["passkeys"],
     ok=(201, Envelope[PasskeyOut]),
-    json=account_requests.PasskeyRegistration,
+    json=passkey_requests.PasskeyRegistration,
     auth=True,
     errors=(400, 409),
     messages={409: REGISTERED_ALREADY},
@@ -115,7 +115,7 @@ def passkey_registration_options(current_user: dict[str, Any]) -> Reply:
 @token_required
 def add_passkey(current_user: dict[str, Any]) -> Reply:
     """Finish adding a passkey: the answer of navigator.credentials.create()."""
-    fields = validate.load(account_requests.PasskeyRegistration, json_body())
+    fields = validate.load(passkey_requests.PasskeyRegistration, json_body())
     try:
         passkey = finish_registration(current_user, fields.credential, fields.name)
     except PasskeyRefused as exc:
@@ -140,7 +140,7 @@ def list_passkeys(current_user: dict[str, Any]) -> Reply:
 @documented(
     tags=["passkeys"],
     ok=(200, Envelope[PasskeyOut]),
-    json=account_requests.PasskeyRename,
+    json=passkey_requests.PasskeyRename,
     auth=True,
     errors=(400, 404),
     messages={404: NOT_FOUND},
@@ -148,7 +148,7 @@ def list_passkeys(current_user: dict[str, Any]) -> Reply:
 @token_required
 def rename_passkey(current_user: dict[str, Any], passkey_id: ObjectId | None) -> Reply:
     """Rename one of the caller's passkeys."""
-    fields = validate.load(account_requests.PasskeyRename, json_body())
+    fields = validate.load(passkey_requests.PasskeyRename, json_body())
     passkey = Passkeys.rename(current_user["_id"], passkey_id, fields.name) if passkey_id else None
     if passkey is None:
         raise NotFound(NOT_FOUND)
@@ -184,7 +184,7 @@ def passkey_login_options() -> Reply:
 @documented(
     tags=["passkeys"],
     ok=(200, Envelope[LoginOut]),
-    json=account_requests.PasskeyLogin,
+    json=passkey_requests.PasskeyLogin,
     errors=(400, 401, 403, 429),
     messages={401: NOT_VERIFIED},
     operation_id="logInWithPasskey",
@@ -192,7 +192,7 @@ def passkey_login_options() -> Reply:
 def login_passkey() -> Reply:
     """Finish signing in with a passkey: the answer of navigator.credentials.get(). A passkey
     verifies its user, so it is both factors: no code follows."""
-    fields = validate.load(account_requests.PasskeyLogin, json_body())
+    fields = validate.load(passkey_requests.PasskeyLogin, json_body())
     rate_limit("login", LOGIN_RATE_LIMIT=request.remote_addr)
     passkey = find_passkey(fields.credential)
     user = User.find_by_id(passkey["user_id"]) if passkey else None
