@@ -23,6 +23,7 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 
 import launcher  # noqa: E402
 from app import create_app  # noqa: E402
+from database.client import state as database_state  # noqa: E402
 
 FORGOT = "/users/password/forgot"
 
@@ -71,7 +72,7 @@ def main(rounds: int) -> None:
                 known.append(timed(client, "ada@example.com"))
                 unknown.append(timed(client, f"nobody{n}@example.com"))
         finally:
-            client = app.extensions["mongo"]["client"] if app else None
+            client = database_state(app).client if app else None
             if client is not None:
                 client.close()  # before the database stops, so that it stops cleanly
             launcher.stop_database(database, port)
