@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import Forbidden, Unauthorized
+from flask import Blueprint, Response, g, request
+from werkzeug.exceptions import Unauthorized
 
 import validate
 from api import account_requests
@@ -17,7 +17,7 @@ from api.schemas import Envelope, LoginOut, MfaChallengeOut, TokensOut, UserOut
 from auth.audit import client_info, record
 from auth.mfa_tickets import MFA_TICKET_SECONDS, MfaTickets, create_mfa_ticket, read_mfa_ticket
 from auth.passwords import BAD_CREDENTIALS, confirm_password
-from auth.sessions import RefreshOutcome, Sessions, start_session, token_response
+from auth.sessions import RefreshOutcome, Sessions, require_verified_address, start_session, token_response
 from auth.throttling import check_lockout, clear_failures, count_failure, rate_limit
 from auth.totp import second_factor_ok
 from auth_middleware import token_required
@@ -27,10 +27,6 @@ from workflows.accounts import log_out_everywhere
 
 login_routes = Blueprint("login", __name__)
 
-UNVERIFIED = (
-    "Verify your email address first: open the link in the mail we sent you. "
-    "For a new link, sign up again with the same address."
-)
 REFRESH_INVALID = "Refresh token is invalid or expired."
 TICKET_INVALID = "The sign-in ticket is invalid or has expired; log in again."
 TICKET_SPENT = "The sign-in ticket was used, expired or had too many wrong codes; log in again."
@@ -56,9 +52,7 @@ def login() -> Reply:
     failure = Unauthorized(BAD_CREDENTIALS)
     lock = confirm_password(user, email, fields.password, failure=failure, event="login_failed", email=email)
     assert user is not None  # confirm_password refused an unknown email
-    if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.get("email_verified"):
-        record("login_unverified", user["_id"])
-        raise Forbidden(UNVERIFIED)
+    require_verified_address(user)
     if mfa_enabled(user):
         return _mfa_challenge(user)  # the failure count stays until the second step succeeds
     clear_failures(lock)

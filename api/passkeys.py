@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, current_app, request
-from werkzeug.exceptions import Conflict, Forbidden, NotFound, Unauthorized
+from flask import Blueprint, request
+from werkzeug.exceptions import Conflict, NotFound, Unauthorized
 
 import validate
 from api import passkey_requests
@@ -31,7 +31,7 @@ from auth.passkey_ceremonies import (
 )
 from auth.passkeys import Passkeys
 from auth.passwords import BAD_CREDENTIALS, confirm_password
-from auth.sessions import start_session
+from auth.sessions import require_verified_address, start_session
 from auth.throttling import LockState, check_lockout, clear_failures, count_failure, rate_limit
 from auth_middleware import token_required
 from database.documents import Document
@@ -42,10 +42,6 @@ passkeys = Blueprint("passkeys", __name__)
 
 NOT_FOUND = "Passkey not found."
 ONLY_WAY_IN = "This passkey is the only way into the account: set a password or add another passkey first."
-UNVERIFIED = (
-    "Verify your email address first: open the link in the mail we sent you. "
-    "For a new link, sign up again with the same address."
-)
 CONFIRM = "Send the password, or an assertion of one of your passkeys."
 
 
@@ -202,9 +198,7 @@ def login_passkey() -> Reply:
     lock = check_lockout(key, user["_id"] if user else None)
     _check_assertion(fields.credential, passkey, user, lock)
     assert passkey is not None and user is not None  # _check_assertion refused an unknown passkey
-    if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.get("email_verified"):
-        record("login_unverified", user["_id"])
-        raise Forbidden(UNVERIFIED)
+    require_verified_address(user)
     clear_failures(lock)
     tokens = start_session(user)
     record("login", user["_id"], passkey_id=str(passkey["_id"]))

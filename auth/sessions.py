@@ -14,12 +14,17 @@ from typing import Any
 from bson import ObjectId
 from flask import current_app
 from pymongo import ASCENDING, DESCENDING
+from werkzeug.exceptions import Forbidden
 
-from auth.audit import USER_AGENT_MAX, client_info
+from auth.audit import USER_AGENT_MAX, client_info, record
 from auth_middleware import create_access_token
 from database.documents import OBJECT_ID_HEX_LENGTH, Document, Index, Model, digest, parse_object_id, utcnow
 from models import User
 
+UNVERIFIED = (
+    "Verify your email address first: open the link in the mail we sent you. "
+    "For a new link, sign up again with the same address."
+)
 # Random bytes in each refresh token's secret part.
 SECRET_BYTES = 32
 
@@ -244,3 +249,11 @@ def token_response(user: Document, session: Document, refresh_token: str) -> dic
     """The tokens a client gets for `session` (its record: _id and expires_at)."""
     token, lifetime = create_access_token(user, session["_id"], session["expires_at"])
     return {"token": token, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh_token}
+
+
+def require_verified_address(user: Document) -> None:
+    """With REQUIRE_VERIFIED_EMAIL, any way of logging in (password or passkey) answers 403 until
+    the address is proven; asked only once the credential itself has passed."""
+    if current_app.config["REQUIRE_VERIFIED_EMAIL"] and not user.get("email_verified"):
+        record("login_unverified", user["_id"])
+        raise Forbidden(UNVERIFIED)

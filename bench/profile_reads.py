@@ -19,8 +19,6 @@ import io
 import os
 import pstats
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,16 +30,11 @@ os.environ["PYTHON_DOTENV_DISABLED"] = "1"
 
 from PIL import Image  # noqa: E402
 
-HOST = "127.0.0.1"
+import launcher  # noqa: E402
+
 # Where the process waits on the database rather than works.
 SOCKET_WAITS = ("recv_into", "sendall", "poll", "select")
 PASSWORD = "Profile-passw0rd!"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def tiny_png() -> bytes:
@@ -97,24 +90,18 @@ def main() -> int:
     parser.add_argument("routes", nargs="*", default=["users", "book", "page", "cursor"])
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="profile-reads-")
-    port = free_port()
-    config = os.path.join(tmp, "secantusd.toml")
-    open(config, "w").close()
-    daemon = os.path.join(os.path.dirname(sys.executable), "secantusd-py")
-    argv = [daemon, "--config", config, "--host", HOST, "--port", str(port), "--storage-path", tmp + "/data"]
-    server = subprocess.Popen(argv + ["--log-level", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url, port = launcher.start_embedded_database(tmp)  # returns once it answers
     # The request log goes to a file, as gunicorn's does in production.
     log_file = open(os.path.join(tmp, "app.log"), "w")
     os.dup2(log_file.fileno(), 2)
     try:
         from app import create_app
-        from launcher import EMBEDDED_URL_OPTIONS
 
         app = create_app(
             {
                 "APP_ENV": "production",
                 "SECRET_KEY": os.urandom(32).hex(),
-                "DATABASE_URL": f"mongodb://{HOST}:{port}/profile?{EMBEDDED_URL_OPTIONS}",
+                "DATABASE_URL": url.replace("/book_library?", "/profile?"),
                 "PUBLIC_URL": "http://localhost",
                 "UPLOAD_FOLDER": os.path.join(tmp, "covers"),
                 "INSTANCE_PATH": os.path.join(tmp, "instance"),
@@ -123,11 +110,6 @@ def main() -> int:
             }
         )
         client = app.test_client()
-        deadline = time.monotonic() + 30
-        while client.get("/healthz").status_code != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the database did not start")
-            time.sleep(0.2)
         headers, book_id = seed(client)
         paths = {"users": "/users/", "book": f"/books/{book_id}", "page": "/books/", "cursor": "/books/?limit=20"}
         for route in args.routes:
@@ -135,8 +117,7 @@ def main() -> int:
             sys.stdout.flush()
         return 0
     finally:
-        server.terminate()
-        server.wait(20)
+        launcher.stop_database(server, port)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,15 +28,8 @@ sys.path.insert(0, ROOT)
 from bson import ObjectId  # noqa: E402
 from pymongo import DESCENDING, MongoClient  # noqa: E402
 
+import launcher  # noqa: E402
 from models import BOOK_FIELDS, Books  # noqa: E402
-
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def timed(call: Callable[[], Any], calls: int) -> float:
@@ -98,24 +89,10 @@ def main() -> int:
     parser.add_argument("--without", default=None, help="leave out one of the models' indexes (by name)")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="query-shapes-")
-    port = free_port()
-    config = os.path.join(tmp, "secantusd.toml")
-    open(config, "w").close()
-    daemon = os.path.join(os.path.dirname(sys.executable), "secantusd-py")
-    argv = [daemon, "--config", config, "--host", HOST, "--port", str(port), "--storage-path", tmp + "/data"]
-    server = subprocess.Popen(argv + ["--log-level", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, url, port = launcher.start_embedded_database(tmp)  # returns once it answers
     client: MongoClient[dict[str, Any]] | None = None
     try:
-        client = MongoClient(f"mongodb://{HOST}:{port}/?retryWrites=false&directConnection=true", tz_aware=True)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.admin.command("ping")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        client = MongoClient(url, tz_aware=True)
         books = client.shapes.books
         for index in Books.indexes():
             if index.name != args.without:
@@ -159,8 +136,7 @@ def main() -> int:
     finally:
         if client is not None:
             client.close()
-        server.terminate()
-        server.wait(20)
+        launcher.stop_database(server, port)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
